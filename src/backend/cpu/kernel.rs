@@ -1,0 +1,57 @@
+//! The contract between the CPU executor and its kernels.
+//!
+//! A kernel is *prepared* once per execution plan, when every input's dtype and
+//! concrete shape are known and constant inputs (weights, axes, pads) are available:
+//! that is where weights get packed and algorithms get chosen. It then *runs* many
+//! times on views of arena buffers. Kernels never allocate activation-sized memory
+//! while running and never see graph structure.
+
+use crate::error::Result;
+use crate::tensor::{DType, Tensor, View, ViewMut};
+
+/// What a kernel may know about one input at preparation time.
+#[derive(Copy, Clone, Debug)]
+pub struct InputDesc<'a> {
+    pub dtype: DType,
+    pub shape: &'a [usize],
+    /// The input's contents when it is a constant (weights, folded shape tensors).
+    pub value: Option<&'a Tensor>,
+}
+
+/// dtype and shape of one output, as computed by shape inference.
+#[derive(Clone, Debug)]
+pub struct OutputDesc {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// A prepared kernel.
+pub trait Kernel: Send + Sync {
+    /// Computes every output. `inputs[i]` is `None` for an omitted optional input;
+    /// `outputs` are pre-shaped views to be fully overwritten (their previous
+    /// contents are garbage).
+    fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()>;
+
+    /// A short label for profiles (algorithm chosen, e.g. `"im2col+gemm"`).
+    fn label(&self) -> &'static str {
+        ""
+    }
+}
+
+/// Fetches required input `i`, or a shape error naming it.
+pub fn required<'a, 'b>(inputs: &'b [Option<View<'a>>], i: usize) -> Result<View<'a>> {
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| crate::error::Error::shape("kernel", format!("missing required input {i}")))
+}
+
+/// Fetches required input `i` description at preparation time.
+pub fn required_desc<'a>(inputs: &[Option<InputDesc<'a>>], i: usize) -> Result<InputDesc<'a>> {
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| crate::error::Error::shape("kernel", format!("missing required input {i}")))
+}

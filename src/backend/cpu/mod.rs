@@ -1,0 +1,4 @@
+//! The CPU backend: kernels written in Rust, parallelised with rayon.
+
+pub mod kernel;
+pub mod kernels;

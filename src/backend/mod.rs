@@ -1,0 +1,3 @@
+//! Execution backends. Each consumes the same optimized IR and plan.
+
+pub mod cpu;

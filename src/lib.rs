@@ -1,0 +1,20 @@
+//! kiln: a pure-Rust inference engine for ONNX vision models.
+//!
+//! Pipeline, one module per stage (see `ARCHITECTURE.md`):
+//! [`onnx`] (load) → [`ir`] (typed graph, shape inference) → [`passes`] (optimizer)
+//! → [`plan`] (per-shape schedule and memory plan) → [`backend`] (kernels)
+//! → [`session`] (public API). [`zoo`] builds reference models in Rust.
+
+pub mod backend;
+pub mod error;
+pub mod ir;
+pub mod onnx;
+pub mod passes;
+pub mod plan;
+pub mod session;
+pub mod tensor;
+pub mod zoo;
+
+pub use error::{Error, Result};
+pub use session::{Backend, Session, SessionOptions};
+pub use tensor::{DType, Tensor};
