@@ -35,6 +35,7 @@ macro_rules! for_each_dtype {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use for_each_dtype;
 
 macro_rules! define_types {
@@ -341,6 +342,15 @@ impl Tensor {
     /// The values converted to `f32` (any numeric dtype).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         self.view().to_f32_vec()
+    }
+}
+
+impl PartialEq for Tensor {
+    /// Bitwise equality of shape, dtype and elements.
+    fn eq(&self, other: &Tensor) -> bool {
+        self.shape == other.shape
+            && self.dtype() == other.dtype()
+            && self.data.slice().as_bytes() == other.data.slice().as_bytes()
     }
 }
 
