@@ -63,6 +63,7 @@ pub fn map<S: Copy + Sync, D: Send>(
     par_chunks(y, 1, cost, |start, chunk| {
         // A local copy of the closure keeps its captures in registers, which lets the
         // loop vectorize (through a pointer LLVM cannot rule out aliasing).
+        #[allow(clippy::redundant_locals)] // the copy is the point, see above
         let f = f;
         let src = &x[start..start + chunk.len()];
         for (o, &v) in chunk.iter_mut().zip(src) {
@@ -98,6 +99,7 @@ pub fn zip<A: Copy + Sync, B: Copy + Sync, O: Copy + Send>(
     par_chunks(out, 1, cost, |start, chunk| {
         // A local copy of the closure keeps its captures in registers, which lets the
         // loops below vectorize (through a pointer LLVM cannot rule out aliasing).
+        #[allow(clippy::redundant_locals)] // the copy is the point, see above
         let f = f;
         plan.for_each_run(start, start + chunk.len(), |o, [ia, ib], len| {
             let dst = &mut chunk[o - start..o - start + len];
@@ -138,6 +140,8 @@ pub fn accumulate<T: Copy + Send + Sync>(
     plan.check_lens(node, [x.len()], out.len())?;
     let [s] = plan.run_strides();
     par_chunks(out, 1, 1, |start, chunk| {
+        // A local copy of the closure lets the loops vectorize, as in `zip`.
+        #[allow(clippy::redundant_locals)]
         let f = f;
         plan.for_each_run(start, start + chunk.len(), |o, [i], len| {
             let dst = &mut chunk[o - start..o - start + len];
