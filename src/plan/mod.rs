@@ -75,7 +75,7 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
     let mut facts: Vec<Fact> = graph.values.iter().map(|v| v.fact.clone()).collect();
     let mut locs: Vec<Option<Loc>> = vec![None; graph.values.len()];
     let mut constants = Vec::new();
-    let mut intern = |t: Tensor, constants: &mut Vec<Tensor>| {
+    let intern = |t: Tensor, constants: &mut Vec<Tensor>| {
         constants.push(t);
         Loc::Const(constants.len() - 1)
     };

@@ -7,6 +7,8 @@
 //! and [`ViewMut`]s, typed slices plus a shape, so the runtime can hand them arena
 //! buffers and constants alike.
 
+pub mod random;
+
 use std::sync::Arc;
 
 use half::{bf16, f16};
@@ -270,6 +272,12 @@ impl Tensor {
     /// A tensor from a `Vec` of elements (`f32`, `i64`, ...).
     pub fn from_vec<T: Element>(shape: Vec<usize>, values: Vec<T>) -> Result<Tensor> {
         Tensor::new(shape, T::wrap(Buf::from_vec(values)))
+    }
+
+    /// A float32 tensor of standard-normal values from `seed` (reproducible).
+    pub fn random_normal(shape: Vec<usize>, seed: u64) -> Result<Tensor> {
+        let numel = checked_numel(&shape).ok_or_else(|| Error::Limit(format!("shape {shape:?} overflows")))?;
+        Tensor::from_vec(shape, random::Rng::new(seed).normals(numel, 1.0))
     }
 
     /// A boolean tensor.
