@@ -53,7 +53,12 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { backend: Backend::Cpu, threads: None, optimize: true, limits: Limits::default() }
+        SessionOptions {
+            backend: Backend::Cpu,
+            threads: None,
+            optimize: true,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -105,7 +110,12 @@ impl Session {
             .thread_name(|i| format!("kiln-{i}"))
             .build()
             .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
-        Ok(Session { graph, options, pool, plans: Mutex::new(HashMap::new()) })
+        Ok(Session {
+            graph,
+            options,
+            pool,
+            plans: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The graph this session runs (after optimisation, if enabled).
@@ -122,11 +132,19 @@ impl Session {
     }
 
     pub fn input_names(&self) -> Vec<String> {
-        self.graph.inputs.iter().map(|&i| self.graph.values[i].name.clone()).collect()
+        self.graph
+            .inputs
+            .iter()
+            .map(|&i| self.graph.values[i].name.clone())
+            .collect()
     }
 
     pub fn output_names(&self) -> Vec<String> {
-        self.graph.outputs.iter().map(|&i| self.graph.values[i].name.clone()).collect()
+        self.graph
+            .outputs
+            .iter()
+            .map(|&i| self.graph.values[i].name.clone())
+            .collect()
     }
 
     /// Runs the model. `inputs` are in graph-input order; outputs come back in
@@ -159,7 +177,9 @@ impl Session {
             .map_err(|_| Error::invalid("arena pool poisoned"))?
             .pop()
             .unwrap_or_else(|| Arena::for_plan(&entry.plan));
-        let result = self.pool.install(|| executor::execute(&entry.plan, &mut arena, inputs, hook));
+        let result = self
+            .pool
+            .install(|| executor::execute(&entry.plan, &mut arena, inputs, hook));
         if let Ok(mut arenas) = entry.arenas.lock() {
             arenas.push(arena);
         }
@@ -175,14 +195,27 @@ impl Session {
         self.check_inputs(inputs)?;
         let key: PlanKey = inputs
             .iter()
-            .map(|t| (t.shape().to_vec(), plan::is_shape_input(t).then(|| t.to_i64_vec()).flatten()))
+            .map(|t| {
+                (
+                    t.shape().to_vec(),
+                    plan::is_shape_input(t).then(|| t.to_i64_vec()).flatten(),
+                )
+            })
             .collect();
-        let mut plans = self.plans.lock().map_err(|_| Error::invalid("plan cache poisoned"))?;
+        let mut plans = self
+            .plans
+            .lock()
+            .map_err(|_| Error::invalid("plan cache poisoned"))?;
         if let Some(entry) = plans.get(&key) {
             return Ok(entry.clone());
         }
-        let plan = self.pool.install(|| plan::build(&self.graph, inputs, &self.options.limits))?;
-        let entry = Arc::new(PlanEntry { plan, arenas: Mutex::new(Vec::new()) });
+        let plan = self
+            .pool
+            .install(|| plan::build(&self.graph, inputs, &self.options.limits))?;
+        let entry = Arc::new(PlanEntry {
+            plan,
+            arenas: Mutex::new(Vec::new()),
+        });
         plans.insert(key, entry.clone());
         Ok(entry)
     }
@@ -191,21 +224,38 @@ impl Session {
         if inputs.len() != self.graph.inputs.len() {
             return Err(Error::InputMismatch {
                 name: "(inputs)".into(),
-                expected: format!("{} input tensor(s) {:?}", self.graph.inputs.len(), self.input_names()),
+                expected: format!(
+                    "{} input tensor(s) {:?}",
+                    self.graph.inputs.len(),
+                    self.input_names()
+                ),
                 got: format!("{}", inputs.len()),
             });
         }
         for (&id, t) in self.graph.inputs.iter().zip(inputs) {
             let v = &self.graph.values[id];
-            let mismatch = |expected: String, got: String| Error::InputMismatch { name: v.name.clone(), expected, got };
+            let mismatch = |expected: String, got: String| Error::InputMismatch {
+                name: v.name.clone(),
+                expected,
+                got,
+            };
             if t.dtype() != v.fact.dtype {
-                return Err(mismatch(format!("dtype {}", v.fact.dtype), format!("dtype {}", t.dtype())));
+                return Err(mismatch(
+                    format!("dtype {}", v.fact.dtype),
+                    format!("dtype {}", t.dtype()),
+                ));
             }
             if let Some(dims) = &v.fact.shape {
                 let ok = dims.len() == t.shape().len()
-                    && dims.iter().zip(t.shape()).all(|(d, &n)| matches!(d, Dim::Sym(_)) || *d == Dim::Known(n));
+                    && dims
+                        .iter()
+                        .zip(t.shape())
+                        .all(|(d, &n)| matches!(d, Dim::Sym(_)) || *d == Dim::Known(n));
                 if !ok {
-                    return Err(mismatch(format!("shape {}", shape_string(&v.fact.shape)), format!("shape {:?}", t.shape())));
+                    return Err(mismatch(
+                        format!("shape {}", shape_string(&v.fact.shape)),
+                        format!("shape {:?}", t.shape()),
+                    ));
                 }
             }
         }

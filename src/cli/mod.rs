@@ -14,7 +14,11 @@ use kiln::ir::Dim;
 use kiln::{Backend, Error, Result, Session, SessionOptions, Tensor};
 
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "A pure-Rust inference engine for ONNX vision models")]
+#[command(
+    name = "kiln",
+    version,
+    about = "A pure-Rust inference engine for ONNX vision models"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,8 +95,16 @@ fn zoo(a: ZooArgs) -> Result<()> {
     let name = a.name.unwrap_or_default();
     let model = kiln::zoo::build(&name)?;
     let path = a.output.unwrap_or_else(|| PathBuf::from(format!("{name}.onnx")));
-    std::fs::write(&path, &model.onnx).map_err(|source| Error::Io { path: path.clone(), source })?;
-    println!("wrote {} ({:.1} MB, {:.2} GMACs at batch 1)", path.display(), model.onnx.len() as f64 / 1e6, model.gmacs);
+    std::fs::write(&path, &model.onnx).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    println!(
+        "wrote {} ({:.1} MB, {:.2} GMACs at batch 1)",
+        path.display(),
+        model.onnx.len() as f64 / 1e6,
+        model.gmacs
+    );
     Ok(())
 }
 
@@ -119,7 +131,11 @@ pub fn random_inputs(session: &Session, batch: usize, seed: u64) -> Result<Vec<T
         .enumerate()
         .map(|(k, &id)| {
             let v = &g.values[id];
-            let dims = v.fact.shape.as_ref().ok_or_else(|| Error::Usage(format!("input '{}' has unknown rank", v.name)))?;
+            let dims = v
+                .fact
+                .shape
+                .as_ref()
+                .ok_or_else(|| Error::Usage(format!("input '{}' has unknown rank", v.name)))?;
             let shape = dims
                 .iter()
                 .enumerate()
@@ -127,13 +143,19 @@ pub fn random_inputs(session: &Session, batch: usize, seed: u64) -> Result<Vec<T
                     Dim::Known(n) if i == 0 && batch != 1 && *n == 1 => Ok(batch),
                     Dim::Known(n) => Ok(*n),
                     Dim::Sym(_) if i == 0 => Ok(batch),
-                    Dim::Sym(s) => Err(Error::Usage(format!("input '{}' has symbolic dim '{s}'; pass -i files", v.name))),
+                    Dim::Sym(s) => Err(Error::Usage(format!(
+                        "input '{}' has symbolic dim '{s}'; pass -i files",
+                        v.name
+                    ))),
                 })
                 .collect::<Result<Vec<_>>>()?;
             let t = Tensor::random_normal(shape.clone(), seed + k as u64)?;
             match v.fact.dtype {
                 kiln::DType::F32 => Ok(t),
-                other => Err(Error::Usage(format!("input '{}' is {other}; random inputs are float32 only", v.name))),
+                other => Err(Error::Usage(format!(
+                    "input '{}' is {other}; random inputs are float32 only",
+                    v.name
+                ))),
             }
         })
         .collect()

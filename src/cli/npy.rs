@@ -6,7 +6,10 @@ use kiln::{DType, Error, Result, Tensor};
 use npyz::WriterBuilder;
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub fn read(path: &Path) -> Result<Tensor> {
@@ -14,11 +17,19 @@ pub fn read(path: &Path) -> Result<Tensor> {
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(io_err(path))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if npy.order() == npyz::Order::Fortran {
-        return Err(Error::Usage(format!("{}: Fortran-ordered arrays are not supported", path.display())));
+        return Err(Error::Usage(format!(
+            "{}: Fortran-ordered arrays are not supported",
+            path.display()
+        )));
     }
     let type_str = match npy.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
-        other => return Err(Error::Usage(format!("{}: unsupported npy dtype {other:?}", path.display()))),
+        other => {
+            return Err(Error::Usage(format!(
+                "{}: unsupported npy dtype {other:?}",
+                path.display()
+            )))
+        }
     };
     let t = match &type_str[1..] {
         "f4" => Tensor::from_vec(shape, npy.into_vec::<f32>().map_err(io_err(path))?),
@@ -27,7 +38,12 @@ pub fn read(path: &Path) -> Result<Tensor> {
         "i4" => Tensor::from_vec(shape, npy.into_vec::<i32>().map_err(io_err(path))?),
         "u1" => Tensor::from_vec(shape, npy.into_vec::<u8>().map_err(io_err(path))?),
         "i1" => Tensor::from_vec(shape, npy.into_vec::<i8>().map_err(io_err(path))?),
-        other => return Err(Error::Usage(format!("{}: unsupported npy dtype '{other}'", path.display()))),
+        other => {
+            return Err(Error::Usage(format!(
+                "{}: unsupported npy dtype '{other}'",
+                path.display()
+            )))
+        }
     }?;
     Ok(t)
 }
@@ -54,6 +70,8 @@ pub fn write(path: &Path, t: &Tensor) -> Result<()> {
         DType::I32 => write_typed(path, s, t.typed::<i32>()?),
         DType::U8 => write_typed(path, s, t.typed::<u8>()?),
         DType::I8 => write_typed(path, s, t.typed::<i8>()?),
-        other => Err(Error::Usage(format!("writing {other} tensors to .npy is not supported"))),
+        other => Err(Error::Usage(format!(
+            "writing {other} tensors to .npy is not supported"
+        ))),
     }
 }

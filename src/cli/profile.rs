@@ -46,7 +46,12 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     }
     let mut ops: Vec<_> = by_op.into_iter().collect();
     ops.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
-    println!("{} batch {} on {} thread(s): {total:.2} ms in kernels", a.model, a.batch, session.threads());
+    println!(
+        "{} batch {} on {} thread(s): {total:.2} ms in kernels",
+        a.model,
+        a.batch,
+        session.threads()
+    );
     println!("{:24} {:>6} {:>10} {:>7}", "op", "count", "ms", "%");
     for (op, (count, ms)) in &ops {
         println!("{op:24} {count:>6} {ms:>10.3} {:>6.1}%", 100.0 * ms / total);

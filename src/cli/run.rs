@@ -32,7 +32,10 @@ pub fn run(a: RunArgs) -> Result<()> {
     let inputs = if a.inputs.is_empty() {
         random_inputs(&session, a.batch, 0)?
     } else {
-        a.inputs.iter().map(|p| npy::read(p)).collect::<Result<Vec<_>>>()?
+        a.inputs
+            .iter()
+            .map(|p| npy::read(p))
+            .collect::<Result<Vec<_>>>()?
     };
     let t1 = Instant::now();
     let outputs = session.run(&inputs)?;
@@ -45,7 +48,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         session.threads()
     );
     if let Some(dir) = &a.output {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
     }
     for (i, (name, t)) in session.output_names().iter().zip(&outputs).enumerate() {
         let values = t.to_f32_vec();
@@ -54,7 +60,14 @@ pub fn run(a: RunArgs) -> Result<()> {
             lo = lo.min(v);
             hi = hi.max(v);
         }
-        let argmax = values.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b }).0;
+        let argmax = values
+            .iter()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+            )
+            .0;
         println!(
             "  output {i} '{name}': {} {:?}, min {lo:.4}, max {hi:.4}, argmax {argmax}",
             t.dtype(),

@@ -17,8 +17,13 @@ use crate::error::{Error, Result};
 pub fn infer_shapes(graph: &mut Graph) -> Result<()> {
     for i in 0..graph.nodes.len() {
         let node = &graph.nodes[i];
-        let in_facts: Vec<Option<&Fact>> = node.inputs.iter().map(|v| v.map(|v| &graph.values[v].fact)).collect();
-        let out = shape::infer(&node.op, &in_facts, node.outputs.len()).map_err(|m| Error::shape(&node.name, m))?;
+        let in_facts: Vec<Option<&Fact>> = node
+            .inputs
+            .iter()
+            .map(|v| v.map(|v| &graph.values[v].fact))
+            .collect();
+        let out =
+            shape::infer(&node.op, &in_facts, node.outputs.len()).map_err(|m| Error::shape(&node.name, m))?;
         let outputs = node.outputs.clone();
         for (id, fact) in outputs.into_iter().zip(out) {
             graph.values[id].fact = fact;

@@ -14,7 +14,11 @@ use crate::tensor::DType;
 type R<T> = std::result::Result<T, String>;
 
 fn input<'f>(inputs: &[Option<&'f Fact>], i: usize) -> R<&'f Fact> {
-    inputs.get(i).copied().flatten().ok_or_else(|| format!("missing required input {i}"))
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("missing required input {i}"))
 }
 
 fn shape_of(f: &Fact) -> Option<&[Dim]> {
@@ -36,7 +40,11 @@ pub fn norm_axis(axis: i64, rank: usize) -> R<usize> {
     if axis < -r || axis >= r {
         return Err(format!("axis {axis} out of range for rank {rank}"));
     }
-    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
 }
 
 /// Multidirectional (numpy) broadcasting of two shapes.
@@ -44,8 +52,16 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> R<Vec<Dim>> {
     let rank = a.len().max(b.len());
     let mut out = Vec::with_capacity(rank);
     for i in 0..rank {
-        let da = if i + a.len() >= rank { &a[i + a.len() - rank] } else { &Dim::Known(1) };
-        let db = if i + b.len() >= rank { &b[i + b.len() - rank] } else { &Dim::Known(1) };
+        let da = if i + a.len() >= rank {
+            &a[i + a.len() - rank]
+        } else {
+            &Dim::Known(1)
+        };
+        let db = if i + b.len() >= rank {
+            &b[i + b.len() - rank]
+        } else {
+            &Dim::Known(1)
+        };
         out.push(match (da, db) {
             (Dim::Known(1), d) | (d, Dim::Known(1)) => d.clone(),
             (Dim::Known(x), Dim::Known(y)) if x == y => known(*x),
@@ -74,14 +90,25 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
     let x = input(inputs, 0);
     let same = |dtype: Option<DType>| -> R<Vec<Fact>> {
         let x = x.clone()?;
-        Ok(vec![Fact { dtype: dtype.unwrap_or(x.dtype), shape: x.shape.clone(), value: None }])
+        Ok(vec![Fact {
+            dtype: dtype.unwrap_or(x.dtype),
+            shape: x.shape.clone(),
+            value: None,
+        }])
     };
-    let fact = |dtype, shape: Option<Vec<Dim>>| Fact { dtype, shape, value: None };
+    let fact = |dtype, shape: Option<Vec<Dim>>| Fact {
+        dtype,
+        shape,
+        value: None,
+    };
     Ok(match op {
         Op::Unary(UnaryOp::Not) => same(Some(DType::Bool))?,
-        Op::Unary(_) | Op::Clip | Op::BatchNorm { .. } | Op::InstanceNorm { .. } | Op::Softmax { .. } | Op::Identity => {
-            same(None)?
-        }
+        Op::Unary(_)
+        | Op::Clip
+        | Op::BatchNorm { .. }
+        | Op::InstanceNorm { .. }
+        | Op::Softmax { .. }
+        | Op::Identity => same(None)?,
         Op::CumSum { .. } => same(None)?,
         Op::Cast { to } => same(Some(*to))?,
         Op::Dropout => {
@@ -109,7 +136,11 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
         Op::Variadic { .. } | Op::Where => {
             let facts: Vec<&Fact> = inputs.iter().flatten().copied().collect();
             let first = facts.first().ok_or("no inputs")?;
-            let dtype = if matches!(op, Op::Where) { input(inputs, 1)?.dtype } else { first.dtype };
+            let dtype = if matches!(op, Op::Where) {
+                input(inputs, 1)?.dtype
+            } else {
+                first.dtype
+            };
             let mut shape = Some(vec![]);
             for f in &facts {
                 shape = match (shape, shape_of(f)) {
@@ -141,7 +172,12 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
             let stats = match shape_of(x) {
                 Some(s) => {
                     let a = norm_axis(*axis, s.len())?;
-                    Some(s.iter().enumerate().map(|(i, d)| if i < a { d.clone() } else { known(1) }).collect())
+                    Some(
+                        s.iter()
+                            .enumerate()
+                            .map(|(i, d)| if i < a { d.clone() } else { known(1) })
+                            .collect(),
+                    )
                 }
                 None => None,
             };
@@ -164,7 +200,12 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
         }
         Op::GlobalPool(_) => {
             let x = x?;
-            let shape = shape_of(x).map(|s| s.iter().enumerate().map(|(i, d)| if i < 2 { d.clone() } else { known(1) }).collect());
+            let shape = shape_of(x).map(|s| {
+                s.iter()
+                    .enumerate()
+                    .map(|(i, d)| if i < 2 { d.clone() } else { known(1) })
+                    .collect()
+            });
             vec![fact(x.dtype, shape)]
         }
         Op::Reduce(r) => {
@@ -193,11 +234,18 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
             let shape = match (shape_of(a), shape_of(b)) {
                 (Some(sa), Some(sb)) => {
                     if sa.len() != 2 || sb.len() != 2 {
-                        return Err(format!("Gemm needs 2-D inputs, got ranks {} and {}", sa.len(), sb.len()));
+                        return Err(format!(
+                            "Gemm needs 2-D inputs, got ranks {} and {}",
+                            sa.len(),
+                            sb.len()
+                        ));
                     }
                     let m = if g.trans_a { &sa[1] } else { &sa[0] };
                     let n = if g.trans_b { &sb[0] } else { &sb[1] };
-                    let (ka, kb) = (if g.trans_a { &sa[0] } else { &sa[1] }, if g.trans_b { &sb[1] } else { &sb[0] });
+                    let (ka, kb) = (
+                        if g.trans_a { &sa[0] } else { &sa[1] },
+                        if g.trans_b { &sb[1] } else { &sb[0] },
+                    );
                     if let (Dim::Known(ka), Dim::Known(kb)) = (ka, kb) {
                         if ka != kb {
                             return Err(format!("Gemm inner dimensions differ: {ka} vs {kb}"));
@@ -225,7 +273,11 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
                     if *axis < -r || *axis > r {
                         return Err(format!("Flatten axis {axis} out of range for rank {r}"));
                     }
-                    let a = if *axis < 0 { (axis + r) as usize } else { *axis as usize };
+                    let a = if *axis < 0 {
+                        (axis + r) as usize
+                    } else {
+                        *axis as usize
+                    };
                     Some(vec![product(&s[..a]), product(&s[a..])])
                 }
                 None => None,
@@ -237,7 +289,9 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
             let target = ints(inputs, 1);
             let shape = match target {
                 Some(t) => Some(reshape_shape(shape_of(x), &t, *allowzero)?),
-                None => input(inputs, 1)?.concrete_shape().map(|s| vec![Dim::unknown(); s.first().copied().unwrap_or(0)]),
+                None => input(inputs, 1)?
+                    .concrete_shape()
+                    .map(|s| vec![Dim::unknown(); s.first().copied().unwrap_or(0)]),
             };
             vec![fact(x.dtype, shape)]
         }
@@ -247,7 +301,11 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
                 Some(s) => {
                     let perm = perm.clone().unwrap_or_else(|| (0..s.len()).rev().collect());
                     let mut seen = vec![false; s.len()];
-                    if perm.len() != s.len() || perm.iter().any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true)) {
+                    if perm.len() != s.len()
+                        || perm
+                            .iter()
+                            .any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true))
+                    {
                         return Err(format!("perm {perm:?} is not a permutation of rank {}", s.len()));
                     }
                     Some(perm.iter().map(|&p| s[p].clone()).collect())
@@ -294,21 +352,31 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
         }
         Op::Split { axis } => {
             let x = x?;
-            let Some(s) = shape_of(x) else { return Ok(vec![fact(x.dtype, None); n_outputs]) };
+            let Some(s) = shape_of(x) else {
+                return Ok(vec![fact(x.dtype, None); n_outputs]);
+            };
             let a = norm_axis(*axis, s.len())?;
             let sizes: Option<Vec<usize>> = match inputs.get(1).copied().flatten() {
                 Some(_) => match ints(inputs, 1) {
-                    Some(v) => Some(v.iter().map(|&d| usize::try_from(d).map_err(|_| format!("negative split {d}"))).collect::<R<_>>()?),
+                    Some(v) => Some(
+                        v.iter()
+                            .map(|&d| usize::try_from(d).map_err(|_| format!("negative split {d}")))
+                            .collect::<R<_>>()?,
+                    ),
                     None => None,
                 },
                 None => s[a].known().map(|d| {
                     let part = d.div_ceil(n_outputs.max(1));
-                    (0..n_outputs).map(|i| part.min(d.saturating_sub(i * part))).collect()
+                    (0..n_outputs)
+                        .map(|i| part.min(d.saturating_sub(i * part)))
+                        .collect()
                 }),
             };
             if let (Some(sizes), Some(d)) = (&sizes, s[a].known()) {
                 if sizes.len() != n_outputs || sizes.iter().sum::<usize>() != d {
-                    return Err(format!("split sizes {sizes:?} do not cover axis of size {d} in {n_outputs} outputs"));
+                    return Err(format!(
+                        "split sizes {sizes:?} do not cover axis of size {d} in {n_outputs} outputs"
+                    ));
                 }
             }
             (0..n_outputs)
@@ -323,8 +391,16 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
             let x = x?;
             let shape = match (shape_of(x), ints(inputs, 1), ints(inputs, 2)) {
                 (Some(s), Some(starts), Some(ends)) => {
-                    let axes = if inputs.get(3).copied().flatten().is_some() { ints(inputs, 3) } else { Some((0..starts.len() as i64).collect()) };
-                    let steps = if inputs.get(4).copied().flatten().is_some() { ints(inputs, 4) } else { Some(vec![1; starts.len()]) };
+                    let axes = if inputs.get(3).copied().flatten().is_some() {
+                        ints(inputs, 3)
+                    } else {
+                        Some((0..starts.len() as i64).collect())
+                    };
+                    let steps = if inputs.get(4).copied().flatten().is_some() {
+                        ints(inputs, 4)
+                    } else {
+                        Some(vec![1; starts.len()])
+                    };
                     match (axes, steps) {
                         (Some(axes), Some(steps)) => Some(slice_shape(s, &starts, &ends, &axes, &steps)?),
                         _ => Some(vec![Dim::unknown(); s.len()]),
@@ -370,7 +446,17 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
                         return Err(format!("repeated axes {axes:?}"));
                     }
                     let mut rest = s.iter();
-                    Some((0..r).map(|i| if norm.binary_search(&i).is_ok() { known(1) } else { rest.next().cloned().unwrap_or(known(1)) }).collect())
+                    Some(
+                        (0..r)
+                            .map(|i| {
+                                if norm.binary_search(&i).is_ok() {
+                                    known(1)
+                                } else {
+                                    rest.next().cloned().unwrap_or(known(1))
+                                }
+                            })
+                            .collect(),
+                    )
                 }
                 _ => None,
             };
@@ -389,7 +475,10 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
                     }
                     Some(_) => match ints(inputs, 1) {
                         Some(axes) => {
-                            let norm = axes.iter().map(|&a| norm_axis(a, s.len())).collect::<R<Vec<_>>>()?;
+                            let norm = axes
+                                .iter()
+                                .map(|&a| norm_axis(a, s.len()))
+                                .collect::<R<Vec<_>>>()?;
                             for &a in &norm {
                                 if let Dim::Known(d) = s[a] {
                                     if d != 1 {
@@ -397,7 +486,13 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
                                     }
                                 }
                             }
-                            Some(s.iter().enumerate().filter(|(i, _)| !norm.contains(i)).map(|(_, d)| d.clone()).collect())
+                            Some(
+                                s.iter()
+                                    .enumerate()
+                                    .filter(|(i, _)| !norm.contains(i))
+                                    .map(|(_, d)| d.clone())
+                                    .collect(),
+                            )
                         }
                         None => None,
                     },
@@ -441,7 +536,14 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
             let x = x?;
             let shape = match (shape_of(x), ints(inputs, 1)) {
                 (Some(s), Some(t)) => {
-                    let t = t.iter().map(|&d| usize::try_from(d).map(known).map_err(|_| format!("negative dim {d}"))).collect::<R<Vec<_>>>()?;
+                    let t = t
+                        .iter()
+                        .map(|&d| {
+                            usize::try_from(d)
+                                .map(known)
+                                .map_err(|_| format!("negative dim {d}"))
+                        })
+                        .collect::<R<Vec<_>>>()?;
                     Some(broadcast(s, &t)?)
                 }
                 _ => None,
@@ -455,10 +557,15 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
                     if reps.len() != s.len() {
                         return Err("Tile repeats length differs from rank".into());
                     }
-                    Some(s.iter().zip(&reps).map(|(d, &r)| match (d.known(), usize::try_from(r)) {
-                        (Some(d), Ok(r)) => known(d * r),
-                        _ => Dim::unknown(),
-                    }).collect())
+                    Some(
+                        s.iter()
+                            .zip(&reps)
+                            .map(|(d, &r)| match (d.known(), usize::try_from(r)) {
+                                (Some(d), Ok(r)) => known(d * r),
+                                _ => Dim::unknown(),
+                            })
+                            .collect(),
+                    )
                 }
                 _ => None,
             };
@@ -466,7 +573,15 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
         }
         Op::ConstantOfShape { value } => {
             let shape = match ints(inputs, 0) {
-                Some(t) => Some(t.iter().map(|&d| usize::try_from(d).map(known).map_err(|_| format!("negative dim {d}"))).collect::<R<Vec<_>>>()?),
+                Some(t) => Some(
+                    t.iter()
+                        .map(|&d| {
+                            usize::try_from(d)
+                                .map(known)
+                                .map_err(|_| format!("negative dim {d}"))
+                        })
+                        .collect::<R<Vec<_>>>()?,
+                ),
                 None => None,
             };
             vec![fact(value.dtype(), shape)]
@@ -476,7 +591,11 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
             let len = match (&start.value, &input(inputs, 1)?.value, &input(inputs, 2)?.value) {
                 (Some(a), Some(b), Some(c)) => {
                     let (a, b, c) = (a.to_f32_vec(), b.to_f32_vec(), c.to_f32_vec());
-                    let (a, b, c) = (a.first().copied().unwrap_or(0.0) as f64, b.first().copied().unwrap_or(0.0) as f64, c.first().copied().unwrap_or(0.0) as f64);
+                    let (a, b, c) = (
+                        a.first().copied().unwrap_or(0.0) as f64,
+                        b.first().copied().unwrap_or(0.0) as f64,
+                        c.first().copied().unwrap_or(0.0) as f64,
+                    );
                     if c == 0.0 {
                         return Err("Range delta is zero".into());
                     }
@@ -488,7 +607,9 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
         }
         Op::Resize(r) => {
             let x = x?;
-            let shape = shape_of(x).and_then(|s| resize_shape(r, s, inputs).transpose()).transpose()?;
+            let shape = shape_of(x)
+                .and_then(|s| resize_shape(r, s, inputs).transpose())
+                .transpose()?;
             vec![fact(x.dtype, shape)]
         }
         Op::DepthToSpace { blocksize: b, .. } | Op::SpaceToDepth { blocksize: b } => {
@@ -496,17 +617,25 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
             let shape = match shape_of(x).and_then(concrete) {
                 Some(s) if s.len() == 4 => {
                     let b2 = b * b;
-                    Some(if matches!(op, Op::DepthToSpace { .. }) {
-                        if s[1] % b2 != 0 {
-                            return Err(format!("channels {} not divisible by blocksize² {b2}", s[1]));
+                    Some(
+                        if matches!(op, Op::DepthToSpace { .. }) {
+                            if s[1] % b2 != 0 {
+                                return Err(format!("channels {} not divisible by blocksize² {b2}", s[1]));
+                            }
+                            vec![s[0], s[1] / b2, s[2] * b, s[3] * b]
+                        } else {
+                            if s[2] % b != 0 || s[3] % b != 0 {
+                                return Err(format!(
+                                    "spatial dims {:?} not divisible by blocksize {b}",
+                                    &s[2..]
+                                ));
+                            }
+                            vec![s[0], s[1] * b2, s[2] / b, s[3] / b]
                         }
-                        vec![s[0], s[1] / b2, s[2] * b, s[3] * b]
-                    } else {
-                        if s[2] % b != 0 || s[3] % b != 0 {
-                            return Err(format!("spatial dims {:?} not divisible by blocksize {b}", &s[2..]));
-                        }
-                        vec![s[0], s[1] * b2, s[2] / b, s[3] / b]
-                    }.into_iter().map(known).collect())
+                        .into_iter()
+                        .map(known)
+                        .collect(),
+                    )
                 }
                 Some(s) => return Err(format!("expected a 4-D input, got rank {}", s.len())),
                 None => shape_of(x).map(|s| vec![Dim::unknown(); s.len()]),
@@ -539,11 +668,18 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
 fn conv_shape(c: &Conv, xs: &[Dim], ws: &[Dim]) -> R<Vec<Dim>> {
     let n = c.window.kernel_shape.len();
     if xs.len() != n + 2 || ws.len() != n + 2 {
-        return Err(format!("Conv with {n} spatial axes got input rank {} and weight rank {}", xs.len(), ws.len()));
+        return Err(format!(
+            "Conv with {n} spatial axes got input rank {} and weight rank {}",
+            xs.len(),
+            ws.len()
+        ));
     }
     if let (Dim::Known(ci), Dim::Known(wc)) = (&xs[1], &ws[1]) {
         if *ci != wc * c.group {
-            return Err(format!("input has {ci} channels, weight expects {wc} × group {}", c.group));
+            return Err(format!(
+                "input has {ci} channels, weight expects {wc} × group {}",
+                c.group
+            ));
         }
     }
     if let Dim::Known(m) = ws[0] {
@@ -553,35 +689,54 @@ fn conv_shape(c: &Conv, xs: &[Dim], ws: &[Dim]) -> R<Vec<Dim>> {
     }
     if let Some(k) = concrete(&ws[2..]) {
         if k != c.window.kernel_shape {
-            return Err(format!("kernel_shape {:?} differs from weight shape {k:?}", c.window.kernel_shape));
+            return Err(format!(
+                "kernel_shape {:?} differs from weight shape {k:?}",
+                c.window.kernel_shape
+            ));
         }
     }
     let spatial = match concrete(&xs[2..]) {
         Some(input) => {
             let pads = window::resolve_pads(&c.window, &input)?;
-            window::output_sizes(&c.window, &input, &pads, false)?.into_iter().map(known).collect()
+            window::output_sizes(&c.window, &input, &pads, false)?
+                .into_iter()
+                .map(known)
+                .collect()
         }
         None => vec![Dim::unknown(); n],
     };
-    Ok([xs[0].clone(), ws[0].clone()].into_iter().chain(spatial).collect())
+    Ok([xs[0].clone(), ws[0].clone()]
+        .into_iter()
+        .chain(spatial)
+        .collect())
 }
 
 fn conv_transpose_shape(c: &ConvTranspose, xs: &[Dim], ws: &[Dim]) -> R<Vec<Dim>> {
     let w = &c.window;
     let n = w.kernel_shape.len();
     if xs.len() != n + 2 || ws.len() != n + 2 {
-        return Err(format!("ConvTranspose with {n} spatial axes got ranks {} and {}", xs.len(), ws.len()));
+        return Err(format!(
+            "ConvTranspose with {n} spatial axes got ranks {} and {}",
+            xs.len(),
+            ws.len()
+        ));
     }
     let channels = ws[1].known().map_or_else(Dim::unknown, |m| known(m * c.group));
     let spatial = match concrete(&xs[2..]) {
         _ if !c.output_shape.is_empty() => {
             let os = &c.output_shape;
-            os[os.len().saturating_sub(n)..].iter().map(|&d| known(d)).collect()
+            os[os.len().saturating_sub(n)..]
+                .iter()
+                .map(|&d| known(d))
+                .collect()
         }
         Some(input) => (0..n)
             .map(|i| {
                 let op = c.output_padding.get(i).copied().unwrap_or(0);
-                let full = w.strides[i] * (input[i].saturating_sub(1)) + op + (w.kernel_shape[i] - 1) * w.dilations[i] + 1;
+                let full = w.strides[i] * (input[i].saturating_sub(1))
+                    + op
+                    + (w.kernel_shape[i] - 1) * w.dilations[i]
+                    + 1;
                 match w.auto_pad {
                     AutoPad::SameUpper | AutoPad::SameLower => Ok(known(input[i] * w.strides[i])),
                     AutoPad::Valid => Ok(known(full)),
@@ -605,7 +760,10 @@ fn pool_shape(p: &Pool, xs: &[Dim]) -> R<Vec<Dim>> {
     let spatial = match concrete(&xs[2..]) {
         Some(input) => {
             let pads = window::resolve_pads(&p.window, &input)?;
-            window::output_sizes(&p.window, &input, &pads, p.ceil_mode)?.into_iter().map(known).collect()
+            window::output_sizes(&p.window, &input, &pads, p.ceil_mode)?
+                .into_iter()
+                .map(known)
+                .collect()
         }
         None => vec![Dim::unknown(); n],
     };
@@ -635,8 +793,16 @@ fn matmul_shape(a: &[Dim], b: &[Dim]) -> R<Vec<Dim>> {
     if a.is_empty() || b.is_empty() {
         return Err("MatMul inputs must have rank ≥ 1".into());
     }
-    let a2: Vec<Dim> = if a.len() == 1 { vec![known(1), a[0].clone()] } else { a.to_vec() };
-    let b2: Vec<Dim> = if b.len() == 1 { vec![b[0].clone(), known(1)] } else { b.to_vec() };
+    let a2: Vec<Dim> = if a.len() == 1 {
+        vec![known(1), a[0].clone()]
+    } else {
+        a.to_vec()
+    };
+    let b2: Vec<Dim> = if b.len() == 1 {
+        vec![b[0].clone(), known(1)]
+    } else {
+        b.to_vec()
+    };
     let (ka, kb) = (&a2[a2.len() - 1], &b2[b2.len() - 2]);
     if let (Dim::Known(x), Dim::Known(y)) = (ka, kb) {
         if x != y {
@@ -675,7 +841,11 @@ fn reshape_shape(input: Option<&[Dim]>, target: &[i64], allowzero: bool) -> R<Ve
     let total = input.map(product);
     match (infer_at, total) {
         (Some(i), Some(Dim::Known(total))) => {
-            let rest = out.iter().enumerate().filter(|&(j, _)| j != i).try_fold(1usize, |acc, (_, d)| d.known().map(|d| acc * d));
+            let rest = out
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .try_fold(1usize, |acc, (_, d)| d.known().map(|d| acc * d));
             if let Some(rest) = rest {
                 if rest == 0 || total % rest != 0 {
                     return Err(format!("cannot reshape {total} elements into {target:?}"));
@@ -719,8 +889,16 @@ pub fn slice_params(dim: usize, start: i64, end: i64, step: i64) -> R<(i64, i64,
     let d = dim as i64;
     let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
     let (s, e) = (norm(start), norm(end));
-    let (s, e) = if step > 0 { (s.clamp(0, d), e.clamp(0, d)) } else { (s.clamp(0, d - 1), e.clamp(-1, d - 1)) };
-    let (span, stride) = if step > 0 { ((e - s).max(0) as u64, step.unsigned_abs()) } else { ((s - e).max(0) as u64, step.unsigned_abs()) };
+    let (s, e) = if step > 0 {
+        (s.clamp(0, d), e.clamp(0, d))
+    } else {
+        (s.clamp(0, d - 1), e.clamp(-1, d - 1))
+    };
+    let (span, stride) = if step > 0 {
+        ((e - s).max(0) as u64, step.unsigned_abs())
+    } else {
+        ((s - e).max(0) as u64, step.unsigned_abs())
+    };
     let count = span.div_ceil(stride);
     Ok((s, step, count as usize))
 }
@@ -751,15 +929,32 @@ fn resize_shape(r: &Resize, s: &[Dim], inputs: &[Option<&Fact>]) -> R<Option<Vec
     } else {
         r.axes.iter().map(|&a| norm_axis(a, rank)).collect::<R<_>>()?
     };
-    let Some(input) = concrete(s) else { return Ok(Some(vec![Dim::unknown(); rank])) };
-    let sizes = inputs.get(3).copied().flatten().and_then(|f| f.value.as_ref()).and_then(|t| t.to_i64_vec()).filter(|v| !v.is_empty());
-    let scales = inputs.get(2).copied().flatten().and_then(|f| f.value.as_ref()).map(|t| t.to_f32_vec()).filter(|v| !v.is_empty());
+    let Some(input) = concrete(s) else {
+        return Ok(Some(vec![Dim::unknown(); rank]));
+    };
+    let sizes = inputs
+        .get(3)
+        .copied()
+        .flatten()
+        .and_then(|f| f.value.as_ref())
+        .and_then(|t| t.to_i64_vec())
+        .filter(|v| !v.is_empty());
+    let scales = inputs
+        .get(2)
+        .copied()
+        .flatten()
+        .and_then(|f| f.value.as_ref())
+        .map(|t| t.to_f32_vec())
+        .filter(|v| !v.is_empty());
     let mut out = input.clone();
     if let Some(sizes) = sizes {
         if sizes.len() != axes.len() {
             return Err(format!("Resize sizes {sizes:?} do not match {} axes", axes.len()));
         }
-        let sizes = sizes.iter().map(|&v| usize::try_from(v).map_err(|_| format!("negative size {v}"))).collect::<R<Vec<_>>>()?;
+        let sizes = sizes
+            .iter()
+            .map(|&v| usize::try_from(v).map_err(|_| format!("negative size {v}")))
+            .collect::<R<Vec<_>>>()?;
         match r.keep_aspect_ratio {
             KeepAspect::Stretch => {
                 for (k, &a) in axes.iter().enumerate() {
@@ -767,8 +962,15 @@ fn resize_shape(r: &Resize, s: &[Dim], inputs: &[Option<&Fact>]) -> R<Option<Vec
                 }
             }
             policy => {
-                let ratios = axes.iter().enumerate().map(|(k, &a)| sizes[k] as f32 / input[a] as f32);
-                let scale = if policy == KeepAspect::NotLarger { ratios.fold(f32::INFINITY, f32::min) } else { ratios.fold(0.0, f32::max) };
+                let ratios = axes
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &a)| sizes[k] as f32 / input[a] as f32);
+                let scale = if policy == KeepAspect::NotLarger {
+                    ratios.fold(f32::INFINITY, f32::min)
+                } else {
+                    ratios.fold(0.0, f32::max)
+                };
                 for &a in &axes {
                     out[a] = (scale * input[a] as f32 + 0.5).floor() as usize;
                 }
@@ -776,7 +978,10 @@ fn resize_shape(r: &Resize, s: &[Dim], inputs: &[Option<&Fact>]) -> R<Option<Vec
         }
     } else if let Some(scales) = scales {
         if scales.len() != axes.len() {
-            return Err(format!("Resize scales {scales:?} do not match {} axes", axes.len()));
+            return Err(format!(
+                "Resize scales {scales:?} do not match {} axes",
+                axes.len()
+            ));
         }
         for (k, &a) in axes.iter().enumerate() {
             if !(scales[k] > 0.0) {
@@ -802,7 +1007,10 @@ mod tests {
     fn broadcasting_keeps_the_batch_symbol() {
         let a = vec![sym("batch"), known(8), known(1), known(1)];
         let b = vec![known(8), known(4), known(4)];
-        assert_eq!(broadcast(&a, &b).unwrap(), vec![sym("batch"), known(8), known(4), known(4)]);
+        assert_eq!(
+            broadcast(&a, &b).unwrap(),
+            vec![sym("batch"), known(8), known(4), known(4)]
+        );
         assert!(broadcast(&[known(3)], &[known(4)]).is_err());
     }
 
@@ -812,7 +1020,10 @@ mod tests {
         let out = reshape_shape(Some(&s), &[0, -1], false).unwrap();
         assert_eq!(out, vec![sym("batch"), Dim::unknown()]);
         let s = vec![known(2), known(3), known(4)];
-        assert_eq!(reshape_shape(Some(&s), &[-1, 4], false).unwrap(), vec![known(6), known(4)]);
+        assert_eq!(
+            reshape_shape(Some(&s), &[-1, 4], false).unwrap(),
+            vec![known(6), known(4)]
+        );
         assert!(reshape_shape(Some(&s), &[5, -1], false).is_err());
     }
 

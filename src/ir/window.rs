@@ -20,8 +20,11 @@ pub fn resolve_pads(w: &Window, input: &[usize]) -> Result<Vec<usize>, String> {
                 let extent = (w.kernel_shape[i] - 1) * w.dilations[i] + 1;
                 let needed = ((out.saturating_sub(1)) * w.strides[i] + extent).saturating_sub(input[i]);
                 let small = needed / 2;
-                let (begin, end) =
-                    if w.auto_pad == AutoPad::SameUpper { (small, needed - small) } else { (needed - small, small) };
+                let (begin, end) = if w.auto_pad == AutoPad::SameUpper {
+                    (small, needed - small)
+                } else {
+                    (needed - small, small)
+                };
                 pads[i] = begin;
                 pads[i + n] = end;
             }
@@ -32,7 +35,12 @@ pub fn resolve_pads(w: &Window, input: &[usize]) -> Result<Vec<usize>, String> {
 
 /// Output spatial sizes of a convolution or pooling window (ONNX rules, incl. `ceil_mode`,
 /// where the last window must start inside the input or its left padding).
-pub fn output_sizes(w: &Window, input: &[usize], pads: &[usize], ceil_mode: bool) -> Result<Vec<usize>, String> {
+pub fn output_sizes(
+    w: &Window,
+    input: &[usize],
+    pads: &[usize],
+    ceil_mode: bool,
+) -> Result<Vec<usize>, String> {
     let n = w.kernel_shape.len();
     (0..n)
         .map(|i| {
@@ -45,7 +53,11 @@ pub fn output_sizes(w: &Window, input: &[usize], pads: &[usize], ceil_mode: bool
             }
             let span = padded - extent;
             let s = w.strides[i];
-            let mut out = if ceil_mode { span.div_ceil(s) + 1 } else { span / s + 1 };
+            let mut out = if ceil_mode {
+                span.div_ceil(s) + 1
+            } else {
+                span / s + 1
+            };
             if ceil_mode && (out - 1) * s >= input[i] + pads[i] {
                 out -= 1;
             }
@@ -59,7 +71,13 @@ mod tests {
     use super::*;
 
     fn window(k: usize, s: usize, auto_pad: AutoPad) -> Window {
-        Window { kernel_shape: vec![k], strides: vec![s], dilations: vec![1], pads: vec![0, 0], auto_pad }
+        Window {
+            kernel_shape: vec![k],
+            strides: vec![s],
+            dilations: vec![1],
+            pads: vec![0, 0],
+            auto_pad,
+        }
     }
 
     #[test]

@@ -71,7 +71,9 @@ impl<'n, 'a> Attrs<'n, 'a> {
 
     /// Non-negative ints (sizes, strides), as `usize`.
     pub fn usizes_opt(&self, name: &str) -> Result<Option<Vec<usize>>> {
-        let Some(v) = self.ints_opt(name)? else { return Ok(None) };
+        let Some(v) = self.ints_opt(name)? else {
+            return Ok(None);
+        };
         v.iter()
             .map(|&x| {
                 usize::try_from(x).map_err(|_| {

@@ -20,7 +20,10 @@ pub const MAX_OPSET: i64 = 25;
 /// Builds the IR graph of a decoded model (values get facts from the model's
 /// declarations only; shape inference runs afterwards).
 pub fn import(model: &ModelProto, src: &mut Source) -> Result<Graph> {
-    let graph = model.graph.as_ref().ok_or_else(|| Error::invalid("model has no graph"))?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::invalid("model has no graph"))?;
     let opset = model
         .opset_import
         .iter()
@@ -35,7 +38,9 @@ pub fn import(model: &ModelProto, src: &mut Source) -> Result<Graph> {
             node: "(model)".into(),
             op: "opset_import".into(),
             opset,
-            reason: format!("default-domain opset {opset} is outside the supported {MIN_OPSET}..={MAX_OPSET}"),
+            reason: format!(
+                "default-domain opset {opset} is outside the supported {MIN_OPSET}..={MAX_OPSET}"
+            ),
         });
     }
     if graph.has_sparse_initializers {
@@ -47,12 +52,23 @@ pub fn import(model: &ModelProto, src: &mut Source) -> Result<Graph> {
         });
     }
 
-    let mut b = Builder { g: Graph { opset, ..Graph::default() }, names: HashMap::new(), opset, src };
+    let mut b = Builder {
+        g: Graph {
+            opset,
+            ..Graph::default()
+        },
+        names: HashMap::new(),
+        opset,
+        src,
+    };
     b.declare_initializers(graph)?;
     b.declare_inputs(graph, &mut unsupported)?;
     let value_types: HashMap<&str, &ValueInfoProto> = graph.value_info.iter().map(|v| (v.name, v)).collect();
 
-    for (index, node) in topological_order(graph)?.into_iter().map(|i| (i, &graph.nodes[i])) {
+    for (index, node) in topological_order(graph)?
+        .into_iter()
+        .map(|i| (i, &graph.nodes[i]))
+    {
         match b.convert(node, index) {
             Ok(()) => {}
             Err(Error::Unsupported(mut u)) => {
@@ -71,10 +87,9 @@ pub fn import(model: &ModelProto, src: &mut Source) -> Result<Graph> {
     }
 
     for out in &graph.outputs {
-        let id = *b
-            .names
-            .get(out.name)
-            .ok_or_else(|| Error::invalid(format!("graph output '{}' is not produced by any node", out.name)))?;
+        let id = *b.names.get(out.name).ok_or_else(|| {
+            Error::invalid(format!("graph output '{}' is not produced by any node", out.name))
+        })?;
         if let Some(decl) = declared_fact(out)? {
             let fact = &mut b.g.values[id].fact;
             if fact.shape.is_none() {
@@ -95,7 +110,9 @@ fn topological_order(graph: &GraphProto) -> Result<Vec<usize>> {
     for (i, n) in graph.nodes.iter().enumerate() {
         for out in n.outputs.iter().filter(|o| !o.is_empty()) {
             if producer.insert(out, i).is_some() {
-                return Err(Error::invalid(format!("value '{out}' is produced by more than one node")));
+                return Err(Error::invalid(format!(
+                    "value '{out}' is produced by more than one node"
+                )));
             }
         }
     }
@@ -119,7 +136,11 @@ fn topological_order(graph: &GraphProto) -> Result<Vec<usize>> {
                             state[p] = 1;
                             stack.push((p, 0));
                         }
-                        1 => return Err(Error::invalid(format!("graph has a cycle through value '{input}'"))),
+                        1 => {
+                            return Err(Error::invalid(format!(
+                                "graph has a cycle through value '{input}'"
+                            )))
+                        }
                         _ => {}
                     }
                 }
@@ -135,7 +156,9 @@ fn topological_order(graph: &GraphProto) -> Result<Vec<usize>> {
 
 fn declared_fact(v: &ValueInfoProto) -> Result<Option<Fact>> {
     let Some(tt) = &v.tensor_type else { return Ok(None) };
-    let Some(dtype) = DType::from_onnx_code(tt.elem_type) else { return Ok(None) };
+    let Some(dtype) = DType::from_onnx_code(tt.elem_type) else {
+        return Ok(None);
+    };
     let shape = match &tt.shape {
         None => None,
         Some(dims) => Some(
@@ -149,7 +172,11 @@ fn declared_fact(v: &ValueInfoProto) -> Result<Option<Fact>> {
                 .collect::<Result<Vec<_>>>()?,
         ),
     };
-    Ok(Some(Fact { dtype, shape, value: None }))
+    Ok(Some(Fact {
+        dtype,
+        shape,
+        value: None,
+    }))
 }
 
 struct Builder<'s, 'b> {
@@ -214,7 +241,11 @@ impl Builder<'_, '_> {
     fn unsupported(&self, node: &NodeProto, index: usize, reason: impl Into<String>) -> Error {
         Error::Unsupported(vec![Unsupported {
             node: node_label(node, index),
-            op: if node.domain.is_empty() { node.op_type.into() } else { format!("{}::{}", node.domain, node.op_type) },
+            op: if node.domain.is_empty() {
+                node.op_type.into()
+            } else {
+                format!("{}::{}", node.domain, node.op_type)
+            },
             opset: self.opset,
             reason: reason.into(),
         }])
@@ -233,7 +264,11 @@ impl Builder<'_, '_> {
             return Err(self.unsupported(node, index, "ops with subgraphs are not supported"));
         }
         if let Some(x) = node.attributes.iter().find(|x| !x.ref_attr_name.is_empty()) {
-            return Err(self.unsupported(node, index, format!("attribute '{}' refers to a function attribute", x.name)));
+            return Err(self.unsupported(
+                node,
+                index,
+                format!("attribute '{}' refers to a function attribute", x.name),
+            ));
         }
         let mut inputs: Vec<Option<ValueId>> = Vec::with_capacity(node.inputs.len());
         for name in &node.inputs {
@@ -241,7 +276,10 @@ impl Builder<'_, '_> {
                 inputs.push(None);
             } else {
                 let id = *self.names.get(*name).ok_or_else(|| {
-                    Error::invalid(format!("node '{}' reads '{name}', which nothing produces", node_label(node, index)))
+                    Error::invalid(format!(
+                        "node '{}' reads '{name}', which nothing produces",
+                        node_label(node, index)
+                    ))
                 })?;
                 inputs.push(Some(id));
             }
@@ -264,22 +302,39 @@ impl Builder<'_, '_> {
             outputs.push(id);
         }
         if outputs.is_empty() {
-            return Err(Error::invalid(format!("node '{}' has no outputs", node_label(node, index))));
+            return Err(Error::invalid(format!(
+                "node '{}' has no outputs",
+                node_label(node, index)
+            )));
         }
-        self.g.nodes.push(Node { name: node_label(node, index), op, inputs, outputs });
+        self.g.nodes.push(Node {
+            name: node_label(node, index),
+            op,
+            inputs,
+            outputs,
+        });
         Ok(())
     }
 
     fn bind(&mut self, name: &str, id: ValueId) -> Result<()> {
         if self.names.insert(name.to_string(), id).is_some() {
-            return Err(Error::invalid(format!("value '{name}' is defined more than once")));
+            return Err(Error::invalid(format!(
+                "value '{name}' is defined more than once"
+            )));
         }
         Ok(())
     }
 
     /// Moves an attribute that later opsets turned into an input (axes, split sizes…)
     /// into input position `pos`, so the IR has one form of each op.
-    fn attr_to_input(&mut self, node: &NodeProto, inputs: &mut Vec<Option<ValueId>>, pos: usize, name: &str, v: Option<Vec<i64>>) {
+    fn attr_to_input(
+        &mut self,
+        node: &NodeProto,
+        inputs: &mut Vec<Option<ValueId>>,
+        pos: usize,
+        name: &str,
+        v: Option<Vec<i64>>,
+    ) {
         if let Some(v) = v {
             let n = v.len();
             let id = self.const_input(node, name, Tensor::from_vec(vec![n], v).expect("length matches"));
@@ -290,15 +345,30 @@ impl Builder<'_, '_> {
         }
     }
 
-    fn window(&self, node: &NodeProto, index: usize, a: &Attrs, inputs: &[Option<ValueId>], conv: bool) -> Result<Window> {
+    fn window(
+        &self,
+        node: &NodeProto,
+        index: usize,
+        a: &Attrs,
+        inputs: &[Option<ValueId>],
+        conv: bool,
+    ) -> Result<Window> {
         let mut kernel_shape = a.usizes_opt("kernel_shape")?.unwrap_or_default();
         if kernel_shape.is_empty() {
             // Conv may omit kernel_shape: take it from the weight's declared shape.
             let w = inputs.get(1).copied().flatten().filter(|_| conv);
-            let ks = w.and_then(|w| self.g.values[w].fact.concrete_shape()).filter(|s| s.len() >= 3);
+            let ks = w
+                .and_then(|w| self.g.values[w].fact.concrete_shape())
+                .filter(|s| s.len() >= 3);
             match ks {
                 Some(s) => kernel_shape = s[2..].to_vec(),
-                None => return Err(self.unsupported(node, index, "kernel_shape missing and weight shape unknown")),
+                None => {
+                    return Err(self.unsupported(
+                        node,
+                        index,
+                        "kernel_shape missing and weight shape unknown",
+                    ))
+                }
             }
         }
         let n = kernel_shape.len();
@@ -319,12 +389,27 @@ impl Builder<'_, '_> {
             )));
         }
         if strides.contains(&0) || dilations.contains(&0) || kernel_shape.contains(&0) {
-            return Err(Error::invalid(format!("node '{}': zero stride, dilation or kernel size", node_label(node, index))));
+            return Err(Error::invalid(format!(
+                "node '{}': zero stride, dilation or kernel size",
+                node_label(node, index)
+            )));
         }
-        Ok(Window { kernel_shape, strides, dilations, pads, auto_pad })
+        Ok(Window {
+            kernel_shape,
+            strides,
+            dilations,
+            pads,
+            auto_pad,
+        })
     }
 
-    fn op(&mut self, node: &NodeProto, index: usize, a: &Attrs, inputs: &mut Vec<Option<ValueId>>) -> Result<Converted> {
+    fn op(
+        &mut self,
+        node: &NodeProto,
+        index: usize,
+        a: &Attrs,
+        inputs: &mut Vec<Option<ValueId>>,
+    ) -> Result<Converted> {
         use BinaryOp as B;
         use UnaryOp as U;
         let opset = self.opset;
@@ -364,14 +449,23 @@ impl Builder<'_, '_> {
             "Softplus" => unary(U::Softplus)?,
             "Softsign" => unary(U::Softsign)?,
             "HardSwish" => unary(U::HardSwish)?,
-            "HardSigmoid" => unary(U::HardSigmoid { alpha: a.float("alpha", 0.2)?, beta: a.float("beta", 0.5)? })?,
-            "LeakyRelu" => unary(U::LeakyRelu { alpha: a.float("alpha", 0.01)? })?,
-            "Elu" => unary(U::Elu { alpha: a.float("alpha", 1.0)? })?,
+            "HardSigmoid" => unary(U::HardSigmoid {
+                alpha: a.float("alpha", 0.2)?,
+                beta: a.float("beta", 0.5)?,
+            })?,
+            "LeakyRelu" => unary(U::LeakyRelu {
+                alpha: a.float("alpha", 0.01)?,
+            })?,
+            "Elu" => unary(U::Elu {
+                alpha: a.float("alpha", 1.0)?,
+            })?,
             "Selu" => unary(U::Selu {
                 alpha: a.float("alpha", 1.673_263_2)?,
                 gamma: a.float("gamma", 1.050_701)?,
             })?,
-            "Celu" => unary(U::Celu { alpha: a.float("alpha", 1.0)? })?,
+            "Celu" => unary(U::Celu {
+                alpha: a.float("alpha", 1.0)?,
+            })?,
             "Gelu" => unary(U::Gelu {
                 tanh_approx: match a.string("approximate", "none")?.as_str() {
                     "none" => false,
@@ -384,7 +478,9 @@ impl Builder<'_, '_> {
             "Mul" => binary(B::Mul)?,
             "Div" => binary(B::Div)?,
             "Pow" => binary(B::Pow)?,
-            "Mod" => binary(B::Mod { fmod: a.bool("fmod", false)? })?,
+            "Mod" => binary(B::Mod {
+                fmod: a.bool("fmod", false)?,
+            })?,
             "PRelu" => binary(B::PRelu)?,
             "Equal" => binary(B::Equal)?,
             "Less" => binary(B::Less)?,
@@ -399,10 +495,22 @@ impl Builder<'_, '_> {
                 "RIGHT" => binary(B::BitShiftRight)?,
                 other => return Err(self.unsupported(node, index, format!("direction '{other}'"))),
             },
-            "Sum" => Converted::Op(Op::Variadic { op: B::Add, mean: false }),
-            "Mean" => Converted::Op(Op::Variadic { op: B::Add, mean: true }),
-            "Max" => Converted::Op(Op::Variadic { op: B::Max, mean: false }),
-            "Min" => Converted::Op(Op::Variadic { op: B::Min, mean: false }),
+            "Sum" => Converted::Op(Op::Variadic {
+                op: B::Add,
+                mean: false,
+            }),
+            "Mean" => Converted::Op(Op::Variadic {
+                op: B::Add,
+                mean: true,
+            }),
+            "Max" => Converted::Op(Op::Variadic {
+                op: B::Max,
+                mean: false,
+            }),
+            "Min" => Converted::Op(Op::Variadic {
+                op: B::Min,
+                mean: false,
+            }),
             "Clip" if opset < 11 => unary(U::Clamp {
                 min: a.float("min", f32::NEG_INFINITY)?,
                 max: a.float("max", f32::INFINITY)?,
@@ -410,10 +518,15 @@ impl Builder<'_, '_> {
             "Clip" => Converted::Op(Op::Clip),
             "Where" => Converted::Op(Op::Where),
             "Cast" => {
-                let code = a.int_opt("to")?.ok_or_else(|| Error::invalid("Cast without 'to'"))?;
-                let to = i32::try_from(code).ok().and_then(DType::from_onnx_code).ok_or_else(|| {
-                    self.unsupported(node, index, format!("cast to {}", dtype_code_name(code as i32)))
-                })?;
+                let code = a
+                    .int_opt("to")?
+                    .ok_or_else(|| Error::invalid("Cast without 'to'"))?;
+                let to = i32::try_from(code)
+                    .ok()
+                    .and_then(DType::from_onnx_code)
+                    .ok_or_else(|| {
+                        self.unsupported(node, index, format!("cast to {}", dtype_code_name(code as i32)))
+                    })?;
                 Converted::Op(Op::Cast { to })
             }
             "Conv" => Converted::Op(Op::Conv(Conv {
@@ -430,9 +543,13 @@ impl Builder<'_, '_> {
                 if a.bool("training_mode", false)? || node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
                     return Err(self.unsupported(node, index, "training mode (running statistics outputs)"));
                 }
-                Converted::Op(Op::BatchNorm { epsilon: a.float("epsilon", 1e-5)? })
+                Converted::Op(Op::BatchNorm {
+                    epsilon: a.float("epsilon", 1e-5)?,
+                })
             }
-            "InstanceNormalization" => Converted::Op(Op::InstanceNorm { epsilon: a.float("epsilon", 1e-5)? }),
+            "InstanceNormalization" => Converted::Op(Op::InstanceNorm {
+                epsilon: a.float("epsilon", 1e-5)?,
+            }),
             "LayerNormalization" => Converted::Op(Op::LayerNorm {
                 axis: a.int("axis", -1)?,
                 epsilon: a.float("epsilon", 1e-5)?,
@@ -440,8 +557,12 @@ impl Builder<'_, '_> {
             "MaxPool" | "AveragePool" | "LpPool" => {
                 let kind = match node.op_type {
                     "MaxPool" => PoolKind::Max,
-                    "AveragePool" => PoolKind::Avg { count_include_pad: a.bool("count_include_pad", false)? },
-                    _ => PoolKind::Lp { p: positive(a.int("p", 2)?, "p")? as u32 },
+                    "AveragePool" => PoolKind::Avg {
+                        count_include_pad: a.bool("count_include_pad", false)?,
+                    },
+                    _ => PoolKind::Lp {
+                        p: positive(a.int("p", 2)?, "p")? as u32,
+                    },
                 };
                 Converted::Op(Op::Pool(Pool {
                     kind,
@@ -450,9 +571,13 @@ impl Builder<'_, '_> {
                     column_major_indices: a.int("storage_order", 0)? == 1,
                 }))
             }
-            "GlobalAveragePool" => Converted::Op(Op::GlobalPool(PoolKind::Avg { count_include_pad: true })),
+            "GlobalAveragePool" => Converted::Op(Op::GlobalPool(PoolKind::Avg {
+                count_include_pad: true,
+            })),
             "GlobalMaxPool" => Converted::Op(Op::GlobalPool(PoolKind::Max)),
-            "GlobalLpPool" => Converted::Op(Op::GlobalPool(PoolKind::Lp { p: positive(a.int("p", 2)?, "p")? as u32 })),
+            "GlobalLpPool" => Converted::Op(Op::GlobalPool(PoolKind::Lp {
+                p: positive(a.int("p", 2)?, "p")? as u32,
+            })),
             "ReduceSum" => reduce(ReduceKind::Sum, self, inputs)?,
             "ReduceMean" => reduce(ReduceKind::Mean, self, inputs)?,
             "ReduceMax" => reduce(ReduceKind::Max, self, inputs)?,
@@ -481,45 +606,71 @@ impl Builder<'_, '_> {
                 legacy: opset < 13,
                 log: node.op_type == "LogSoftmax",
             }),
-            "Flatten" => Converted::Op(Op::Flatten { axis: a.int("axis", 1)? }),
-            "Reshape" => Converted::Op(Op::Reshape { allowzero: a.bool("allowzero", false)? }),
-            "Transpose" => Converted::Op(Op::Transpose { perm: a.usizes_opt("perm")? }),
+            "Flatten" => Converted::Op(Op::Flatten {
+                axis: a.int("axis", 1)?,
+            }),
+            "Reshape" => Converted::Op(Op::Reshape {
+                allowzero: a.bool("allowzero", false)?,
+            }),
+            "Transpose" => Converted::Op(Op::Transpose {
+                perm: a.usizes_opt("perm")?,
+            }),
             "Concat" => Converted::Op(Op::Concat {
-                axis: a.int_opt("axis")?.ok_or_else(|| Error::invalid("Concat without 'axis'"))?,
+                axis: a
+                    .int_opt("axis")?
+                    .ok_or_else(|| Error::invalid("Concat without 'axis'"))?,
             }),
             "Split" => {
                 if opset < 13 {
                     let split = a.ints_opt("split")?;
                     self.attr_to_input(node, inputs, 1, "split", split);
                 }
-                Converted::Op(Op::Split { axis: a.int("axis", 0)? })
+                Converted::Op(Op::Split {
+                    axis: a.int("axis", 0)?,
+                })
             }
             "Slice" => {
                 if opset < 10 {
-                    let (starts, ends, axes) = (a.ints_opt("starts")?, a.ints_opt("ends")?, a.ints_opt("axes")?);
+                    let (starts, ends, axes) =
+                        (a.ints_opt("starts")?, a.ints_opt("ends")?, a.ints_opt("axes")?);
                     self.attr_to_input(node, inputs, 1, "starts", starts);
                     self.attr_to_input(node, inputs, 2, "ends", ends);
                     self.attr_to_input(node, inputs, 3, "axes", axes);
                 }
                 Converted::Op(Op::Slice)
             }
-            "Gather" => Converted::Op(Op::Gather { axis: a.int("axis", 0)? }),
-            "GatherElements" => Converted::Op(Op::GatherElements { axis: a.int("axis", 0)? }),
-            "Shape" => Converted::Op(Op::Shape { start: a.int("start", 0)?, end: a.int_opt("end")? }),
+            "Gather" => Converted::Op(Op::Gather {
+                axis: a.int("axis", 0)?,
+            }),
+            "GatherElements" => Converted::Op(Op::GatherElements {
+                axis: a.int("axis", 0)?,
+            }),
+            "Shape" => Converted::Op(Op::Shape {
+                start: a.int("start", 0)?,
+                end: a.int_opt("end")?,
+            }),
             "Size" => Converted::Op(Op::Size),
             "Unsqueeze" | "Squeeze" => {
                 if opset < 13 {
                     let axes = a.ints_opt("axes")?;
                     self.attr_to_input(node, inputs, 1, "axes", axes);
                 }
-                Converted::Op(if node.op_type == "Unsqueeze" { Op::Unsqueeze } else { Op::Squeeze })
+                Converted::Op(if node.op_type == "Unsqueeze" {
+                    Op::Unsqueeze
+                } else {
+                    Op::Squeeze
+                })
             }
             "Identity" => Converted::Op(Op::Identity),
             "Dropout" => {
                 // Inference only: `training_mode` (input 2) must be absent or a constant false.
                 let training = match inputs.get(2).copied().flatten() {
                     None => false,
-                    Some(t) => self.g.constant(t).and_then(Tensor::to_i64_vec).is_none_or(|v| v.iter().any(|&x| x != 0)),
+                    Some(t) => self
+                        .g
+                        .constant(t)
+                        .and_then(Tensor::to_i64_vec)
+                        .is_none_or(|v| v.iter().any(|&x| x != 0)),
                 };
                 if training {
                     return Err(self.unsupported(node, index, "training mode"));
@@ -563,15 +714,24 @@ impl Builder<'_, '_> {
                 blocksize: positive(a.int("blocksize", 0)?, "blocksize")?,
                 crd: a.string("mode", "DCR")? == "CRD",
             }),
-            "SpaceToDepth" => Converted::Op(Op::SpaceToDepth { blocksize: positive(a.int("blocksize", 0)?, "blocksize")? }),
+            "SpaceToDepth" => Converted::Op(Op::SpaceToDepth {
+                blocksize: positive(a.int("blocksize", 0)?, "blocksize")?,
+            }),
             "TopK" => {
                 if opset < 10 {
                     let k = a.int_opt("k")?;
                     self.attr_to_input(node, inputs, 1, "k", k.map(|k| vec![k]));
                 }
-                Converted::Op(Op::TopK { axis: a.int("axis", -1)?, largest: a.bool("largest", true)?, sorted: a.bool("sorted", true)? })
+                Converted::Op(Op::TopK {
+                    axis: a.int("axis", -1)?,
+                    largest: a.bool("largest", true)?,
+                    sorted: a.bool("sorted", true)?,
+                })
             }
-            "CumSum" => Converted::Op(Op::CumSum { exclusive: a.bool("exclusive", false)?, reverse: a.bool("reverse", false)? }),
+            "CumSum" => Converted::Op(Op::CumSum {
+                exclusive: a.bool("exclusive", false)?,
+                reverse: a.bool("reverse", false)?,
+            }),
             other => return Err(self.unsupported(node, index, format!("op '{other}' is not supported"))),
         })
     }
@@ -592,10 +752,20 @@ impl Builder<'_, '_> {
         if let Some(v) = a.ints_opt("value_ints")? {
             return Tensor::from_vec(vec![v.len()], v);
         }
-        Err(self.unsupported(node, index, "Constant without a supported value attribute (string/sparse values are not supported)"))
+        Err(self.unsupported(
+            node,
+            index,
+            "Constant without a supported value attribute (string/sparse values are not supported)",
+        ))
     }
 
-    fn resize(&mut self, node: &NodeProto, index: usize, a: &Attrs, inputs: &mut Vec<Option<ValueId>>) -> Result<Converted> {
+    fn resize(
+        &mut self,
+        node: &NodeProto,
+        index: usize,
+        a: &Attrs,
+        inputs: &mut Vec<Option<ValueId>>,
+    ) -> Result<Converted> {
         if node.op_type == "Upsample" || self.opset < 11 {
             // [x, scales] → [x, roi, scales, sizes]
             inputs.truncate(2);
@@ -611,15 +781,28 @@ impl Builder<'_, '_> {
             "cubic" => ResizeMode::Cubic,
             other => return Err(self.unsupported(node, index, format!("mode '{other}'"))),
         };
-        let default_coord = if self.opset < 11 { "asymmetric" } else { "half_pixel" };
-        let coord = match a.string("coordinate_transformation_mode", default_coord)?.as_str() {
+        let default_coord = if self.opset < 11 {
+            "asymmetric"
+        } else {
+            "half_pixel"
+        };
+        let coord = match a
+            .string("coordinate_transformation_mode", default_coord)?
+            .as_str()
+        {
             "half_pixel" => CoordTransform::HalfPixel,
             "half_pixel_symmetric" => CoordTransform::HalfPixelSymmetric,
             "pytorch_half_pixel" => CoordTransform::PytorchHalfPixel,
             "align_corners" => CoordTransform::AlignCorners,
             "asymmetric" => CoordTransform::Asymmetric,
             "tf_crop_and_resize" => CoordTransform::TfCropAndResize,
-            other => return Err(self.unsupported(node, index, format!("coordinate_transformation_mode '{other}'"))),
+            other => {
+                return Err(self.unsupported(
+                    node,
+                    index,
+                    format!("coordinate_transformation_mode '{other}'"),
+                ))
+            }
         };
         let nearest = match a.string("nearest_mode", "round_prefer_floor")?.as_str() {
             "round_prefer_floor" => NearestMode::RoundPreferFloor,
@@ -632,7 +815,9 @@ impl Builder<'_, '_> {
             "stretch" => KeepAspect::Stretch,
             "not_larger" => KeepAspect::NotLarger,
             "not_smaller" => KeepAspect::NotSmaller,
-            other => return Err(self.unsupported(node, index, format!("keep_aspect_ratio_policy '{other}'"))),
+            other => {
+                return Err(self.unsupported(node, index, format!("keep_aspect_ratio_policy '{other}'")))
+            }
         };
         Ok(Converted::Op(Op::Resize(Resize {
             mode,
@@ -663,10 +848,16 @@ fn node_label(node: &NodeProto, index: usize) -> String {
 fn single_output<'a>(node: &NodeProto<'a>, index: usize) -> Result<&'a str> {
     match node.outputs.as_slice() {
         [one] if !one.is_empty() => Ok(one),
-        _ => Err(Error::invalid(format!("node '{}' must have exactly one output", node_label(node, index)))),
+        _ => Err(Error::invalid(format!(
+            "node '{}' must have exactly one output",
+            node_label(node, index)
+        ))),
     }
 }
 
 fn positive(v: i64, what: &str) -> Result<usize> {
-    usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| Error::invalid(format!("attribute '{what}' must be positive, got {v}")))
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v > 0)
+        .ok_or_else(|| Error::invalid(format!("attribute '{what}' must be positive, got {v}")))
 }

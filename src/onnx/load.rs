@@ -34,7 +34,10 @@ impl Default for Limits {
 
 /// Memory-maps a file. The map is read-only and shared.
 pub fn map_file(path: &Path) -> Result<SharedBytes> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(io)?;
     // SAFETY: the map is read-only; like every mmap-based loader we rely on the file
     // not being truncated or rewritten by another process while the session lives.
@@ -53,11 +56,17 @@ impl ExternalData {
     /// `dir` is the model's folder; `None` for a model loaded from memory, which then
     /// cannot refer to external data.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        ExternalData { dir, files: HashMap::new() }
+        ExternalData {
+            dir,
+            files: HashMap::new(),
+        }
     }
 
     fn file(&mut self, tensor: &str, location: &str) -> Result<SharedBytes> {
-        let err = |message: String| Error::ExternalData { tensor: tensor.into(), message };
+        let err = |message: String| Error::ExternalData {
+            tensor: tensor.into(),
+            message,
+        };
         let dir = self
             .dir
             .as_ref()
@@ -66,18 +75,26 @@ impl ExternalData {
         // Reject anything that is not a plain relative path before touching the disk
         // (CVE-2022-25882 / CVE-2024-27318 were exactly this).
         if location.is_empty()
-            || rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            || rel
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
         {
-            return Err(err(format!("location '{location}' must be a relative path inside the model folder")));
+            return Err(err(format!(
+                "location '{location}' must be a relative path inside the model folder"
+            )));
         }
-        let canon_dir = dir.canonicalize().map_err(|e| err(format!("model folder: {e}")))?;
+        let canon_dir = dir
+            .canonicalize()
+            .map_err(|e| err(format!("model folder: {e}")))?;
         let path = canon_dir
             .join(rel)
             .canonicalize()
             .map_err(|e| err(format!("cannot open '{location}': {e}")))?;
         // Symlinks are resolved by `canonicalize`; the target must still be inside.
         if !path.starts_with(&canon_dir) {
-            return Err(err(format!("location '{location}' resolves outside the model folder")));
+            return Err(err(format!(
+                "location '{location}' resolves outside the model folder"
+            )));
         }
         if let Some(bytes) = self.files.get(&path) {
             return Ok(bytes.clone());
@@ -99,7 +116,10 @@ fn dims_of(t: &TensorProto, limits: &Limits) -> Result<(Vec<usize>, usize)> {
     let shape = t
         .dims
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| Error::invalid(format!("tensor '{}' has negative dim {d}", t.name))))
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| Error::invalid(format!("tensor '{}' has negative dim {d}", t.name)))
+        })
         .collect::<Result<Vec<_>>>()?;
     let numel = checked_numel(&shape)
         .filter(|&n| n <= limits.max_tensor_elements)
@@ -120,11 +140,17 @@ pub fn tensor_from_proto(t: &TensorProto, src: &mut Source) -> Result<Tensor> {
             node: t.name.into(),
             op: "initializer".into(),
             opset: 0,
-            reason: format!("tensor data type {} is not supported", dtype_code_name(t.data_type)),
+            reason: format!(
+                "tensor data type {} is not supported",
+                dtype_code_name(t.data_type)
+            ),
         }])
     })?;
     if t.has_segment {
-        return Err(Error::invalid(format!("tensor '{}' uses segments, which are not supported", t.name)));
+        return Err(Error::invalid(format!(
+            "tensor '{}' uses segments, which are not supported",
+            t.name
+        )));
     }
     let (shape, numel) = dims_of(t, src.limits)?;
     let nbytes = numel * dtype.size();
@@ -132,9 +158,15 @@ pub fn tensor_from_proto(t: &TensorProto, src: &mut Source) -> Result<Tensor> {
     if t.external {
         let mut location = None;
         let (mut offset, mut length) = (0usize, None);
-        let bad = |message: String| Error::ExternalData { tensor: t.name.into(), message };
+        let bad = |message: String| Error::ExternalData {
+            tensor: t.name.into(),
+            message,
+        };
         for &(k, v) in &t.external_data {
-            let num = || v.parse::<usize>().map_err(|_| bad(format!("{k} '{v}' is not a number")));
+            let num = || {
+                v.parse::<usize>()
+                    .map_err(|_| bad(format!("{k} '{v}' is not a number")))
+            };
             match k {
                 "location" => location = Some(v),
                 "offset" => offset = num()?,
@@ -147,10 +179,14 @@ pub fn tensor_from_proto(t: &TensorProto, src: &mut Source) -> Result<Tensor> {
         let file_len = (*file).as_ref().len();
         let length = length.unwrap_or(nbytes);
         if length != nbytes {
-            return Err(bad(format!("length {length} does not match {nbytes} bytes for shape {shape:?}")));
+            return Err(bad(format!(
+                "length {length} does not match {nbytes} bytes for shape {shape:?}"
+            )));
         }
         if offset.checked_add(length).is_none_or(|end| end > file_len) {
-            return Err(bad(format!("range {offset}+{length} exceeds file size {file_len} of '{location}'")));
+            return Err(bad(format!(
+                "range {offset}+{length} exceeds file size {file_len} of '{location}'"
+            )));
         }
         return Tensor::new(shape, Data::from_bytes(dtype, file, offset, numel));
     }
@@ -198,9 +234,15 @@ fn typed_fields(t: &TensorProto, dtype: DType) -> Result<Data> {
     let i32s = &t.int32_data;
     Ok(match dtype {
         DType::F32 => Data::F32(Buf::from_vec(t.float_data.clone())),
-        DType::F64 => Data::F64(Buf::from_vec(t.double_data.iter().map(|&b| f64::from_bits(b)).collect())),
-        DType::F16 => Data::F16(Buf::from_vec(i32s.iter().map(|&b| f16::from_bits(b as u16)).collect())),
-        DType::BF16 => Data::BF16(Buf::from_vec(i32s.iter().map(|&b| bf16::from_bits(b as u16)).collect())),
+        DType::F64 => Data::F64(Buf::from_vec(
+            t.double_data.iter().map(|&b| f64::from_bits(b)).collect(),
+        )),
+        DType::F16 => Data::F16(Buf::from_vec(
+            i32s.iter().map(|&b| f16::from_bits(b as u16)).collect(),
+        )),
+        DType::BF16 => Data::BF16(Buf::from_vec(
+            i32s.iter().map(|&b| bf16::from_bits(b as u16)).collect(),
+        )),
         DType::I8 => Data::I8(Buf::from_vec(i32s.iter().map(|&v| v as i8).collect())),
         DType::I16 => Data::I16(Buf::from_vec(i32s.iter().map(|&v| v as i16).collect())),
         DType::I32 => Data::I32(Buf::from_vec(i32s.iter().map(|&v| v as i32).collect())),

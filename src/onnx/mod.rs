@@ -18,14 +18,27 @@ pub use load::Limits;
 pub fn load_graph(bytes: &SharedBytes, dir: Option<PathBuf>, limits: &Limits) -> Result<Graph> {
     let model = proto::ModelProto::decode((**bytes).as_ref())?;
     let mut external = load::ExternalData::new(dir);
-    let mut src = load::Source { bytes, external: &mut external, limits };
+    let mut src = load::Source {
+        bytes,
+        external: &mut external,
+        limits,
+    };
     import::import(&model, &mut src)
 }
 
 /// Memory-maps and imports a model file.
 pub fn load_graph_file(path: &Path, limits: &Limits) -> Result<Graph> {
     let bytes = load::map_file(path)?;
-    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).map(Path::to_path_buf);
+    let dir = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .map(Path::to_path_buf);
     load_graph(&bytes, dir, limits)
 }
 
@@ -35,7 +48,11 @@ pub fn parse_tensor_proto(bytes: &[u8]) -> Result<(String, Tensor)> {
     let proto = proto::TensorProto::decode((*shared).as_ref())?;
     let mut external = load::ExternalData::new(None);
     let limits = Limits::default();
-    let mut src = load::Source { bytes: &shared, external: &mut external, limits: &limits };
+    let mut src = load::Source {
+        bytes: &shared,
+        external: &mut external,
+        limits: &limits,
+    };
     let t = load::tensor_from_proto(&proto, &mut src)?;
     Ok((proto.name.to_string(), t))
 }
@@ -43,6 +60,12 @@ pub fn parse_tensor_proto(bytes: &[u8]) -> Result<(String, Tensor)> {
 /// `(domain, op_type)` of every node of the main graph, in file order.
 pub fn op_types(bytes: &[u8]) -> Result<Vec<(String, String)>> {
     let model = proto::ModelProto::decode(bytes)?;
-    let graph = model.graph.ok_or_else(|| crate::error::Error::invalid("model has no graph"))?;
-    Ok(graph.nodes.iter().map(|n| (n.domain.to_string(), n.op_type.to_string())).collect())
+    let graph = model
+        .graph
+        .ok_or_else(|| crate::error::Error::invalid("model has no graph"))?;
+    Ok(graph
+        .nodes
+        .iter()
+        .map(|n| (n.domain.to_string(), n.op_type.to_string()))
+        .collect())
 }

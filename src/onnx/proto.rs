@@ -145,14 +145,18 @@ pub enum DimProto<'a> {
 
 fn depth_check(depth: usize) -> Result<()> {
     if depth > MAX_DEPTH {
-        return Err(Error::malformed(format!("messages nested deeper than {MAX_DEPTH} levels")));
+        return Err(Error::malformed(format!(
+            "messages nested deeper than {MAX_DEPTH} levels"
+        )));
     }
     Ok(())
 }
 
 fn expect_len(wire: WireType, what: &str) -> Result<()> {
     if wire != WireType::Len {
-        return Err(Error::malformed(format!("{what}: expected a length-delimited field")));
+        return Err(Error::malformed(format!(
+            "{what}: expected a length-delimited field"
+        )));
     }
     Ok(())
 }
@@ -171,7 +175,11 @@ impl<'a> ModelProto<'a> {
                 (2, WireType::Len) => m.producer_name = r.string()?,
                 (7, WireType::Len) => m.graph = Some(GraphProto::decode(r.bytes()?, 1)?),
                 (8, WireType::Len) => m.opset_import.push(OpsetId::decode(r.bytes()?)?),
-                (1 | 2 | 7 | 8, _) => return Err(Error::malformed(format!("ModelProto field {field}: wrong wire type"))),
+                (1 | 2 | 7 | 8, _) => {
+                    return Err(Error::malformed(format!(
+                        "ModelProto field {field}: wrong wire type"
+                    )))
+                }
                 _ => r.skip(wire)?,
             }
         }
@@ -328,7 +336,11 @@ impl<'a> TensorProto<'a> {
                     t.external_data.push((key, value));
                 }
                 14 if wire == WireType::Varint => t.external = r.int64()? == 1,
-                2 | 8 | 9 | 13 | 14 => return Err(Error::malformed(format!("TensorProto field {field}: wrong wire type"))),
+                2 | 8 | 9 | 13 | 14 => {
+                    return Err(Error::malformed(format!(
+                        "TensorProto field {field}: wrong wire type"
+                    )))
+                }
                 _ => r.skip(wire)?,
             }
         }

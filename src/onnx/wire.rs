@@ -37,7 +37,11 @@ impl<'a> Reader<'a> {
             1 => WireType::Fixed64,
             2 => WireType::Len,
             5 => WireType::Fixed32,
-            t => return Err(Error::malformed(format!("unsupported wire type {t} (field {field})"))),
+            t => {
+                return Err(Error::malformed(format!(
+                    "unsupported wire type {t} (field {field})"
+                )))
+            }
         };
         if field == 0 {
             return Err(Error::malformed("field number 0"));
@@ -48,7 +52,10 @@ impl<'a> Reader<'a> {
     pub fn varint(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for shift in (0..70).step_by(7) {
-            let byte = *self.buf.get(self.pos).ok_or_else(|| Error::malformed("truncated varint"))?;
+            let byte = *self
+                .buf
+                .get(self.pos)
+                .ok_or_else(|| Error::malformed("truncated varint"))?;
             self.pos += 1;
             if shift == 63 && byte > 1 {
                 return Err(Error::malformed("varint overflows 64 bits"));
@@ -120,7 +127,9 @@ impl<'a> Reader<'a> {
                 out.push(self.int64()?);
                 Ok(())
             }
-            _ => Err(Error::malformed("repeated integer field with a non-integer wire type")),
+            _ => Err(Error::malformed(
+                "repeated integer field with a non-integer wire type",
+            )),
         }
     }
 
@@ -132,7 +141,10 @@ impl<'a> Reader<'a> {
                 if b.len() % 4 != 0 {
                     return Err(Error::malformed("packed float field length not a multiple of 4"));
                 }
-                out.extend(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+                out.extend(
+                    b.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
                 Ok(())
             }
             WireType::Fixed32 => {

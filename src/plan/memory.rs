@@ -59,7 +59,13 @@ pub(super) fn assign_slots(plan: &mut Plan, facts: &[Fact]) -> Result<()> {
                 .filter(|(_, &s)| slots[s].dtype == dtype && slots[s].len >= need)
                 .min_by_key(|(_, &s)| slots[s].len)
                 .map(|(k, _)| k);
-            let grow = || free.iter().enumerate().filter(|(_, &s)| slots[s].dtype == dtype).max_by_key(|(_, &s)| slots[s].len).map(|(k, _)| k);
+            let grow = || {
+                free.iter()
+                    .enumerate()
+                    .filter(|(_, &s)| slots[s].dtype == dtype)
+                    .max_by_key(|(_, &s)| slots[s].len)
+                    .map(|(k, _)| k)
+            };
             let slot = match fits.or_else(grow) {
                 Some(k) => free.swap_remove(k),
                 None => {

@@ -89,7 +89,10 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
         if !is_shape_input(t) {
             facts[id].value = None;
         }
-        locs[id] = Some(Loc::Input { index: i, shape: t.shape().to_vec() });
+        locs[id] = Some(Loc::Input {
+            index: i,
+            shape: t.shape().to_vec(),
+        });
     }
 
     let mut steps = Vec::new();
@@ -101,7 +104,10 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
             .iter()
             .map(|f| {
                 let s = f.concrete_shape().ok_or_else(|| {
-                    err(format!("output shape {} depends on tensor data", crate::ir::graph::shape_string(&f.shape)))
+                    err(format!(
+                        "output shape {} depends on tensor data",
+                        crate::ir::graph::shape_string(&f.shape)
+                    ))
                 })?;
                 match checked_numel(&s) {
                     Some(n) if n <= limits.max_tensor_elements => Ok(s),
@@ -132,15 +138,34 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
             locs[node.outputs[0]] = Some(relabel(&locs[src], &out_shapes[0], &mut constants)?);
         } else {
             let descs = descs(&node.inputs, &facts);
-            let out_descs: Vec<OutputDesc> =
-                out_facts.iter().zip(&out_shapes).map(|(f, s)| OutputDesc { dtype: f.dtype, shape: s.clone() }).collect();
-            let kernel = kernels::prepare(&node.op, &as_input_descs(&descs), &out_descs).map_err(|e| annotate(e, &node.name))?;
-            let inputs = node.inputs.iter().map(|i| i.and_then(|i| locs[i].clone())).collect();
+            let out_descs: Vec<OutputDesc> = out_facts
+                .iter()
+                .zip(&out_shapes)
+                .map(|(f, s)| OutputDesc {
+                    dtype: f.dtype,
+                    shape: s.clone(),
+                })
+                .collect();
+            let kernel = kernels::prepare(&node.op, &as_input_descs(&descs), &out_descs)
+                .map_err(|e| annotate(e, &node.name))?;
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|i| i.and_then(|i| locs[i].clone()))
+                .collect();
             for (&out, s) in node.outputs.iter().zip(&out_shapes) {
                 // Slot numbers are assigned by the memory planner below.
-                locs[out] = Some(Loc::Slot { slot: out, shape: s.clone() });
+                locs[out] = Some(Loc::Slot {
+                    slot: out,
+                    shape: s.clone(),
+                });
             }
-            steps.push(Step { node: index, kernel, inputs, outputs: node.outputs.iter().copied().zip(out_shapes).collect() });
+            steps.push(Step {
+                node: index,
+                kernel,
+                inputs,
+                outputs: node.outputs.iter().copied().zip(out_shapes).collect(),
+            });
         }
         for (&out, f) in node.outputs.iter().zip(out_facts) {
             facts[out] = f;
@@ -150,10 +175,20 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
     let outputs: Vec<Loc> = graph
         .outputs
         .iter()
-        .map(|&o| locs[o].clone().ok_or_else(|| Error::invalid(format!("output '{}' is never computed", graph.values[o].name))))
+        .map(|&o| {
+            locs[o]
+                .clone()
+                .ok_or_else(|| Error::invalid(format!("output '{}' is never computed", graph.values[o].name)))
+        })
         .collect::<Result<_>>()?;
     let output_dtypes = graph.outputs.iter().map(|&o| facts[o].dtype).collect();
-    let mut plan = Plan { steps, constants, slots: Vec::new(), outputs, output_dtypes };
+    let mut plan = Plan {
+        steps,
+        constants,
+        slots: Vec::new(),
+        outputs,
+        output_dtypes,
+    };
     memory::assign_slots(&mut plan, &facts)?;
     if plan.arena_bytes() > limits.max_arena_bytes {
         return Err(Error::Limit(format!(
@@ -186,7 +221,15 @@ struct OwnedDesc<'f> {
 }
 
 fn as_input_descs<'a>(d: &'a [Option<OwnedDesc<'a>>]) -> Vec<Option<InputDesc<'a>>> {
-    d.iter().map(|d| d.as_ref().map(|d| InputDesc { dtype: d.dtype, shape: &d.shape, value: d.value })).collect()
+    d.iter()
+        .map(|d| {
+            d.as_ref().map(|d| InputDesc {
+                dtype: d.dtype,
+                shape: &d.shape,
+                value: d.value,
+            })
+        })
+        .collect()
 }
 
 /// `Shape` and `Size` only need the input's (concrete) shape.
@@ -204,39 +247,77 @@ fn shape_value(op: &Op, inputs: &[Option<&Fact>]) -> Option<Tensor> {
 }
 
 /// Runs one op on constant inputs (constant folding).
-fn evaluate(op: &Op, descs: &[Option<OwnedDesc>], out_facts: &[Fact], out_shapes: &[Vec<usize>]) -> Result<Vec<Tensor>> {
+fn evaluate(
+    op: &Op,
+    descs: &[Option<OwnedDesc>],
+    out_facts: &[Fact],
+    out_shapes: &[Vec<usize>],
+) -> Result<Vec<Tensor>> {
     let input_descs = as_input_descs(descs);
-    let out_descs: Vec<OutputDesc> =
-        out_facts.iter().zip(out_shapes).map(|(f, s)| OutputDesc { dtype: f.dtype, shape: s.clone() }).collect();
+    let out_descs: Vec<OutputDesc> = out_facts
+        .iter()
+        .zip(out_shapes)
+        .map(|(f, s)| OutputDesc {
+            dtype: f.dtype,
+            shape: s.clone(),
+        })
+        .collect();
     let kernel = kernels::prepare(op, &input_descs, &out_descs)?;
-    let views: Vec<_> = descs.iter().map(|d| d.as_ref().and_then(|d| d.value.map(Tensor::view))).collect();
-    let mut outs: Vec<Data> = out_descs.iter().map(|d| Data::zeros(d.dtype, d.shape.iter().product())).collect();
+    let views: Vec<_> = descs
+        .iter()
+        .map(|d| d.as_ref().and_then(|d| d.value.map(Tensor::view)))
+        .collect();
+    let mut outs: Vec<Data> = out_descs
+        .iter()
+        .map(|d| Data::zeros(d.dtype, d.shape.iter().product()))
+        .collect();
     {
-        let mut out_views: Vec<ViewMut> =
-            outs.iter_mut().zip(&out_descs).map(|(data, d)| ViewMut { shape: &d.shape, data: data.slice_mut() }).collect();
+        let mut out_views: Vec<ViewMut> = outs
+            .iter_mut()
+            .zip(&out_descs)
+            .map(|(data, d)| ViewMut {
+                shape: &d.shape,
+                data: data.slice_mut(),
+            })
+            .collect();
         kernel.run(&views, &mut out_views)?;
     }
-    outs.into_iter().zip(out_descs).map(|(data, d)| Tensor::new(d.shape, data)).collect()
+    outs.into_iter()
+        .zip(out_descs)
+        .map(|(data, d)| Tensor::new(d.shape, data))
+        .collect()
 }
 
 /// The location of a reshape-like op's output: the input's memory with a new shape.
 fn relabel(src: &Option<Loc>, shape: &[usize], constants: &mut Vec<Tensor>) -> Result<Loc> {
     Ok(match src {
-        Some(Loc::Slot { slot, .. }) => Loc::Slot { slot: *slot, shape: shape.to_vec() },
+        Some(Loc::Slot { slot, .. }) => Loc::Slot {
+            slot: *slot,
+            shape: shape.to_vec(),
+        },
         Some(Loc::Const(c)) => {
             let t = constants[*c].clone().reshaped(shape.to_vec())?;
             constants.push(t);
             Loc::Const(constants.len() - 1)
         }
-        Some(Loc::Input { index, .. }) => Loc::Input { index: *index, shape: shape.to_vec() },
+        Some(Loc::Input { index, .. }) => Loc::Input {
+            index: *index,
+            shape: shape.to_vec(),
+        },
         None => return Err(Error::invalid("internal: reshape of an unplanned value")),
     })
 }
 
 fn annotate(e: Error, node: &str) -> Error {
     match e {
-        Error::Shape { node: n, message } if n == "kernel" => Error::Shape { node: node.into(), message },
-        Error::Shape { node: n, message } => Error::Shape { node: node.into(), message: format!("{n}: {message}") },
+        Error::Shape { node: n, message } if n == "kernel" => Error::Shape {
+            node: node.into(),
+            message,
+        },
+        Error::Shape { node: n, message } => Error::Shape {
+            node: node.into(),
+            message: format!("{n}: {message}"),
+        },
         other => other,
     }
 }

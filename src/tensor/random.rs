@@ -12,7 +12,9 @@ impl Rng {
 
     /// A seed derived from a string (e.g. a model or layer name), FNV-1a.
     pub fn from_name(name: &str) -> Rng {
-        Rng(name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)))
+        Rng(name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }))
     }
 
     pub fn next_u64(&mut self) -> u64 {

@@ -28,8 +28,14 @@ impl Arena {
 fn view<'a>(loc: &'a Loc, plan: &'a Plan, bufs: &'a [DataVec], inputs: &'a [Tensor]) -> View<'a> {
     match loc {
         Loc::Const(c) => plan.constants[*c].view(),
-        Loc::Input { index, shape } => View { shape, data: inputs[*index].data().slice() },
-        Loc::Slot { slot, shape } => View { shape, data: bufs[*slot].slice(shape.iter().product()) },
+        Loc::Input { index, shape } => View {
+            shape,
+            data: inputs[*index].data().slice(),
+        },
+        Loc::Slot { slot, shape } => View {
+            shape,
+            data: bufs[*slot].slice(shape.iter().product()),
+        },
     }
 }
 
@@ -37,7 +43,12 @@ fn view<'a>(loc: &'a Loc, plan: &'a Plan, bufs: &'a [DataVec], inputs: &'a [Tens
 pub type StepHook<'h> = &'h mut (dyn FnMut(usize, std::time::Duration) + Send);
 
 /// Executes every step of `plan` and returns the graph outputs.
-pub fn execute(plan: &Plan, arena: &mut Arena, inputs: &[Tensor], mut hook: Option<StepHook>) -> Result<Vec<Tensor>> {
+pub fn execute(
+    plan: &Plan,
+    arena: &mut Arena,
+    inputs: &[Tensor],
+    mut hook: Option<StepHook>,
+) -> Result<Vec<Tensor>> {
     for (index, step) in plan.steps.iter().enumerate() {
         let start = hook.as_ref().map(|_| std::time::Instant::now());
         // Outputs never share a slot with this step's inputs (the memory planner
@@ -51,12 +62,18 @@ pub fn execute(plan: &Plan, arena: &mut Arena, inputs: &[Tensor], mut hook: Opti
             })
             .collect();
         let result = {
-            let in_views: Vec<Option<View>> =
-                step.inputs.iter().map(|l| l.as_ref().map(|l| view(l, plan, &arena.bufs, inputs))).collect();
+            let in_views: Vec<Option<View>> = step
+                .inputs
+                .iter()
+                .map(|l| l.as_ref().map(|l| view(l, plan, &arena.bufs, inputs)))
+                .collect();
             let mut out_views: Vec<ViewMut> = taken
                 .iter_mut()
                 .zip(&step.outputs)
-                .map(|(buf, (_, shape))| ViewMut { shape, data: buf.slice_mut(shape.iter().product()) })
+                .map(|(buf, (_, shape))| ViewMut {
+                    shape,
+                    data: buf.slice_mut(shape.iter().product()),
+                })
                 .collect();
             step.kernel.run(&in_views, &mut out_views)
         };
