@@ -984,7 +984,7 @@ fn resize_shape(r: &Resize, s: &[Dim], inputs: &[Option<&Fact>]) -> R<Option<Vec
             ));
         }
         for (k, &a) in axes.iter().enumerate() {
-            if !(scales[k] > 0.0) {
+            if scales[k].is_nan() || scales[k] <= 0.0 {
                 return Err(format!("Resize scale {} must be positive", scales[k]));
             }
             out[a] = (input[a] as f32 * scales[k]).floor() as usize;

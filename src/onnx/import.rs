@@ -15,7 +15,7 @@ use crate::tensor::{DType, Tensor};
 
 /// Oldest and newest default-domain opsets kiln accepts.
 pub const MIN_OPSET: i64 = 7;
-pub const MAX_OPSET: i64 = 25;
+pub const MAX_OPSET: i64 = 28;
 
 /// Builds the IR graph of a decoded model (values get facts from the model's
 /// declarations only; shape inference runs afterwards).

@@ -218,7 +218,7 @@ impl<'a> GraphProto<'a> {
                     expect_len(wire, "GraphProto.initializer")?;
                     g.initializers.push(TensorProto::decode(r.bytes()?)?)
                 }
-                11 | 12 | 13 => {
+                11..=13 => {
                     expect_len(wire, "GraphProto value info")?;
                     let vi = ValueInfoProto::decode(r.bytes()?)?;
                     match field {
