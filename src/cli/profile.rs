@@ -56,7 +56,7 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     for (op, (count, ms)) in &ops {
         println!("{op:24} {count:>6} {ms:>10.3} {:>6.1}%", 100.0 * ms / total);
     }
-    per_node.sort_by(|a, b| b.2.cmp(&a.2));
+    per_node.sort_by_key(|n| std::cmp::Reverse(n.2));
     println!("\nslowest nodes:");
     for (node, op, d) in per_node.iter().take(15) {
         let ms = d.as_secs_f64() / runs * 1e3;
