@@ -1,1 +1,3 @@
-//! TODO
+//! ONNX protobuf: reading models into the IR, and writing them (the model zoo).
+
+pub mod write;
