@@ -6,6 +6,7 @@ pub mod import;
 pub mod load;
 pub mod proto;
 pub mod wire;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 
