@@ -81,21 +81,35 @@ pub fn run_op(
             })
         })
         .collect();
-    let out_descs: Vec<OutputDesc> =
-        outputs.iter().map(|(dtype, shape)| OutputDesc { dtype: *dtype, shape: shape.clone() }).collect();
+    let out_descs: Vec<OutputDesc> = outputs
+        .iter()
+        .map(|(dtype, shape)| OutputDesc {
+            dtype: *dtype,
+            shape: shape.clone(),
+        })
+        .collect();
     let kernel = prepare(op, &descs, &out_descs)?;
     let views: Vec<Option<View<'_>>> = inputs.iter().map(|t| t.as_ref().map(|t| t.view())).collect();
-    let mut datas: Vec<Data> =
-        outputs.iter().map(|(dtype, shape)| poisoned(*dtype, checked_numel(shape).unwrap())).collect();
+    let mut datas: Vec<Data> = outputs
+        .iter()
+        .map(|(dtype, shape)| poisoned(*dtype, checked_numel(shape).unwrap()))
+        .collect();
     {
         let mut out_views: Vec<ViewMut<'_>> = datas
             .iter_mut()
             .zip(outputs)
-            .map(|(d, (_, shape))| ViewMut { shape, data: d.slice_mut() })
+            .map(|(d, (_, shape))| ViewMut {
+                shape,
+                data: d.slice_mut(),
+            })
             .collect();
         kernel.run(&views, &mut out_views)?;
     }
-    Ok(datas.into_iter().zip(outputs).map(|(d, (_, shape))| Tensor::new(shape.clone(), d).unwrap()).collect())
+    Ok(datas
+        .into_iter()
+        .zip(outputs)
+        .map(|(d, (_, shape))| Tensor::new(shape.clone(), d).unwrap())
+        .collect())
 }
 
 /// Asserts `got` matches `want` within `tol * (1 + |want|)` everywhere (and has no NaN
@@ -103,7 +117,11 @@ pub fn run_op(
 pub fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_nan() { g.is_nan() } else { (g as f64 - w).abs() <= tol * (1.0 + w.abs()) };
+        let ok = if w.is_nan() {
+            g.is_nan()
+        } else {
+            (g as f64 - w).abs() <= tol * (1.0 + w.abs())
+        };
         assert!(ok, "{what}: element {i}: got {g}, want {w}");
     }
 }

@@ -4,9 +4,9 @@
 pub mod columns;
 pub mod depthwise;
 mod forward;
-mod transpose;
 #[cfg(test)]
 mod tests;
+mod transpose;
 
 use rayon::prelude::*;
 
@@ -52,13 +52,21 @@ impl Bias {
     fn prepare(op: &str, desc: Option<InputDesc<'_>>, channels: usize) -> Result<Bias> {
         let Some(d) = desc else { return Ok(Bias::None) };
         if d.shape != [channels] {
-            return Err(Error::shape(op, format!("bias shape {:?} is not [{channels}]", d.shape)));
+            return Err(Error::shape(
+                op,
+                format!("bias shape {:?} is not [{channels}]", d.shape),
+            ));
         }
         Ok(const_f32(&d).map_or(Bias::Input, |v| Bias::Const(v.to_vec())))
     }
 
     /// The bias values for this run, checked to cover `channels`.
-    fn get<'a>(&'a self, op: &str, inputs: &[Option<View<'a>>], channels: usize) -> Result<Option<&'a [f32]>> {
+    fn get<'a>(
+        &'a self,
+        op: &str,
+        inputs: &[Option<View<'a>>],
+        channels: usize,
+    ) -> Result<Option<&'a [f32]>> {
         let b = match self {
             Bias::None => return Ok(None),
             Bias::Const(v) => v.as_slice(),
@@ -86,16 +94,23 @@ fn run_jobs(
     let jobs = y.len() / job_len;
     let side_by_side = jobs > 1 && (jobs >= rayon::current_num_threads() || macs_per_job < PARALLEL_MIN_MACS);
     if side_by_side {
-        y.par_chunks_mut(job_len).enumerate().try_for_each(|(j, chunk)| job(j, chunk, false))
+        y.par_chunks_mut(job_len)
+            .enumerate()
+            .try_for_each(|(j, chunk)| job(j, chunk, false))
     } else {
-        y.chunks_mut(job_len).enumerate().try_for_each(|(j, chunk)| job(j, chunk, true))
+        y.chunks_mut(job_len)
+            .enumerate()
+            .try_for_each(|(j, chunk)| job(j, chunk, true))
     }
 }
 
 /// Checks an activation-sized input or output has exactly the planned length.
 fn expect_len(op: &str, what: &str, got: usize, want: usize) -> Result<()> {
     if got != want {
-        return Err(Error::shape(op, format!("{what} has {got} elements, expected {want}")));
+        return Err(Error::shape(
+            op,
+            format!("{what} has {got} elements, expected {want}"),
+        ));
     }
     Ok(())
 }

@@ -6,17 +6,28 @@ use crate::error::{Error, Result};
 use crate::tensor::DType;
 
 /// Fails unless every present input among `which` and every output is f32.
-pub(crate) fn expect_f32(op: &str, inputs: &[Option<InputDesc<'_>>], which: &[usize], outputs: &[OutputDesc]) -> Result<()> {
+pub(crate) fn expect_f32(
+    op: &str,
+    inputs: &[Option<InputDesc<'_>>],
+    which: &[usize],
+    outputs: &[OutputDesc],
+) -> Result<()> {
     for &i in which {
         if let Some(Some(d)) = inputs.get(i) {
             if d.dtype != DType::F32 {
-                return Err(Error::shape(op, format!("input {i} is {}, only float32 is supported", d.dtype)));
+                return Err(Error::shape(
+                    op,
+                    format!("input {i} is {}, only float32 is supported", d.dtype),
+                ));
             }
         }
     }
     for (i, o) in outputs.iter().enumerate() {
         if o.dtype != DType::F32 {
-            return Err(Error::shape(op, format!("output {i} is {}, only float32 is supported", o.dtype)));
+            return Err(Error::shape(
+                op,
+                format!("output {i} is {}, only float32 is supported", o.dtype),
+            ));
         }
     }
     Ok(())
@@ -24,7 +35,9 @@ pub(crate) fn expect_f32(op: &str, inputs: &[Option<InputDesc<'_>>], which: &[us
 
 /// Output `i`'s planned description.
 pub(crate) fn output<'o>(op: &str, outputs: &'o [OutputDesc], i: usize) -> Result<&'o OutputDesc> {
-    outputs.get(i).ok_or_else(|| Error::shape(op, format!("missing output {i}")))
+    outputs
+        .get(i)
+        .ok_or_else(|| Error::shape(op, format!("missing output {i}")))
 }
 
 /// The contents of a constant f32 input, if it is one.

@@ -2,7 +2,8 @@
 
 #[cfg(test)]
 mod compute_tests;
-pub(crate) mod float_io;
 pub mod conv;
+pub(crate) mod float_io;
 pub mod gemm;
+pub mod pool;
 pub mod window;

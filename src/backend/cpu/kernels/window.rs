@@ -18,7 +18,11 @@ fn effective_extent(kernel: usize, dilation: usize) -> Result<usize> {
         .checked_sub(1)
         .and_then(|k| k.checked_mul(dilation))
         .and_then(|k| k.checked_add(1))
-        .ok_or_else(|| err(format!("kernel size {kernel} with dilation {dilation} is invalid")))
+        .ok_or_else(|| {
+            err(format!(
+                "kernel size {kernel} with dilation {dilation} is invalid"
+            ))
+        })
 }
 
 /// Checks the per-axis attribute vectors have one entry per spatial axis and no zeros
@@ -37,7 +41,11 @@ fn validate(window: &Window, rank: usize, kernel_spatial: &[usize]) -> Result<()
         )));
     }
     if !window.pads.is_empty() && window.pads.len() != 2 * rank {
-        return Err(err(format!("pads {:?} do not have {} entries", window.pads, 2 * rank)));
+        return Err(err(format!(
+            "pads {:?} do not have {} entries",
+            window.pads,
+            2 * rank
+        )));
     }
     if window.strides.contains(&0) || window.dilations.contains(&0) || kernel_spatial.contains(&0) {
         return Err(err("strides, dilations and kernel sizes must be positive"));
@@ -64,7 +72,11 @@ pub fn conv_kernel_shape(window: &Window, weight_shape: &[usize]) -> Result<Vec<
 /// Explicit pads `[begins..., ends...]` for a window over `input_spatial`, with
 /// `auto_pad` resolved. SAME_* pads so the output is `ceil(input / stride)`, the odd
 /// element going to the end (UPPER) or the beginning (LOWER).
-pub fn resolve_pads(window: &Window, input_spatial: &[usize], kernel_spatial: &[usize]) -> Result<Vec<usize>> {
+pub fn resolve_pads(
+    window: &Window,
+    input_spatial: &[usize],
+    kernel_spatial: &[usize],
+) -> Result<Vec<usize>> {
     let rank = input_spatial.len();
     validate(window, rank, kernel_spatial)?;
     match window.auto_pad {
@@ -78,8 +90,13 @@ pub fn resolve_pads(window: &Window, input_spatial: &[usize], kernel_spatial: &[
                 let out = input.div_ceil(stride);
                 // Windows reach `(out - 1) * stride + extent`; whatever of that lies past
                 // the input is padding. It can be "negative" (stride > extent): no pad.
-                let needed = out.saturating_sub(1).checked_mul(stride).and_then(|v| v.checked_add(extent));
-                let total = needed.ok_or_else(|| err("window extent overflows"))?.saturating_sub(input);
+                let needed = out
+                    .saturating_sub(1)
+                    .checked_mul(stride)
+                    .and_then(|v| v.checked_add(extent));
+                let total = needed
+                    .ok_or_else(|| err("window extent overflows"))?
+                    .saturating_sub(input);
                 let small = total / 2;
                 let (begin, end) = match window.auto_pad {
                     AutoPad::SameUpper => (small, total - small),
@@ -122,7 +139,11 @@ pub fn output_spatial(
                 "window extent {extent} is larger than the padded input {padded} on spatial axis {i}"
             ))
         })?;
-        let mut size = if ceil_mode { span.div_ceil(stride) + 1 } else { span / stride + 1 };
+        let mut size = if ceil_mode {
+            span.div_ceil(stride) + 1
+        } else {
+            span / stride + 1
+        };
         if ceil_mode && (size - 1) * stride >= input + pads[i] {
             size -= 1;
         }
@@ -166,7 +187,9 @@ impl Geometry {
         let limit = (isize::MAX / 4) as usize;
         for i in 0..rank {
             let extent = effective_extent(kernel_spatial[i], window.dilations[i])?;
-            let padded = input_spatial[i].saturating_add(pads[i]).saturating_add(pads[rank + i]);
+            let padded = input_spatial[i]
+                .saturating_add(pads[i])
+                .saturating_add(pads[rank + i]);
             if padded.saturating_add(extent) > limit || window.strides[i] > limit {
                 return Err(err("window sizes are too large"));
             }
@@ -222,13 +245,23 @@ pub fn conv_transpose_geometry(
     let output_padding = match op.output_padding.len() {
         0 => vec![0; rank],
         n if n == rank => op.output_padding.clone(),
-        _ => return Err(err(format!("output_padding {:?} has the wrong length", op.output_padding))),
+        _ => {
+            return Err(err(format!(
+                "output_padding {:?} has the wrong length",
+                op.output_padding
+            )))
+        }
     };
     // Some exporters write the full output shape (N, C, spatial...): keep the tail.
     let output_shape: &[usize] = match op.output_shape.len() {
         0 => &[],
         n if n >= rank => &op.output_shape[n - rank..],
-        _ => return Err(err(format!("output_shape {:?} has too few entries", op.output_shape))),
+        _ => {
+            return Err(err(format!(
+                "output_shape {:?} has too few entries",
+                op.output_shape
+            )))
+        }
     };
     let big = |v: usize| i128::try_from(v).map_err(|_| err("size overflows"));
     let mut begins = Vec::with_capacity(rank);
@@ -245,7 +278,11 @@ pub fn conv_transpose_geometry(
                 };
                 let total = natural - out;
                 let half = total.div_euclid(2);
-                let begin = if window.auto_pad == AutoPad::SameUpper { half } else { total - half };
+                let begin = if window.auto_pad == AutoPad::SameUpper {
+                    half
+                } else {
+                    total - half
+                };
                 (begin, out)
             }
             AutoPad::NotSet | AutoPad::Valid => {
@@ -260,7 +297,8 @@ pub fn conv_transpose_geometry(
                 (pb, out)
             }
         };
-        let out = usize::try_from(out).map_err(|_| err(format!("negative output size on spatial axis {i}")))?;
+        let out =
+            usize::try_from(out).map_err(|_| err(format!("negative output size on spatial axis {i}")))?;
         let begin = isize::try_from(begin).map_err(|_| err("padding overflows"))?;
         begins.push(begin);
         output.push(out);
@@ -324,13 +362,25 @@ mod tests {
             output_padding: vec![],
             output_shape: vec![],
         };
-        assert_eq!(conv_transpose_geometry(&op, &[3, 3], &[3, 3]).unwrap(), (vec![1, 2], vec![7, 3]));
+        assert_eq!(
+            conv_transpose_geometry(&op, &[3, 3], &[3, 3]).unwrap(),
+            (vec![1, 2], vec![7, 3])
+        );
         op.window = win(&[2, 2], &[], AutoPad::SameUpper);
-        assert_eq!(conv_transpose_geometry(&op, &[3, 3], &[3, 3]).unwrap(), (vec![0, 0], vec![6, 6]));
+        assert_eq!(
+            conv_transpose_geometry(&op, &[3, 3], &[3, 3]).unwrap(),
+            (vec![0, 0], vec![6, 6])
+        );
         op.window.auto_pad = AutoPad::SameLower;
-        assert_eq!(conv_transpose_geometry(&op, &[3, 3], &[3, 3]).unwrap(), (vec![1, 1], vec![6, 6]));
+        assert_eq!(
+            conv_transpose_geometry(&op, &[3, 3], &[3, 3]).unwrap(),
+            (vec![1, 1], vec![6, 6])
+        );
         op.window = win(&[3, 2], &[], AutoPad::NotSet);
         op.output_shape = vec![1, 2, 10, 8];
-        assert_eq!(conv_transpose_geometry(&op, &[3, 3], &[3, 3]).unwrap(), (vec![0, 0], vec![10, 8]));
+        assert_eq!(
+            conv_transpose_geometry(&op, &[3, 3], &[3, 3]).unwrap(),
+            (vec![0, 0], vec![10, 8])
+        );
     }
 }

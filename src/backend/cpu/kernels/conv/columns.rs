@@ -45,14 +45,23 @@ pub(crate) enum Segment {
 
 /// Calls `f(panel_range, segment)` for positions `p0..p0 + len` of the source grid,
 /// covering the panel exactly once, in order.
-pub(crate) fn for_each_segment(map: &Mapping<'_>, p0: usize, len: usize, mut f: impl FnMut(Range<usize>, Segment)) {
+pub(crate) fn for_each_segment(
+    map: &Mapping<'_>,
+    p0: usize,
+    len: usize,
+    mut f: impl FnMut(Range<usize>, Segment),
+) {
     let rank = map.source.len();
     if rank == 0 || len == 0 {
         return;
     }
     let last = rank - 1;
     let width = map.source[last];
-    let (t_len, stride, off) = (map.target[last] as isize, map.strides[last] as isize, map.offsets[last]);
+    let (t_len, stride, off) = (
+        map.target[last] as isize,
+        map.strides[last] as isize,
+        map.offsets[last],
+    );
     let mut done = 0;
     while done < len {
         let pos = p0 + done;
@@ -66,16 +75,32 @@ pub(crate) fn for_each_segment(map: &Mapping<'_>, p0: usize, len: usize, mut f: 
         };
         // Positions o of this run whose target t = o * stride + off is in [0, t_len).
         let lo = if off >= 0 { 0 } else { (-off + stride - 1) / stride };
-        let hi = if t_len - off <= 0 { 0 } else { (t_len - off + stride - 1) / stride };
+        let hi = if t_len - off <= 0 {
+            0
+        } else {
+            (t_len - off + stride - 1) / stride
+        };
         let (start, end) = (o0 as isize, (o0 + run) as isize);
-        let (lo, hi) = (lo.clamp(start, end), hi.clamp(start, end).max(lo.clamp(start, end)));
-        let (lo_i, hi_i) = (panel.start + (lo - start) as usize, panel.start + (hi - start) as usize);
+        let (lo, hi) = (
+            lo.clamp(start, end),
+            hi.clamp(start, end).max(lo.clamp(start, end)),
+        );
+        let (lo_i, hi_i) = (
+            panel.start + (lo - start) as usize,
+            panel.start + (hi - start) as usize,
+        );
         if lo_i > panel.start {
             f(panel.start..lo_i, Segment::Outside);
         }
         if hi_i > lo_i {
             let first = base + (lo * stride + off) as usize;
-            f(lo_i..hi_i, Segment::Inside { first, step: stride as usize });
+            f(
+                lo_i..hi_i,
+                Segment::Inside {
+                    first,
+                    step: stride as usize,
+                },
+            );
         }
         if panel.end > hi_i {
             f(hi_i..panel.end, Segment::Outside);

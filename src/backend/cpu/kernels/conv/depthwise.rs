@@ -56,7 +56,11 @@ impl Plane {
 fn valid_range(out: usize, input: usize, stride: usize, off: isize) -> (usize, usize) {
     let (input, stride) = (input as isize, stride as isize);
     let lo = if off >= 0 { 0 } else { (-off + stride - 1) / stride };
-    let hi = if input - off <= 0 { 0 } else { (input - off + stride - 1) / stride };
+    let hi = if input - off <= 0 {
+        0
+    } else {
+        (input - off + stride - 1) / stride
+    };
     let (lo, hi) = (lo.min(out as isize) as usize, hi.min(out as isize) as usize);
     (lo, hi.max(lo))
 }

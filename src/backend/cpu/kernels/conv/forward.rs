@@ -53,19 +53,38 @@ struct ConvKernel {
     activation: Activation,
 }
 
-pub(super) fn prepare(conv: &Conv, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
+pub(super) fn prepare(
+    conv: &Conv,
+    inputs: &[Option<InputDesc<'_>>],
+    outputs: &[OutputDesc],
+) -> Result<Box<dyn Kernel>> {
     expect_f32(NAME, inputs, &[0, 1, 2], outputs)?;
     let (x, w) = (required_desc(inputs, 0)?, required_desc(inputs, 1)?);
     let y = output(NAME, outputs, 0)?;
     if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
-        return Err(Error::shape(NAME, format!("ranks of X {:?}, W {:?}, Y {:?} do not fit", x.shape, w.shape, y.shape)));
+        return Err(Error::shape(
+            NAME,
+            format!(
+                "ranks of X {:?}, W {:?}, Y {:?} do not fit",
+                x.shape, w.shape, y.shape
+            ),
+        ));
     }
     let (batch, c_in, c_out, group) = (x.shape[0], x.shape[1], w.shape[0], conv.group);
     if group == 0 || c_in % group != 0 || c_out % group != 0 || w.shape[1] * group != c_in {
-        return Err(Error::shape(NAME, format!("group {group} does not fit X {:?} and W {:?}", x.shape, w.shape)));
+        return Err(Error::shape(
+            NAME,
+            format!("group {group} does not fit X {:?} and W {:?}", x.shape, w.shape),
+        ));
     }
     if y.shape[0] != batch || y.shape[1] != c_out {
-        return Err(Error::shape(NAME, format!("output {:?} does not match X {:?}, W {:?}", y.shape, x.shape, w.shape)));
+        return Err(Error::shape(
+            NAME,
+            format!(
+                "output {:?} does not match X {:?}, W {:?}",
+                y.shape, x.shape, w.shape
+            ),
+        ));
     }
     let kernel = conv_kernel_shape(&conv.window, w.shape)?;
     let geom = Geometry::new(&conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
@@ -85,7 +104,13 @@ pub(super) fn prepare(conv: &Conv, inputs: &[Option<InputDesc<'_>>], outputs: &[
         (Some(v), _) => {
             let (m_g, k_g) = (c_out / group, c_g * geom.kernel_len());
             let packed = (0..group)
-                .map(|g| Ok(PackedA::new(MatRef::row_major(&v[g * m_g * k_g..][..m_g * k_g], m_g, k_g)?)))
+                .map(|g| {
+                    Ok(PackedA::new(MatRef::row_major(
+                        &v[g * m_g * k_g..][..m_g * k_g],
+                        m_g,
+                        k_g,
+                    )?))
+                })
                 .collect::<Result<Vec<_>>>()?;
             Weights::Packed(packed)
         }
@@ -110,13 +135,21 @@ impl Kernel for ConvKernel {
     fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
         let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
         let x = required(inputs, 0)?.typed::<f32>()?;
-        let y = outputs.get_mut(0).ok_or_else(|| Error::shape(NAME, "missing output"))?.typed::<f32>()?;
+        let y = outputs
+            .get_mut(0)
+            .ok_or_else(|| Error::shape(NAME, "missing output"))?
+            .typed::<f32>()?;
         expect_len(NAME, "X", x.len(), self.batch * self.c_in * in_len)?;
         expect_len(NAME, "Y", y.len(), self.batch * self.c_out * out_len)?;
         let w = match &self.weights {
             Weights::Input => {
                 let w = required(inputs, 1)?.typed::<f32>()?;
-                expect_len(NAME, "W", w.len(), self.c_out * (self.c_in / self.group) * self.geom.kernel_len())?;
+                expect_len(
+                    NAME,
+                    "W",
+                    w.len(),
+                    self.c_out * (self.c_in / self.group) * self.geom.kernel_len(),
+                )?;
                 Some(w)
             }
             Weights::Copied(v) => Some(v.as_slice()),
@@ -145,7 +178,11 @@ impl Kernel for ConvKernel {
 impl ConvKernel {
     /// One task per output plane (image x channel).
     fn depthwise(&self, plane: &Plane, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-        let (in_len, out_len, taps) = (self.geom.input_len(), self.geom.output_len(), self.geom.kernel_len());
+        let (in_len, out_len, taps) = (
+            self.geom.input_len(),
+            self.geom.output_len(),
+            self.geom.kernel_len(),
+        );
         if out_len == 0 {
             return;
         }
@@ -169,7 +206,9 @@ impl ConvKernel {
             let x_job = &x[(n * self.c_in + g * c_g) * in_len..][..c_g * in_len];
             let a = match (&self.weights, w) {
                 (Weights::Packed(p), _) => LhsSource::Packed(&p[g]),
-                (_, Some(w)) => LhsSource::Mat(MatRef::row_major(&w[g * m_g * k_g..][..m_g * k_g], m_g, k_g)?),
+                (_, Some(w)) => {
+                    LhsSource::Mat(MatRef::row_major(&w[g * m_g * k_g..][..m_g * k_g], m_g, k_g)?)
+                }
                 (_, None) => return Err(Error::shape(NAME, "weights missing")),
             };
             let epilogue = Epilogue {
@@ -211,9 +250,16 @@ impl ConvKernel {
             gather_row(&map, &x[c * in_len..][..in_len], p0, dst);
         };
         if parallel {
-            cols.par_chunks_mut(np).take(c_g * taps).with_min_len(8).enumerate().for_each(|(r, d)| row(r, d));
+            cols.par_chunks_mut(np)
+                .take(c_g * taps)
+                .with_min_len(8)
+                .enumerate()
+                .for_each(|(r, d)| row(r, d));
         } else {
-            cols.chunks_mut(np).take(c_g * taps).enumerate().for_each(|(r, d)| row(r, d));
+            cols.chunks_mut(np)
+                .take(c_g * taps)
+                .enumerate()
+                .for_each(|(r, d)| row(r, d));
         }
     }
 }

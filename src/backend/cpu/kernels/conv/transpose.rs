@@ -46,17 +46,34 @@ pub(super) fn prepare(
     let (x, w) = (required_desc(inputs, 0)?, required_desc(inputs, 1)?);
     let y = output(NAME, outputs, 0)?;
     if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
-        return Err(Error::shape(NAME, format!("ranks of X {:?}, W {:?}, Y {:?} do not fit", x.shape, w.shape, y.shape)));
+        return Err(Error::shape(
+            NAME,
+            format!(
+                "ranks of X {:?}, W {:?}, Y {:?} do not fit",
+                x.shape, w.shape, y.shape
+            ),
+        ));
     }
     let (batch, c_in, group) = (x.shape[0], x.shape[1], op.group);
     if group == 0 || c_in % group != 0 || w.shape[0] != c_in {
-        return Err(Error::shape(NAME, format!("group {group} does not fit X {:?} and W {:?}", x.shape, w.shape)));
+        return Err(Error::shape(
+            NAME,
+            format!("group {group} does not fit X {:?} and W {:?}", x.shape, w.shape),
+        ));
     }
-    let c_out = w.shape[1].checked_mul(group).ok_or_else(|| Error::shape(NAME, "channels overflow"))?;
+    let c_out = w.shape[1]
+        .checked_mul(group)
+        .ok_or_else(|| Error::shape(NAME, "channels overflow"))?;
     let kernel = conv_kernel_shape(&op.window, w.shape)?;
     let (pads_begin, out_spatial) = conv_transpose_geometry(op, &x.shape[2..], &kernel)?;
     if y.shape[0] != batch || y.shape[1] != c_out || y.shape[2..] != out_spatial[..] {
-        return Err(Error::shape(NAME, format!("planned output {:?} differs from computed {out_spatial:?}", y.shape)));
+        return Err(Error::shape(
+            NAME,
+            format!(
+                "planned output {:?} differs from computed {out_spatial:?}",
+                y.shape
+            ),
+        ));
     }
     numel(NAME, x.shape)?;
     numel(NAME, w.shape)?;
@@ -99,7 +116,10 @@ impl Kernel for ConvTransposeKernel {
         let (c_g, m_g, taps) = (self.c_in / self.group, self.c_out / self.group, self.kernel_len);
         let rows = m_g * taps;
         let x = required(inputs, 0)?.typed::<f32>()?;
-        let y = outputs.get_mut(0).ok_or_else(|| Error::shape(NAME, "missing output"))?.typed::<f32>()?;
+        let y = outputs
+            .get_mut(0)
+            .ok_or_else(|| Error::shape(NAME, "missing output"))?
+            .typed::<f32>()?;
         expect_len(NAME, "X", x.len(), self.batch * self.c_in * in_len)?;
         expect_len(NAME, "Y", y.len(), self.batch * self.c_out * out_len)?;
         let w = match self.packed {
@@ -164,9 +184,15 @@ impl ConvTransposeKernel {
             }
         };
         if parallel {
-            y_job.par_chunks_mut(out_len).enumerate().for_each(|(c, plane)| channel(c, plane));
+            y_job
+                .par_chunks_mut(out_len)
+                .enumerate()
+                .for_each(|(c, plane)| channel(c, plane));
         } else {
-            y_job.chunks_mut(out_len).enumerate().for_each(|(c, plane)| channel(c, plane));
+            y_job
+                .chunks_mut(out_len)
+                .enumerate()
+                .for_each(|(c, plane)| channel(c, plane));
         }
     }
 }

@@ -104,13 +104,26 @@ pub(crate) fn gemm_with(
 ) -> Result<()> {
     let (m, n, k) = check_dims(a, b, epilogue)?;
     let mut dense = Dense::new(c, m, n, ldc)?;
-    let scale = Scale { alpha, beta, epilogue };
+    let scale = Scale {
+        alpha,
+        beta,
+        epilogue,
+    };
     match parallel.then(|| split_plan(m, n, k, &a, &b)).flatten() {
         Some((row_cuts, col_cuts)) => {
             let tasks = split_rows(dense.rows_mut(), &row_cuts, &col_cuts);
             run_tasks(isa, a, b, tasks, &row_cuts, &col_cuts, scale);
         }
-        None => sequential(isa, Lhs { src: a, row0: 0 }, Rhs { src: b, col0: 0 }, &mut dense, m, n, k, scale),
+        None => sequential(
+            isa,
+            Lhs { src: a, row0: 0 },
+            Rhs { src: b, col0: 0 },
+            &mut dense,
+            m,
+            n,
+            k,
+            scale,
+        ),
     }
     Ok(())
 }
@@ -132,13 +145,26 @@ pub fn gemm_rows(
     if c.len() < m || c.iter().take(m).any(|r| r.len() < n) {
         return Err(Error::shape("gemm", format!("output rows do not cover {m}x{n}")));
     }
-    let scale = Scale { alpha, beta, epilogue };
+    let scale = Scale {
+        alpha,
+        beta,
+        epilogue,
+    };
     match parallel.then(|| split_plan(m, n, k, &a, &b)).flatten() {
         Some((row_cuts, col_cuts)) => {
             let tasks = split_rows(c.iter_mut().map(|r| &mut **r), &row_cuts, &col_cuts);
             run_tasks(isa, a, b, tasks, &row_cuts, &col_cuts, scale);
         }
-        None => sequential(isa, Lhs { src: a, row0: 0 }, Rhs { src: b, col0: 0 }, c, m, n, k, scale),
+        None => sequential(
+            isa,
+            Lhs { src: a, row0: 0 },
+            Rhs { src: b, col0: 0 },
+            c,
+            m,
+            n,
+            k,
+            scale,
+        ),
     }
     Ok(())
 }
@@ -146,7 +172,10 @@ pub fn gemm_rows(
 fn check_dims(a: LhsSource<'_>, b: RhsSource<'_>, epilogue: &Epilogue<'_>) -> Result<(usize, usize, usize)> {
     let ((m, k), (kb, n)) = (a.dims(), b.dims());
     if k != kb {
-        return Err(Error::shape("gemm", format!("inner dimensions differ: {m}x{k} times {kb}x{n}")));
+        return Err(Error::shape(
+            "gemm",
+            format!("inner dimensions differ: {m}x{k} times {kb}x{n}"),
+        ));
     }
     epilogue.validate(m, n)?;
     Ok((m, n, k))
@@ -162,7 +191,9 @@ fn split_rows<'s>(
     let n_col_blocks = col_cuts.len() - 1;
     let m = row_cuts[row_cuts.len() - 1];
     let n = col_cuts[n_col_blocks];
-    let mut tasks: Vec<Vec<&mut [f32]>> = (0..(row_cuts.len() - 1) * n_col_blocks).map(|_| Vec::new()).collect();
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..(row_cuts.len() - 1) * n_col_blocks)
+        .map(|_| Vec::new())
+        .collect();
     let mut rb = 0;
     for (i, row) in rows.take(m).enumerate() {
         while i >= row_cuts[rb + 1] {
@@ -195,15 +226,24 @@ fn run_tasks(
         let (r0, c0) = (row_cuts[rb], col_cuts[cb]);
         let (m, n) = (row_cuts[rb + 1] - r0, col_cuts[cb + 1] - c0);
         let lhs = match a {
-            LhsSource::Mat(mat) => Lhs { src: LhsSource::Mat(mat.sub(r0, 0, m, k)), row0: 0 },
+            LhsSource::Mat(mat) => Lhs {
+                src: LhsSource::Mat(mat.sub(r0, 0, m, k)),
+                row0: 0,
+            },
             LhsSource::Packed(_) => Lhs { src: a, row0: r0 },
         };
         let rhs = match b {
-            RhsSource::Mat(mat) => Rhs { src: RhsSource::Mat(mat.sub(0, c0, k, n)), col0: 0 },
+            RhsSource::Mat(mat) => Rhs {
+                src: RhsSource::Mat(mat.sub(0, c0, k, n)),
+                col0: 0,
+            },
             RhsSource::Packed(_) => Rhs { src: b, col0: c0 },
         };
         let epilogue = scale.epilogue.shifted(r0, c0, m, n);
-        let scale = Scale { epilogue: &epilogue, ..scale };
+        let scale = Scale {
+            epilogue: &epilogue,
+            ..scale
+        };
         sequential(isa, lhs, rhs, &mut rows, m, n, k, scale);
     });
 }
@@ -271,7 +311,11 @@ fn sequential<C: OutRows + ?Sized>(
     let epilogue = (!scale.epilogue.is_identity()).then_some(scale.epilogue);
     if k == 0 {
         // No product: C = beta * C, then the epilogue.
-        let how = Store { alpha: scale.alpha, beta: scale.beta, epilogue };
+        let how = Store {
+            alpha: scale.alpha,
+            beta: scale.beta,
+            epilogue,
+        };
         let zero: Tile = [0.0; MR * NR];
         for i in (0..m).step_by(MR) {
             for j in (0..n).step_by(NR) {
@@ -309,7 +353,15 @@ fn sequential<C: OutRows + ?Sized>(
                             }
                             LhsSource::Packed(p) => p.block(a.row0 + ic, mc, pc, kc),
                         };
-                        let block = Block { a: a_block, b: b_block, mc, nc, kc, i0: ic, j0: jc };
+                        let block = Block {
+                            a: a_block,
+                            b: b_block,
+                            mc,
+                            nc,
+                            kc,
+                            i0: ic,
+                            j0: jc,
+                        };
                         macro_kernel(isa, &block, c, &how);
                     }
                 }

@@ -16,9 +16,14 @@ pub enum Activation {
     None,
     Relu,
     /// `min(max(x, min), max)` (Relu6 and Clip with constant bounds).
-    Clamp { min: f32, max: f32 },
+    Clamp {
+        min: f32,
+        max: f32,
+    },
     /// `x >= 0 ? x : alpha * x`
-    LeakyRelu { alpha: f32 },
+    LeakyRelu {
+        alpha: f32,
+    },
 }
 
 impl Activation {
@@ -28,9 +33,9 @@ impl Activation {
             Activation::None => {}
             Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
             Activation::Clamp { min, max } => xs.iter_mut().for_each(|x| *x = x.max(min).min(max)),
-            Activation::LeakyRelu { alpha } => {
-                xs.iter_mut().for_each(|x| *x = if *x >= 0.0 { *x } else { *x * alpha })
-            }
+            Activation::LeakyRelu { alpha } => xs
+                .iter_mut()
+                .for_each(|x| *x = if *x >= 0.0 { *x } else { *x * alpha }),
         }
     }
 }
@@ -58,7 +63,12 @@ impl<'a> Epilogue<'a> {
 
     /// Checks every term covers an `m x n` output.
     pub(crate) fn validate(&self, m: usize, n: usize) -> Result<()> {
-        let short = |what: &str| Err(Error::shape("gemm", format!("epilogue {what} is smaller than {m}x{n}")));
+        let short = |what: &str| {
+            Err(Error::shape(
+                "gemm",
+                format!("epilogue {what} is smaller than {m}x{n}"),
+            ))
+        };
         if self.row_bias.is_some_and(|b| b.len() < m) {
             return short("row bias");
         }
@@ -113,7 +123,9 @@ pub(crate) fn store_tile<C: OutRows + ?Sized>(
         } else if beta == 1.0 {
             dst.iter_mut().zip(src).for_each(|(d, &s)| *d += alpha * s);
         } else {
-            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = alpha * s + beta * *d);
+            dst.iter_mut()
+                .zip(src)
+                .for_each(|(d, &s)| *d = alpha * s + beta * *d);
         }
         let Some(e) = how.epilogue else { continue };
         if let Some(b) = e.row_bias {
@@ -125,9 +137,13 @@ pub(crate) fn store_tile<C: OutRows + ?Sized>(
         }
         if let Some(res) = e.residual {
             if res.col_stride() == 1 {
-                dst.iter_mut().zip(res.row_slice(i0 + r, j0, n)).for_each(|(d, &v)| *d += v);
+                dst.iter_mut()
+                    .zip(res.row_slice(i0 + r, j0, n))
+                    .for_each(|(d, &v)| *d += v);
             } else {
-                dst.iter_mut().enumerate().for_each(|(j, d)| *d += res.at(i0 + r, j0 + j));
+                dst.iter_mut()
+                    .enumerate()
+                    .for_each(|(j, d)| *d += res.at(i0 + r, j0 + j));
             }
         }
         e.activation.apply_slice(dst);

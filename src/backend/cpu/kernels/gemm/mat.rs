@@ -27,11 +27,21 @@ impl<'a> MatRef<'a> {
             if !matches!(last, Some(l) if l < data.len()) {
                 return Err(Error::shape(
                     "gemm",
-                    format!("{rows}x{cols} matrix (strides {rs}, {cs}) does not fit in {} elements", data.len()),
+                    format!(
+                        "{rows}x{cols} matrix (strides {rs}, {cs}) does not fit in {} elements",
+                        data.len()
+                    ),
                 ));
             }
         }
-        Ok(MatRef { data, off: 0, rows, cols, rs, cs })
+        Ok(MatRef {
+            data,
+            off: 0,
+            rows,
+            cols,
+            rs,
+            cs,
+        })
     }
 
     /// A dense row-major matrix.
@@ -41,13 +51,24 @@ impl<'a> MatRef<'a> {
 
     /// The transpose, without copying.
     pub fn t(self) -> Self {
-        MatRef { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
     }
 
     /// Rows `r0..r0 + rows`, columns `c0..c0 + cols`; the caller keeps it in range.
     pub(crate) fn sub(self, r0: usize, c0: usize, rows: usize, cols: usize) -> Self {
         debug_assert!(r0 + rows <= self.rows && c0 + cols <= self.cols);
-        MatRef { off: self.off + r0 * self.rs + c0 * self.cs, rows, cols, ..self }
+        MatRef {
+            off: self.off + r0 * self.rs + c0 * self.cs,
+            rows,
+            cols,
+            ..self
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -107,11 +128,17 @@ impl<'a> Dense<'a> {
         let fits = rows == 0
             || cols == 0
             || (ld >= cols
-                && (rows - 1).checked_mul(ld).and_then(|v| v.checked_add(cols)).is_some_and(|n| n <= data.len()));
+                && (rows - 1)
+                    .checked_mul(ld)
+                    .and_then(|v| v.checked_add(cols))
+                    .is_some_and(|n| n <= data.len()));
         if !fits {
             return Err(Error::shape(
                 "gemm",
-                format!("output {rows}x{cols} (ld {ld}) does not fit in {} elements", data.len()),
+                format!(
+                    "output {rows}x{cols} (ld {ld}) does not fit in {} elements",
+                    data.len()
+                ),
             ));
         }
         Ok(Dense { data, ld, rows, cols })
@@ -120,7 +147,10 @@ impl<'a> Dense<'a> {
     /// The rows, each cut to the block width.
     pub(crate) fn rows_mut(&mut self) -> impl Iterator<Item = &mut [f32]> {
         let cols = self.cols;
-        self.data.chunks_mut(self.ld.max(1)).take(self.rows).map(move |r| &mut r[..cols])
+        self.data
+            .chunks_mut(self.ld.max(1))
+            .take(self.rows)
+            .map(move |r| &mut r[..cols])
     }
 }
 

@@ -21,7 +21,10 @@ enum Addend {
     /// One value per column (C is `[N]` or `[1, N]`).
     Col(Bias),
     /// Anything else: Y is filled with `beta * C` broadcast, then accumulated into.
-    Fill { rows: usize, cols: usize },
+    Fill {
+        rows: usize,
+        cols: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -41,16 +44,29 @@ struct GemmKernel {
     addend: Addend,
 }
 
-pub(super) fn prepare(g: &Gemm, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
+pub(super) fn prepare(
+    g: &Gemm,
+    inputs: &[Option<InputDesc<'_>>],
+    outputs: &[OutputDesc],
+) -> Result<Box<dyn Kernel>> {
     expect_f32(NAME, inputs, &[0, 1, 2], outputs)?;
     let (a, b) = (required_desc(inputs, 0)?, required_desc(inputs, 1)?);
     let (&[ar, ac], &[br, bc]) = (a.shape, b.shape) else {
-        return Err(Error::shape(NAME, format!("A {:?} and B {:?} must be 2-D", a.shape, b.shape)));
+        return Err(Error::shape(
+            NAME,
+            format!("A {:?} and B {:?} must be 2-D", a.shape, b.shape),
+        ));
     };
     let (m, k) = if g.trans_a { (ac, ar) } else { (ar, ac) };
     let (kb, n) = if g.trans_b { (bc, br) } else { (br, bc) };
     if k != kb || output(NAME, outputs, 0)?.shape != [m, n] {
-        return Err(Error::shape(NAME, format!("A {:?} and B {:?} do not give output {:?}", a.shape, b.shape, outputs[0].shape)));
+        return Err(Error::shape(
+            NAME,
+            format!(
+                "A {:?} and B {:?} do not give output {:?}",
+                a.shape, b.shape, outputs[0].shape
+            ),
+        ));
     }
     let a_packed = match const_f32(&a) {
         Some(data) => Some(PackedA::new(lhs_view(data, m, k, g.trans_a)?)),
@@ -64,7 +80,15 @@ pub(super) fn prepare(g: &Gemm, inputs: &[Option<InputDesc<'_>>], outputs: &[Out
         None => Addend::None,
         Some(c) => addend(c, m, n, g.beta)?,
     };
-    Ok(Box::new(GemmKernel { m, n, k, g: *g, a_packed, b_packed, addend }))
+    Ok(Box::new(GemmKernel {
+        m,
+        n,
+        k,
+        g: *g,
+        a_packed,
+        b_packed,
+        addend,
+    }))
 }
 
 fn lhs_view(data: &[f32], m: usize, k: usize, trans: bool) -> Result<MatRef<'_>> {
@@ -92,7 +116,10 @@ fn addend(c: InputDesc<'_>, m: usize, n: usize, beta: f32) -> Result<Addend> {
         _ => return Err(Error::shape(NAME, format!("C {:?} has rank > 2", c.shape))),
     };
     if !(dims.0 == 1 || dims.0 == m) || !(dims.1 == 1 || dims.1 == n) {
-        return Err(Error::shape(NAME, format!("C {:?} does not broadcast to [{m}, {n}]", c.shape)));
+        return Err(Error::shape(
+            NAME,
+            format!("C {:?} does not broadcast to [{m}, {n}]", c.shape),
+        ));
     }
     let bias = || match const_f32(&c) {
         Some(v) => Some(Bias::Const(v.iter().map(|&x| beta * x).collect())),
@@ -105,21 +132,37 @@ fn addend(c: InputDesc<'_>, m: usize, n: usize, beta: f32) -> Result<Addend> {
     Ok(match (per_row, per_col) {
         (true, _) => bias().map_or(Addend::Fill { rows: m, cols: 1 }, Addend::Row),
         (_, true) => bias().map_or(Addend::Fill { rows: 1, cols: n }, Addend::Col),
-        _ => Addend::Fill { rows: dims.0, cols: dims.1 },
+        _ => Addend::Fill {
+            rows: dims.0,
+            cols: dims.1,
+        },
     })
 }
 
 impl Kernel for GemmKernel {
     fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
         let (m, n, k) = (self.m, self.n, self.k);
-        let y = outputs.get_mut(0).ok_or_else(|| Error::shape(NAME, "missing output"))?.typed::<f32>()?;
+        let y = outputs
+            .get_mut(0)
+            .ok_or_else(|| Error::shape(NAME, "missing output"))?
+            .typed::<f32>()?;
         let a = match &self.a_packed {
             Some(p) => LhsSource::Packed(p),
-            None => LhsSource::Mat(lhs_view(required(inputs, 0)?.typed::<f32>()?, m, k, self.g.trans_a)?),
+            None => LhsSource::Mat(lhs_view(
+                required(inputs, 0)?.typed::<f32>()?,
+                m,
+                k,
+                self.g.trans_a,
+            )?),
         };
         let b = match &self.b_packed {
             Some(p) => RhsSource::Packed(p),
-            None => RhsSource::Mat(rhs_view(required(inputs, 1)?.typed::<f32>()?, k, n, self.g.trans_b)?),
+            None => RhsSource::Mat(rhs_view(
+                required(inputs, 1)?.typed::<f32>()?,
+                k,
+                n,
+                self.g.trans_b,
+            )?),
         };
         let c_input = || -> Result<&[f32]> { required(inputs, 2)?.typed::<f32>() };
         let mut epilogue = Epilogue::default();
@@ -148,7 +191,15 @@ impl Kernel for GemmKernel {
 }
 
 /// `y[i, j] = beta * c[i or 0, j or 0]` for a `rows x cols` C broadcast to `m x n`.
-fn fill_broadcast(y: &mut [f32], c: &[f32], rows: usize, cols: usize, m: usize, n: usize, beta: f32) -> Result<()> {
+fn fill_broadcast(
+    y: &mut [f32],
+    c: &[f32],
+    rows: usize,
+    cols: usize,
+    m: usize,
+    n: usize,
+    beta: f32,
+) -> Result<()> {
     if c.len() != rows * cols || y.len() < m * n {
         return Err(Error::shape(NAME, "C or Y has an unexpected size"));
     }

@@ -37,8 +37,16 @@ pub(super) fn prepare(inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) 
     if ra == 0 || rb == 0 {
         return Err(Error::shape(NAME, "operands must have rank >= 1"));
     }
-    let (m, k) = if ra == 1 { (1, a.shape[0]) } else { (a.shape[ra - 2], a.shape[ra - 1]) };
-    let (kb, n) = if rb == 1 { (b.shape[0], 1) } else { (b.shape[rb - 2], b.shape[rb - 1]) };
+    let (m, k) = if ra == 1 {
+        (1, a.shape[0])
+    } else {
+        (a.shape[ra - 2], a.shape[ra - 1])
+    };
+    let (kb, n) = if rb == 1 {
+        (b.shape[0], 1)
+    } else {
+        (b.shape[rb - 2], b.shape[rb - 1])
+    };
     let batch_a = &a.shape[..ra.saturating_sub(2)];
     let batch_b = &b.shape[..rb.saturating_sub(2)];
     let batch = broadcast(batch_a, batch_b)?;
@@ -48,18 +56,25 @@ pub(super) fn prepare(inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) 
     if k != kb || output(NAME, outputs, 0)?.shape != expected {
         return Err(Error::shape(
             NAME,
-            format!("{:?} x {:?} does not give output {:?}", a.shape, b.shape, outputs[0].shape),
+            format!(
+                "{:?} x {:?} does not give output {:?}",
+                a.shape, b.shape, outputs[0].shape
+            ),
         ));
     }
     let plan = if numel(NAME, batch_b)? == 1 {
-        let rows = numel(NAME, batch_a)?.checked_mul(m).ok_or_else(|| Error::shape(NAME, "size overflows"))?;
+        let rows = numel(NAME, batch_a)?
+            .checked_mul(m)
+            .ok_or_else(|| Error::shape(NAME, "size overflows"))?;
         let b_packed = match const_f32(&b) {
             Some(data) => Some(PackedB::new(MatRef::row_major(data, k, n)?)),
             None => None,
         };
         Plan::Folded { rows, b_packed }
     } else {
-        Plan::Batched { offsets: batch_offsets(&batch, batch_a, batch_b, m * k, k * n)? }
+        Plan::Batched {
+            offsets: batch_offsets(&batch, batch_a, batch_b, m * k, k * n)?,
+        }
     };
     Ok(Box::new(MatMulKernel { m, n, k, plan }))
 }
@@ -67,12 +82,21 @@ pub(super) fn prepare(inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) 
 /// numpy broadcast of two batch shapes.
 fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
-    let dim = |s: &[usize], i: usize| if i + s.len() < rank { 1 } else { s[i + s.len() - rank] };
+    let dim = |s: &[usize], i: usize| {
+        if i + s.len() < rank {
+            1
+        } else {
+            s[i + s.len() - rank]
+        }
+    };
     (0..rank)
         .map(|i| match (dim(a, i), dim(b, i)) {
             (x, y) if x == y || y == 1 => Ok(x),
             (1, y) => Ok(y),
-            _ => Err(Error::shape(NAME, format!("batch dims {a:?} and {b:?} do not broadcast"))),
+            _ => Err(Error::shape(
+                NAME,
+                format!("batch dims {a:?} and {b:?} do not broadcast"),
+            )),
         })
         .collect()
 }
@@ -117,7 +141,10 @@ fn batch_offsets(
 impl Kernel for MatMulKernel {
     fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
         let (m, n, k) = (self.m, self.n, self.k);
-        let y = outputs.get_mut(0).ok_or_else(|| Error::shape(NAME, "missing output"))?.typed::<f32>()?;
+        let y = outputs
+            .get_mut(0)
+            .ok_or_else(|| Error::shape(NAME, "missing output"))?
+            .typed::<f32>()?;
         let a = required(inputs, 0)?.typed::<f32>()?;
         let none = Epilogue::default();
         match &self.plan {
@@ -137,7 +164,16 @@ impl Kernel for MatMulKernel {
                 let one = |(y, &(ao, bo)): (&mut [f32], &(usize, usize)), parallel: bool| {
                     let lhs = MatRef::row_major(a.get(ao..).unwrap_or(&[]), m, k)?;
                     let rhs = MatRef::row_major(b.get(bo..).unwrap_or(&[]), k, n)?;
-                    gemm(LhsSource::Mat(lhs), RhsSource::Mat(rhs), y, n, 1.0, 0.0, &none, parallel)
+                    gemm(
+                        LhsSource::Mat(lhs),
+                        RhsSource::Mat(rhs),
+                        y,
+                        n,
+                        1.0,
+                        0.0,
+                        &none,
+                        parallel,
+                    )
                 };
                 if y.len() != m * n * offsets.len() {
                     return Err(Error::shape(NAME, "output has an unexpected size"));
@@ -145,9 +181,13 @@ impl Kernel for MatMulKernel {
                 // Small matrices: one sequential GEMM per rayon task. Large ones: each
                 // GEMM splits itself.
                 if m * n * k < PARALLEL_MIN_MACS {
-                    y.par_chunks_mut(m * n).zip(offsets).try_for_each(|job| one(job, false))
+                    y.par_chunks_mut(m * n)
+                        .zip(offsets)
+                        .try_for_each(|job| one(job, false))
                 } else {
-                    y.chunks_mut(m * n).zip(offsets).try_for_each(|job| one(job, true))
+                    y.chunks_mut(m * n)
+                        .zip(offsets)
+                        .try_for_each(|job| one(job, true))
                 }
             }
         }
@@ -155,7 +195,9 @@ impl Kernel for MatMulKernel {
 
     fn label(&self) -> &'static str {
         match &self.plan {
-            Plan::Folded { b_packed: Some(_), .. } => "gemm(packed B)",
+            Plan::Folded {
+                b_packed: Some(_), ..
+            } => "gemm(packed B)",
             Plan::Folded { .. } => "gemm",
             Plan::Batched { .. } => "batched gemm",
         }

@@ -41,7 +41,12 @@ pub(crate) fn pack_a(a: MatRef<'_>, dst: &mut [f32]) {
                     panel.iter_mut().skip(r).step_by(MR).for_each(|d| *d = 0.0);
                 } else if a.col_stride() == 1 {
                     let src = a.row_slice(i0 + r, 0, kc);
-                    panel.iter_mut().skip(r).step_by(MR).zip(src).for_each(|(d, &s)| *d = s);
+                    panel
+                        .iter_mut()
+                        .skip(r)
+                        .step_by(MR)
+                        .zip(src)
+                        .for_each(|(d, &s)| *d = s);
                 } else {
                     let dst = panel.iter_mut().skip(r).step_by(MR);
                     dst.enumerate().for_each(|(p, d)| *d = a.at(i0 + r, p));
@@ -79,7 +84,12 @@ pub(crate) fn pack_b(b: MatRef<'_>, dst: &mut [f32]) {
                     panel.iter_mut().skip(c).step_by(NR).for_each(|d| *d = 0.0);
                 } else if b.row_stride() == 1 {
                     let src = b.col_slice(0, j0 + c, kc);
-                    panel.iter_mut().skip(c).step_by(NR).zip(src).for_each(|(d, &s)| *d = s);
+                    panel
+                        .iter_mut()
+                        .skip(c)
+                        .step_by(NR)
+                        .zip(src)
+                        .for_each(|(d, &s)| *d = s);
                 } else {
                     let dst = panel.iter_mut().skip(c).step_by(NR);
                     dst.enumerate().for_each(|(p, d)| *d = b.at(p, j0 + c));

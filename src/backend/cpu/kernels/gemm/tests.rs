@@ -19,7 +19,12 @@ struct Operand {
 
 impl Operand {
     fn random(rng: &mut Rng, rows: usize, cols: usize) -> Operand {
-        Operand { data: rng.vec(rows * cols), rows, cols, col_major: rng.range(0, 2) == 0 }
+        Operand {
+            data: rng.vec(rows * cols),
+            rows,
+            cols,
+            col_major: rng.range(0, 2) == 0,
+        }
     }
 
     fn view(&self) -> MatRef<'_> {
@@ -31,7 +36,11 @@ impl Operand {
     }
 
     fn at(&self, i: usize, j: usize) -> f64 {
-        let idx = if self.col_major { j * self.rows + i } else { i * self.cols + j };
+        let idx = if self.col_major {
+            j * self.rows + i
+        } else {
+            i * self.cols + j
+        };
         self.data[idx] as f64
     }
 }
@@ -103,7 +112,10 @@ impl Case {
         Epilogue {
             row_bias: self.row_bias.as_deref(),
             col_bias: self.col_bias.as_deref(),
-            residual: self.residual.as_deref().map(|r| MatRef::row_major(r, self.m, self.n).unwrap()),
+            residual: self
+                .residual
+                .as_deref()
+                .map(|r| MatRef::row_major(r, self.m, self.n).unwrap()),
             activation: self.act,
         }
     }
@@ -135,10 +147,25 @@ impl Case {
     fn run(&self, isa: Isa, prepack_a: bool, prepack_b: bool, parallel: bool) -> Vec<f32> {
         let pa = prepack_a.then(|| PackedA::new(self.a.view()));
         let pb = prepack_b.then(|| PackedB::new(self.b.view()));
-        let a = pa.as_ref().map_or(LhsSource::Mat(self.a.view()), LhsSource::Packed);
-        let b = pb.as_ref().map_or(RhsSource::Mat(self.b.view()), RhsSource::Packed);
+        let a = pa
+            .as_ref()
+            .map_or(LhsSource::Mat(self.a.view()), LhsSource::Packed);
+        let b = pb
+            .as_ref()
+            .map_or(RhsSource::Mat(self.b.view()), RhsSource::Packed);
         let mut c = self.c0.clone();
-        gemm_with(isa, a, b, &mut c, self.ldc, self.alpha, self.beta, &self.epilogue(), parallel).unwrap();
+        gemm_with(
+            isa,
+            a,
+            b,
+            &mut c,
+            self.ldc,
+            self.alpha,
+            self.beta,
+            &self.epilogue(),
+            parallel,
+        )
+        .unwrap();
         c
     }
 }
@@ -148,7 +175,10 @@ fn check(got: &[f32], want: &[f64], scale: &[f64], ldc: usize, n: usize, what: &
         if i % ldc >= n {
             continue; // padding between rows is not part of the output
         }
-        assert!((g as f64 - w).abs() <= 1e-5 * s, "{what}: element {i}: got {g}, want {w}");
+        assert!(
+            (g as f64 - w).abs() <= 1e-5 * s,
+            "{what}: element {i}: got {g}, want {w}"
+        );
     }
 }
 
@@ -157,7 +187,11 @@ const SIZES: &[usize] = &[1, 2, 5, 6, 7, 13, 16, 17, 31, 33, 64, 100];
 #[test]
 fn simd_and_generic_match_the_naive_product_on_ragged_shapes() {
     let mut rng = Rng::new(1);
-    let isas: Vec<Isa> = if Isa::detect() == Isa::Generic { vec![Isa::Generic] } else { vec![Isa::Generic, Isa::detect()] };
+    let isas: Vec<Isa> = if Isa::detect() == Isa::Generic {
+        vec![Isa::Generic]
+    } else {
+        vec![Isa::Generic, Isa::detect()]
+    };
     for trial in 0..300 {
         let (m, n, k) = (rng.pick(SIZES), rng.pick(SIZES), rng.pick(SIZES));
         let case = Case::random(&mut rng, m, n, k);
@@ -165,7 +199,14 @@ fn simd_and_generic_match_the_naive_product_on_ragged_shapes() {
         let (pa, pb) = (rng.range(0, 1) == 1, rng.range(0, 1) == 1);
         for &isa in &isas {
             let got = case.run(isa, pa, pb, false);
-            check(&got, &want, &scale, case.ldc, n, &format!("trial {trial} {isa:?} {m}x{n}x{k} pa={pa} pb={pb}"));
+            check(
+                &got,
+                &want,
+                &scale,
+                case.ldc,
+                n,
+                &format!("trial {trial} {isa:?} {m}x{n}x{k} pa={pa} pb={pb}"),
+            );
         }
     }
 }
@@ -186,9 +227,21 @@ fn blocking_edges_and_parallel_split_are_exact() {
     for (m, n, k) in shapes {
         let case = Case::random(&mut rng, m, n, k);
         let (want, scale) = case.reference();
-        for (pa, pb, par) in [(false, false, true), (true, true, true), (true, false, false), (false, true, true)] {
+        for (pa, pb, par) in [
+            (false, false, true),
+            (true, true, true),
+            (true, false, false),
+            (false, true, true),
+        ] {
             let got = case.run(Isa::detect(), pa, pb, par);
-            check(&got, &want, &scale, case.ldc, n, &format!("{m}x{n}x{k} pa={pa} pb={pb} par={par}"));
+            check(
+                &got,
+                &want,
+                &scale,
+                case.ldc,
+                n,
+                &format!("{m}x{n}x{k} pa={pa} pb={pb} par={par}"),
+            );
         }
     }
 }
@@ -203,7 +256,14 @@ fn empty_inner_dimension_gives_beta_c_plus_epilogue() {
             case.c0 = rng.vec(case.m * case.ldc);
         }
         let (want, scale) = case.reference();
-        check(&case.run(Isa::detect(), false, false, true), &want, &scale, case.ldc, 20, "k = 0");
+        check(
+            &case.run(Isa::detect(), false, false, true),
+            &want,
+            &scale,
+            case.ldc,
+            20,
+            "k = 0",
+        );
     }
 }
 
@@ -220,7 +280,10 @@ fn bad_dimensions_are_errors() {
     assert!(gemm(lhs, rhs, &mut c[..3], 2, 1.0, 0.0, &none, false).is_err());
     assert!(MatRef::row_major(&a, 4, 2).is_err());
     let short = [1.0];
-    let bad = Epilogue { row_bias: Some(&short), ..Epilogue::default() };
+    let bad = Epilogue {
+        row_bias: Some(&short),
+        ..Epilogue::default()
+    };
     assert!(gemm(lhs, rhs, &mut c, 2, 1.0, 0.0, &bad, false).is_err());
 }
 
@@ -235,7 +298,9 @@ fn naive_matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f64> 
 }
 
 fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    (0..cols * rows).map(|idx| x[(idx % rows) * cols + idx / rows]).collect()
+    (0..cols * rows)
+        .map(|idx| x[(idx % rows) * cols + idx / rows])
+        .collect()
 }
 
 #[test]
@@ -254,13 +319,28 @@ fn gemm_op_handles_transposes_and_every_c_broadcast() {
         let b_stored = if g.trans_b { transpose(&b, k, n) } else { b.clone() };
         let a_t = Tensor::from_vec(if g.trans_a { vec![k, m] } else { vec![m, k] }, a_stored).unwrap();
         let b_t = Tensor::from_vec(if g.trans_b { vec![n, k] } else { vec![k, n] }, b_stored).unwrap();
-        let shapes = [vec![], vec![1], vec![n], vec![1, n], vec![m, 1], vec![m, n], vec![1, 1]];
+        let shapes = [
+            vec![],
+            vec![1],
+            vec![n],
+            vec![1, n],
+            vec![m, 1],
+            vec![m, n],
+            vec![1, 1],
+        ];
         let c_shape = shapes[rng.range(0, shapes.len() - 1)].clone();
         let c = rng.tensor(&c_shape);
         let with_c = rng.range(0, 3) > 0;
         let consts = [rng.range(0, 1) == 1, rng.range(0, 1) == 1, rng.range(0, 1) == 1];
         let inputs = [Some(a_t), Some(b_t), with_c.then(|| c.clone())];
-        let out = run_op(prepare, &Op::Gemm(g), &inputs, &consts, &[(DType::F32, vec![m, n])]).unwrap();
+        let out = run_op(
+            prepare,
+            &Op::Gemm(g),
+            &inputs,
+            &consts,
+            &[(DType::F32, vec![m, n])],
+        )
+        .unwrap();
         let mut want = naive_matmul(&a, &b, m, k, n);
         let cv = c.as_slice::<f32>().unwrap();
         for i in 0..m {
@@ -270,20 +350,34 @@ fn gemm_op_handles_transposes_and_every_c_broadcast() {
                     let (ci, cj) = match c_shape.len() {
                         0 => (0, 0),
                         1 => (0, if c_shape[0] == 1 { 0 } else { j }),
-                        _ => (if c_shape[0] == 1 { 0 } else { i }, if c_shape[1] == 1 { 0 } else { j }),
+                        _ => (
+                            if c_shape[0] == 1 { 0 } else { i },
+                            if c_shape[1] == 1 { 0 } else { j },
+                        ),
                     };
                     let cols = c_shape.last().copied().unwrap_or(1);
                     want[i * n + j] += g.beta as f64 * cv[ci * cols + cj] as f64;
                 }
             }
         }
-        assert_close(out[0].as_slice::<f32>().unwrap(), &want, 1e-4, &format!("gemm op trial {trial} {g:?} c {c_shape:?}"));
+        assert_close(
+            out[0].as_slice::<f32>().unwrap(),
+            &want,
+            1e-4,
+            &format!("gemm op trial {trial} {g:?} c {c_shape:?}"),
+        );
     }
 }
 
 fn broadcast_dims(a: &[usize], b: &[usize]) -> Vec<usize> {
     let rank = a.len().max(b.len());
-    let get = |s: &[usize], i: usize| if i + s.len() < rank { 1 } else { s[i + s.len() - rank] };
+    let get = |s: &[usize], i: usize| {
+        if i + s.len() < rank {
+            1
+        } else {
+            s[i + s.len() - rank]
+        }
+    };
     (0..rank).map(|i| get(a, i).max(get(b, i))).collect()
 }
 
@@ -295,7 +389,9 @@ fn operand_batch_index(out_batch: &[usize], mut bi: usize, batch: &[usize]) -> u
         bi /= d;
     }
     let skip = out_batch.len() - batch.len();
-    batch.iter().enumerate().fold(0, |acc, (i, &d)| acc * d + if d == 1 { 0 } else { index[skip + i] })
+    batch.iter().enumerate().fold(0, |acc, (i, &d)| {
+        acc * d + if d == 1 { 0 } else { index[skip + i] }
+    })
 }
 
 #[test]
@@ -318,14 +414,21 @@ fn matmul_op_broadcasts_batches_and_promotes_vectors() {
     for (sa, sb, so) in cases {
         for b_const in [false, true] {
             let (a, b) = (rng.tensor(&sa), rng.tensor(&sb));
-            let out = run_op(prepare, &Op::MatMul, &[Some(a.clone()), Some(b.clone())], &[false, b_const], &[(
-                DType::F32,
-                so.clone(),
-            )])
+            let out = run_op(
+                prepare,
+                &Op::MatMul,
+                &[Some(a.clone()), Some(b.clone())],
+                &[false, b_const],
+                &[(DType::F32, so.clone())],
+            )
             .unwrap();
             // Reference: explicit broadcast loop over batch indices.
             let (av, bv) = (a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap());
-            let (m, k) = if sa.len() == 1 { (1, sa[0]) } else { (sa[sa.len() - 2], sa[sa.len() - 1]) };
+            let (m, k) = if sa.len() == 1 {
+                (1, sa[0])
+            } else {
+                (sa[sa.len() - 2], sa[sa.len() - 1])
+            };
             let n = if sb.len() == 1 { 1 } else { sb[sb.len() - 1] };
             let batch_of = |s: &[usize]| s[..s.len().saturating_sub(2)].to_vec();
             let out_batch = broadcast_dims(&batch_of(&sa), &batch_of(&sb));
@@ -337,7 +440,12 @@ fn matmul_op_broadcasts_batches_and_promotes_vectors() {
                 let bm = &bv[ib * k * n..(ib + 1) * k * n];
                 want.extend(naive_matmul(am, bm, m, k, n));
             }
-            assert_close(out[0].as_slice::<f32>().unwrap(), &want, 1e-4, &format!("matmul {sa:?} x {sb:?}"));
+            assert_close(
+                out[0].as_slice::<f32>().unwrap(),
+                &want,
+                1e-4,
+                &format!("matmul {sa:?} x {sb:?}"),
+            );
         }
     }
 }
@@ -346,11 +454,37 @@ fn matmul_op_broadcasts_batches_and_promotes_vectors() {
 fn ops_reject_bad_shapes_and_dtypes() {
     let a = Tensor::from_vec(vec![2, 3], vec![0.0f32; 6]).unwrap();
     let b = Tensor::from_vec(vec![2, 3], vec![0.0f32; 6]).unwrap();
-    let g = Op::Gemm(Gemm { alpha: 1.0, beta: 1.0, trans_a: false, trans_b: false });
-    assert!(run_op(prepare, &g, &[Some(a.clone()), Some(b.clone())], &[], &[(DType::F32, vec![2, 3])]).is_err());
-    assert!(run_op(prepare, &Op::MatMul, &[Some(a.clone()), Some(b)], &[], &[(DType::F32, vec![2, 3])]).is_err());
+    let g = Op::Gemm(Gemm {
+        alpha: 1.0,
+        beta: 1.0,
+        trans_a: false,
+        trans_b: false,
+    });
+    assert!(run_op(
+        prepare,
+        &g,
+        &[Some(a.clone()), Some(b.clone())],
+        &[],
+        &[(DType::F32, vec![2, 3])]
+    )
+    .is_err());
+    assert!(run_op(
+        prepare,
+        &Op::MatMul,
+        &[Some(a.clone()), Some(b)],
+        &[],
+        &[(DType::F32, vec![2, 3])]
+    )
+    .is_err());
     let i = Tensor::from_vec(vec![3, 2], vec![0i64; 6]).unwrap();
-    assert!(run_op(prepare, &Op::MatMul, &[Some(a), Some(i)], &[], &[(DType::F32, vec![2, 2])]).is_err());
+    assert!(run_op(
+        prepare,
+        &Op::MatMul,
+        &[Some(a), Some(i)],
+        &[],
+        &[(DType::F32, vec![2, 2])]
+    )
+    .is_err());
 }
 
 /// Single-thread GFLOP/s of the GEMM core. Run with
@@ -359,7 +493,12 @@ fn ops_reject_bad_shapes_and_dtypes() {
 #[ignore]
 fn gemm_gflops() {
     let mut rng = Rng::new(6);
-    for (m, n, k) in [(512, 512, 512), (256, 3136, 576), (64, 3136, 576), (512, 49, 4608)] {
+    for (m, n, k) in [
+        (512, 512, 512),
+        (256, 3136, 576),
+        (64, 3136, 576),
+        (512, 49, 4608),
+    ] {
         let (a, b) = (rng.vec(m * k), rng.vec(k * n));
         let mut c = vec![0.0; m * n];
         let lhs = MatRef::row_major(&a, m, k).unwrap();
@@ -381,7 +520,10 @@ fn gemm_gflops() {
                 best = best.min(start.elapsed().as_secs_f64());
             }
             let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
-            println!("gemm {m}x{n}x{k} ({label}, {:?}): {gflops:.1} GFLOP/s", Isa::detect());
+            println!(
+                "gemm {m}x{n}x{k} ({label}, {:?}): {gflops:.1} GFLOP/s",
+                Isa::detect()
+            );
         }
     }
 }
