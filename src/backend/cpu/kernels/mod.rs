@@ -1,8 +1,11 @@
 //! CPU kernels, one file per op family, and the one place that maps an IR op to
 //! the family that runs it.
 
+#[cfg(test)]
+mod compute_tests;
 pub mod conv;
 pub mod elementwise;
+pub(crate) mod float_io;
 pub mod gather;
 pub mod gemm;
 pub mod generate;
@@ -11,6 +14,7 @@ pub mod normalization;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
+pub mod window;
 
 use crate::backend::cpu::kernel::{InputDesc, Kernel, OutputDesc};
 use crate::error::Result;

@@ -1,0 +1,177 @@
+//! Packing operands into micro-panels, and whole matrices packed ahead of time.
+//!
+//! A panels: `MR` rows interleaved per k step (`[a(0,p) .. a(MR-1,p)]` for each p).
+//! B panels: `NR` columns per k step. Ragged edges are zero-filled so the
+//! micro-kernel always runs full tiles; the store step clips them.
+//! Packing turns any stride pattern into the unit-stride stream the micro-kernel
+//! wants, and it is done once per cache block, not once per tile.
+
+use super::buffers::AlignedVec;
+use super::mat::MatRef;
+use super::micro::{MR, NR};
+use super::KC;
+
+/// Floats needed to pack an `rows x k` block of A.
+pub(crate) fn packed_a_len(rows: usize, k: usize) -> usize {
+    rows.div_ceil(MR) * MR * k
+}
+
+/// Floats needed to pack a `k x cols` block of B.
+pub(crate) fn packed_b_len(k: usize, cols: usize) -> usize {
+    cols.div_ceil(NR) * NR * k
+}
+
+/// Packs all of `a` (`mc x kc`) into `dst` as MR-row panels.
+pub(crate) fn pack_a(a: MatRef<'_>, dst: &mut [f32]) {
+    let (mc, kc) = (a.rows(), a.cols());
+    if kc == 0 {
+        return;
+    }
+    for (ip, panel) in dst.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
+        let i0 = ip * MR;
+        let m = MR.min(mc - i0);
+        if a.row_stride() == 1 {
+            for (p, step) in panel.chunks_exact_mut(MR).enumerate() {
+                step[..m].copy_from_slice(a.col_slice(i0, p, m));
+                step[m..].fill(0.0);
+            }
+        } else {
+            for r in 0..MR {
+                if r >= m {
+                    panel.iter_mut().skip(r).step_by(MR).for_each(|d| *d = 0.0);
+                } else if a.col_stride() == 1 {
+                    let src = a.row_slice(i0 + r, 0, kc);
+                    panel
+                        .iter_mut()
+                        .skip(r)
+                        .step_by(MR)
+                        .zip(src)
+                        .for_each(|(d, &s)| *d = s);
+                } else {
+                    let dst = panel.iter_mut().skip(r).step_by(MR);
+                    dst.enumerate().for_each(|(p, d)| *d = a.at(i0 + r, p));
+                }
+            }
+        }
+    }
+}
+
+/// Packs all of `b` (`kc x nc`) into `dst` as NR-column panels.
+pub(crate) fn pack_b(b: MatRef<'_>, dst: &mut [f32]) {
+    let (kc, nc) = (b.rows(), b.cols());
+    if kc == 0 {
+        return;
+    }
+    for (jp, panel) in dst.chunks_exact_mut(kc * NR).take(nc.div_ceil(NR)).enumerate() {
+        let j0 = jp * NR;
+        let n = NR.min(nc - j0);
+        if b.col_stride() == 1 {
+            if n == NR {
+                // Fixed-size copies compile to two vector moves instead of a memcpy call.
+                for (p, step) in panel.chunks_exact_mut(NR).enumerate() {
+                    let src: &[f32; NR] = b.row_slice(p, j0, NR).try_into().unwrap_or(&[0.0; NR]);
+                    step.copy_from_slice(src);
+                }
+            } else {
+                for (p, step) in panel.chunks_exact_mut(NR).enumerate() {
+                    step[..n].copy_from_slice(b.row_slice(p, j0, n));
+                    step[n..].fill(0.0);
+                }
+            }
+        } else {
+            for c in 0..NR {
+                if c >= n {
+                    panel.iter_mut().skip(c).step_by(NR).for_each(|d| *d = 0.0);
+                } else if b.row_stride() == 1 {
+                    let src = b.col_slice(0, j0 + c, kc);
+                    panel
+                        .iter_mut()
+                        .skip(c)
+                        .step_by(NR)
+                        .zip(src)
+                        .for_each(|(d, &s)| *d = s);
+                } else {
+                    let dst = panel.iter_mut().skip(c).step_by(NR);
+                    dst.enumerate().for_each(|(p, d)| *d = b.at(p, j0 + c));
+                }
+            }
+        }
+    }
+}
+
+/// A whole A matrix packed once (constant weights): for each KC-deep slice of k,
+/// all of its MR-row panels. Any MR-aligned row block of a slice is contiguous.
+#[derive(Clone, Debug)]
+pub struct PackedA {
+    data: AlignedVec,
+    rows: usize,
+    k: usize,
+}
+
+impl PackedA {
+    pub fn new(a: MatRef<'_>) -> PackedA {
+        let (rows, k) = (a.rows(), a.cols());
+        let padded = rows.div_ceil(MR) * MR;
+        let mut data = AlignedVec::zeros(padded * k);
+        let dst = data.as_mut_slice();
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            pack_a(a.sub(0, p0, rows, kc), &mut dst[p0 * padded..(p0 + kc) * padded]);
+        }
+        PackedA { data, rows, k }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// Panels of rows `i0..i0 + mc` (`i0` a multiple of MR) for k-slice `p0..p0 + kc`.
+    pub(crate) fn block(&self, i0: usize, mc: usize, p0: usize, kc: usize) -> &[f32] {
+        debug_assert!(i0 % MR == 0 && p0 % KC == 0);
+        let padded = self.rows.div_ceil(MR) * MR;
+        let start = p0 * padded + i0 * kc;
+        &self.data.as_slice()[start..start + packed_a_len(mc, kc)]
+    }
+}
+
+/// A whole B matrix packed once (constant weights of a fully connected layer).
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    data: AlignedVec,
+    k: usize,
+    cols: usize,
+}
+
+impl PackedB {
+    pub fn new(b: MatRef<'_>) -> PackedB {
+        let (k, cols) = (b.rows(), b.cols());
+        let padded = cols.div_ceil(NR) * NR;
+        let mut data = AlignedVec::zeros(padded * k);
+        let dst = data.as_mut_slice();
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            pack_b(b.sub(p0, 0, kc, cols), &mut dst[p0 * padded..(p0 + kc) * padded]);
+        }
+        PackedB { data, k, cols }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Panels of columns `j0..j0 + nc` (`j0` a multiple of NR) for k-slice `p0..p0 + kc`.
+    pub(crate) fn block(&self, j0: usize, nc: usize, p0: usize, kc: usize) -> &[f32] {
+        debug_assert!(j0 % NR == 0 && p0 % KC == 0);
+        let padded = self.cols.div_ceil(NR) * NR;
+        let start = p0 * padded + j0 * kc;
+        &self.data.as_slice()[start..start + packed_b_len(kc, nc)]
+    }
+}
