@@ -164,6 +164,19 @@ mod tests {
         assert!(build("resnet18").unwrap().onnx != build("resnet34").unwrap().onnx);
     }
 
+    /// The bytes are meant to be identical on every platform (integer RNG, no libm);
+    /// a changed hash means the generator changed, or determinism broke.
+    #[test]
+    fn bytes_are_pinned() {
+        let m = build("mobilenet_v2").unwrap();
+        // Skip ir_version, producer_name and producer_version, which follows the crate.
+        let skip = 2 + 6 + 2 + env!("CARGO_PKG_VERSION").len();
+        let hash = m.onnx[skip..].iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        assert_eq!(hash, 0xaf5f_4893_990d_df16, "{hash:#018x}");
+    }
+
     #[test]
     fn unknown_model_lists_known_ones() {
         let err = build("vgg16").unwrap_err();
