@@ -6,4 +6,5 @@ pub mod conv;
 pub(crate) mod float_io;
 pub mod gemm;
 pub mod pool;
+pub mod resize;
 pub mod window;
