@@ -14,7 +14,7 @@ use super::buffers::{with_scratch, Slot};
 use super::epilogue::{store_tile, Epilogue, Store};
 use super::mat::{Dense, MatRef, OutRows};
 use super::micro::{micro_generic, Isa, Tile, MR, NR};
-use super::pack::{pack_a, pack_b, packed_a_len, packed_b_len, PackedA, PackedB};
+use super::pack::{pack_a, pack_b, pack_b_rows, packed_a_len, packed_b_len, PackedA, PackedB, RowSource};
 use super::{KC, MC, NC, PARALLEL_MIN_MACS};
 use crate::error::{Error, Result};
 
@@ -25,11 +25,13 @@ pub enum LhsSource<'a> {
     Packed(&'a PackedA),
 }
 
-/// The right operand: a strided view packed on the fly, or packed ahead of time.
-#[derive(Copy, Clone, Debug)]
+/// The right operand: a strided view packed on the fly, packed ahead of time, or
+/// generated row by row while packing (im2col).
+#[derive(Copy, Clone)]
 pub enum RhsSource<'a> {
     Mat(MatRef<'a>),
     Packed(&'a PackedB),
+    Rows(&'a dyn RowSource),
 }
 
 impl LhsSource<'_> {
@@ -46,6 +48,7 @@ impl RhsSource<'_> {
         match self {
             RhsSource::Mat(m) => (m.rows(), m.cols()),
             RhsSource::Packed(p) => (p.rows(), p.cols()),
+            RhsSource::Rows(r) => r.dims(),
         }
     }
 }
@@ -237,7 +240,7 @@ fn run_tasks(
                 src: RhsSource::Mat(mat.sub(0, c0, k, n)),
                 col0: 0,
             },
-            RhsSource::Packed(_) => Rhs { src: b, col0: c0 },
+            RhsSource::Packed(_) | RhsSource::Rows(_) => Rhs { src: b, col0: c0 },
         };
         let epilogue = scale.epilogue.shifted(r0, c0, m, n);
         let scale = Scale {
@@ -265,7 +268,7 @@ fn split_plan(
     // Copying one element while packing costs about as much as this many multiply-adds.
     const PACK_COST: usize = 8;
     let pack_a = matches!(a, LhsSource::Mat(_));
-    let pack_b = matches!(b, RhsSource::Mat(_));
+    let pack_b = !matches!(b, RhsSource::Packed(_));
     let (max_mt, max_nt) = (m.div_ceil(MR).min(threads), n.div_ceil(NR).min(threads));
     let mut best: Option<(usize, usize, usize)> = None;
     for mt in 1..=max_mt {
@@ -326,46 +329,57 @@ fn sequential<C: OutRows + ?Sized>(
     }
     let b_scratch = packed_b_len(KC.min(k), NC.min(n));
     let a_scratch = packed_a_len(MC.min(m), KC.min(k));
+    let row_scratch = if let RhsSource::Rows(_) = b.src {
+        NC.min(n)
+    } else {
+        0
+    };
     with_scratch(Slot::PackB, b_scratch, |b_buf| {
         with_scratch(Slot::PackA, a_scratch, |a_buf| {
-            for jc in (0..n).step_by(NC) {
-                let nc = NC.min(n - jc);
-                for pc in (0..k).step_by(KC) {
-                    let kc = KC.min(k - pc);
-                    let b_block: &[f32] = match b.src {
-                        RhsSource::Mat(mat) => {
-                            pack_b(mat.sub(pc, jc, kc, nc), b_buf);
-                            b_buf
-                        }
-                        RhsSource::Packed(p) => p.block(b.col0 + jc, nc, pc, kc),
-                    };
-                    let how = Store {
-                        alpha: scale.alpha,
-                        beta: if pc == 0 { scale.beta } else { 1.0 },
-                        epilogue: if pc + kc == k { epilogue } else { None },
-                    };
-                    for ic in (0..m).step_by(MC) {
-                        let mc = MC.min(m - ic);
-                        let a_block: &[f32] = match a.src {
-                            LhsSource::Mat(mat) => {
-                                pack_a(mat.sub(ic, pc, mc, kc), a_buf);
-                                a_buf
+            with_scratch(Slot::Row, row_scratch, |row_buf| {
+                for jc in (0..n).step_by(NC) {
+                    let nc = NC.min(n - jc);
+                    for pc in (0..k).step_by(KC) {
+                        let kc = KC.min(k - pc);
+                        let b_block: &[f32] = match b.src {
+                            RhsSource::Mat(mat) => {
+                                pack_b(mat.sub(pc, jc, kc, nc), b_buf);
+                                b_buf
                             }
-                            LhsSource::Packed(p) => p.block(a.row0 + ic, mc, pc, kc),
+                            RhsSource::Packed(p) => p.block(b.col0 + jc, nc, pc, kc),
+                            RhsSource::Rows(src) => {
+                                pack_b_rows(src, pc, kc, b.col0 + jc, nc, row_buf, b_buf);
+                                b_buf
+                            }
                         };
-                        let block = Block {
-                            a: a_block,
-                            b: b_block,
-                            mc,
-                            nc,
-                            kc,
-                            i0: ic,
-                            j0: jc,
+                        let how = Store {
+                            alpha: scale.alpha,
+                            beta: if pc == 0 { scale.beta } else { 1.0 },
+                            epilogue: if pc + kc == k { epilogue } else { None },
                         };
-                        macro_kernel(isa, &block, c, &how);
+                        for ic in (0..m).step_by(MC) {
+                            let mc = MC.min(m - ic);
+                            let a_block: &[f32] = match a.src {
+                                LhsSource::Mat(mat) => {
+                                    pack_a(mat.sub(ic, pc, mc, kc), a_buf);
+                                    a_buf
+                                }
+                                LhsSource::Packed(p) => p.block(a.row0 + ic, mc, pc, kc),
+                            };
+                            let block = Block {
+                                a: a_block,
+                                b: b_block,
+                                mc,
+                                nc,
+                                kc,
+                                i0: ic,
+                                j0: jc,
+                            };
+                            macro_kernel(isa, &block, c, &how);
+                        }
                     }
                 }
-            }
+            })
         })
     });
 }

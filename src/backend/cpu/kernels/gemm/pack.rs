@@ -99,6 +99,38 @@ pub(crate) fn pack_b(b: MatRef<'_>, dst: &mut [f32]) {
     }
 }
 
+/// A right operand produced row by row on demand instead of read from memory:
+/// im2col packs straight into B panels this way, with no column matrix in between.
+pub trait RowSource: Sync {
+    /// `(rows, cols)` of the matrix.
+    fn dims(&self) -> (usize, usize);
+    /// Writes row `p`, columns `j0..j0 + dst.len()`, into `dst`.
+    fn fill_row(&self, p: usize, j0: usize, dst: &mut [f32]);
+}
+
+/// Packs rows `p0..p0 + kc`, columns `j0..j0 + nc` of `src` into `dst` as NR-column
+/// panels, one row at a time through `row` (at least `nc` floats of scratch).
+pub(crate) fn pack_b_rows(
+    src: &dyn RowSource,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    row: &mut [f32],
+    dst: &mut [f32],
+) {
+    let row = &mut row[..nc];
+    let panels = nc.div_ceil(NR);
+    for p in 0..kc {
+        src.fill_row(p0 + p, j0, row);
+        for (q, chunk) in row.chunks(NR).enumerate().take(panels) {
+            let step = &mut dst[(q * kc + p) * NR..][..NR];
+            step[..chunk.len()].copy_from_slice(chunk);
+            step[chunk.len()..].fill(0.0);
+        }
+    }
+}
+
 /// A whole A matrix packed once (constant weights): for each KC-deep slice of k,
 /// all of its MR-row panels. Any MR-aligned row block of a slice is contiguous.
 #[derive(Clone, Debug)]
