@@ -21,7 +21,7 @@ mod op_matmul;
 #[cfg(test)]
 mod tests;
 
-pub use driver::{gemm, gemm_rows, LhsSource, RhsSource};
+pub use driver::{gemm, LhsSource, RhsSource};
 pub use epilogue::{Activation, Epilogue};
 pub use mat::MatRef;
 pub use pack::{PackedA, PackedB, RowSource};

@@ -58,6 +58,7 @@ struct ConvKernel {
 
 pub(super) fn prepare(
     conv: &Conv,
+    activation: Activation,
     inputs: &[Option<InputDesc<'_>>],
     outputs: &[OutputDesc],
 ) -> Result<Box<dyn Kernel>> {
@@ -131,7 +132,7 @@ pub(super) fn prepare(
         algo,
         weights,
         bias,
-        activation: Activation::None,
+        activation,
     }))
 }
 

@@ -131,47 +131,6 @@ pub(crate) fn gemm_with(
     Ok(())
 }
 
-/// [`gemm`] writing into a list of row slices: a column block of a larger matrix
-/// (row `i` of the output is `c[i][..n]`).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_rows(
-    a: LhsSource<'_>,
-    b: RhsSource<'_>,
-    c: &mut [&mut [f32]],
-    alpha: f32,
-    beta: f32,
-    epilogue: &Epilogue<'_>,
-    parallel: bool,
-) -> Result<()> {
-    let isa = Isa::detect();
-    let (m, n, k) = check_dims(a, b, epilogue)?;
-    if c.len() < m || c.iter().take(m).any(|r| r.len() < n) {
-        return Err(Error::shape("gemm", format!("output rows do not cover {m}x{n}")));
-    }
-    let scale = Scale {
-        alpha,
-        beta,
-        epilogue,
-    };
-    match parallel.then(|| split_plan(m, n, k, &a, &b)).flatten() {
-        Some((row_cuts, col_cuts)) => {
-            let tasks = split_rows(c.iter_mut().map(|r| &mut **r), &row_cuts, &col_cuts);
-            run_tasks(isa, a, b, tasks, &row_cuts, &col_cuts, scale);
-        }
-        None => sequential(
-            isa,
-            Lhs { src: a, row0: 0 },
-            Rhs { src: b, col0: 0 },
-            c,
-            m,
-            n,
-            k,
-            scale,
-        ),
-    }
-    Ok(())
-}
-
 fn check_dims(a: LhsSource<'_>, b: RhsSource<'_>, epilogue: &Epilogue<'_>) -> Result<(usize, usize, usize)> {
     let ((m, k), (kb, n)) = (a.dims(), b.dims());
     if k != kb {
