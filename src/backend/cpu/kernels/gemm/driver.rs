@@ -1,7 +1,7 @@
 //! The blocked GEMM loops (Goto / BLIS order) and their parallel split.
 //!
 //! ```text
-//! for jc in N by NC:            B block (KC x NC) lives in L3
+//! for jc in N by NC:            B block (KC x NC) lives in L2
 //!   for pc in K by KC:          pack B block
 //!     for ic in M by MC:        pack A block (MC x KC), lives in L2
 //!       for jr in NC by NR:     B micro-panel (KC x NR) lives in L1
@@ -356,11 +356,14 @@ struct Block<'p> {
 
 fn macro_kernel<C: OutRows + ?Sized>(isa: Isa, blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
     match isa {
-        Isa::Generic => macro_loop::<C, false>(blk, c, how),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only produced by `Isa::detect` after checking the CPU
-        // (tests construct it only when detection says so).
-        Isa::Avx2Fma => unsafe { macro_avx2(blk, c, how) },
+        // Re-checking the CPU (a cached atomic load, once per cache block) keeps this
+        // sound however the `Isa` value was obtained.
+        Isa::Avx2Fma if Isa::detect() == Isa::Avx2Fma => {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { macro_avx2(blk, c, how) }
+        }
+        _ => macro_loop::<C, false>(blk, c, how),
     }
 }
 
