@@ -40,9 +40,13 @@ pub(crate) fn output<'o>(op: &str, outputs: &'o [OutputDesc], i: usize) -> Resul
         .ok_or_else(|| Error::shape(op, format!("missing output {i}")))
 }
 
-/// The contents of a constant f32 input, if it is one.
+/// The contents of a constant f32 input, if it is one. A value whose shape disagrees
+/// with the description is ignored (the input is then read at run time, where its
+/// size is checked), so callers may slice by the described shape without panicking.
 pub(crate) fn const_f32<'a>(desc: &InputDesc<'a>) -> Option<&'a [f32]> {
-    desc.value.and_then(|t| t.as_slice::<f32>())
+    desc.value
+        .filter(|t| t.shape() == desc.shape)
+        .and_then(|t| t.as_slice::<f32>())
 }
 
 /// Product of dims, or an error naming `op` if it overflows.

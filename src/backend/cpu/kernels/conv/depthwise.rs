@@ -20,12 +20,16 @@ pub(crate) struct Plane {
     pub stride: (usize, usize),
     pub dilation: (usize, usize),
     pub pad: (usize, usize),
+    /// Per horizontal tap: the output columns `lo..hi` it reaches inside the row,
+    /// and where their inputs start in the phase-split row (see [`plane_body`]).
+    /// Precomputed: the divisions cost more than the short axpys they guard.
+    cols: Vec<(usize, usize, usize)>,
 }
 
 impl Plane {
     pub fn new(g: &Geometry) -> Option<Plane> {
-        match g.rank() {
-            1 => Some(Plane {
+        let mut p = match g.rank() {
+            1 => Plane {
                 in_h: 1,
                 in_w: g.input[0],
                 out_h: 1,
@@ -35,8 +39,9 @@ impl Plane {
                 stride: (1, g.strides[0]),
                 dilation: (1, g.dilations[0]),
                 pad: (0, g.pads_begin[0]),
-            }),
-            2 => Some(Plane {
+                cols: vec![],
+            },
+            2 => Plane {
                 in_h: g.input[0],
                 in_w: g.input[1],
                 out_h: g.output[0],
@@ -46,9 +51,21 @@ impl Plane {
                 stride: (g.strides[0], g.strides[1]),
                 dilation: (g.dilations[0], g.dilations[1]),
                 pad: (g.pads_begin[0], g.pads_begin[1]),
-            }),
-            _ => None,
-        }
+                cols: vec![],
+            },
+            _ => return None,
+        };
+        let sw = p.stride.1;
+        let phase_len = p.in_w.div_ceil(sw);
+        p.cols = (0..p.k_w)
+            .map(|kw| {
+                let off = (kw * p.dilation.1) as isize - p.pad.1 as isize;
+                let (lo, hi) = valid_range(p.out_w, p.in_w, sw, off);
+                let first = (lo as isize * sw as isize + off).max(0) as usize;
+                (lo, hi, (first % sw) * phase_len + first / sw)
+            })
+            .collect();
+        Some(p)
     }
 }
 
@@ -65,11 +82,66 @@ fn valid_range(out: usize, input: usize, stride: usize, off: isize) -> (usize, u
     (lo, hi.max(lo))
 }
 
+/// Scratch floats [`plane`] needs: the input row split into `stride` phases.
+pub(crate) fn scratch_len(p: &Plane) -> usize {
+    p.in_w.div_ceil(p.stride.1) * p.stride.1
+}
+
 /// One output plane: `out = act(bias + sum_taps w[tap] * x[shifted])`.
-pub(crate) fn plane(p: &Plane, x: &[f32], w: &[f32], bias: f32, act: Activation, out: &mut [f32]) {
+/// `phases` is scratch of [`scratch_len`] floats.
+pub(crate) fn plane(
+    p: &Plane,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    act: Activation,
+    phases: &mut [f32],
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { plane_avx2(p, x, w, bias, act, phases, out) };
+        return;
+    }
+    plane_body(p, x, w, bias, act, phases, out);
+}
+
+/// [`plane_body`] compiled for AVX2: the row axpys run 8 lanes wide.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn plane_avx2(
+    p: &Plane,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    act: Activation,
+    phases: &mut [f32],
+    out: &mut [f32],
+) {
+    plane_body(p, x, w, bias, act, phases, out)
+}
+
+#[inline(always)]
+fn plane_body(
+    p: &Plane,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    act: Activation,
+    phases: &mut [f32],
+    out: &mut [f32],
+) {
     let (sh, sw) = p.stride;
-    let (dh, dw) = p.dilation;
-    let (ph, pw) = (p.pad.0 as isize, p.pad.1 as isize);
+    let dh = p.dilation.0;
+    let ph = p.pad.0 as isize;
+    // With a horizontal stride s, output column o reads input column o*s + off:
+    // splitting the input row into s phases (columns q, q+s, q+2s, ...) makes every
+    // tap a contiguous axpy again.
+    let phase_len = p.in_w.div_ceil(sw);
     for (oh, orow) in out.chunks_exact_mut(p.out_w).take(p.out_h).enumerate() {
         orow.fill(bias);
         for kh in 0..p.k_h {
@@ -78,23 +150,27 @@ pub(crate) fn plane(p: &Plane, x: &[f32], w: &[f32], bias: f32, act: Activation,
                 continue;
             }
             let irow = &x[ih as usize * p.in_w..][..p.in_w];
-            for kw in 0..p.k_w {
-                // Output columns whose input column is inside the row (not padding).
-                let off = (kw * dw) as isize - pw;
-                let (lo, hi) = valid_range(p.out_w, p.in_w, sw, off);
+            let src_row: &[f32] = if sw == 1 {
+                irow
+            } else {
+                for q in 0..sw.min(p.in_w) {
+                    let phase = &mut phases[q * phase_len..][..phase_len];
+                    phase
+                        .iter_mut()
+                        .zip(irow[q..].iter().step_by(sw))
+                        .for_each(|(d, &v)| *d = v);
+                }
+                phases
+            };
+            for (kw, &(lo, hi, start)) in p.cols.iter().enumerate() {
+                // Only output columns whose input column is inside the row (not padding).
                 if lo >= hi {
                     continue;
                 }
                 let wv = w[kh * p.k_w + kw];
-                let first = (lo as isize * sw as isize + off) as usize;
                 let dst = &mut orow[lo..hi];
-                if sw == 1 {
-                    let src = &irow[first..first + dst.len()];
-                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += wv * s);
-                } else {
-                    let src = irow[first..].iter().step_by(sw);
-                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += wv * s);
-                }
+                let src = &src_row[start..start + dst.len()];
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += wv * s);
             }
         }
         act.apply_slice(orow);

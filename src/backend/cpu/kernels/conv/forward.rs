@@ -2,19 +2,22 @@
 //!
 //! Per image and group the convolution is the GEMM `W_g [Mg, Cg*taps] x
 //! cols [Cg*taps, positions]`. Pointwise windows (1x1, stride 1, no padding) use
-//! the input itself as `cols`; others build it by im2col, one bounded panel of
-//! output positions at a time. One input channel per group (depthwise) skips the
-//! GEMM for a direct kernel. Constant weights are packed once, here.
+//! the input itself as `cols`; others generate it by im2col straight into the GEMM's
+//! packed B panels (a cache block at a time, so no column matrix is ever stored).
+//! One input channel per group (depthwise) skips the GEMM for a direct kernel.
+//! Constant weights are packed once, here.
 
 use rayon::prelude::*;
 
 use super::columns::{gather_row, tap_offsets, Mapping};
 use super::depthwise::{self, Plane};
-use super::{expect_len, panel_width, run_jobs, Bias};
+use super::{expect_len, run_jobs, Bias};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
-use crate::backend::cpu::kernels::gemm::{gemm, Activation, Epilogue, LhsSource, MatRef, PackedA, RhsSource};
+use crate::backend::cpu::kernels::gemm::{
+    gemm, Activation, Epilogue, LhsSource, MatRef, PackedA, RhsSource, RowSource,
+};
 use crate::backend::cpu::kernels::window::{conv_kernel_shape, Geometry};
 use crate::error::{Error, Result};
 use crate::ir::ops::Conv;
@@ -55,6 +58,7 @@ struct ConvKernel {
 
 pub(super) fn prepare(
     conv: &Conv,
+    activation: Activation,
     inputs: &[Option<InputDesc<'_>>],
     outputs: &[OutputDesc],
 ) -> Result<Box<dyn Kernel>> {
@@ -71,7 +75,7 @@ pub(super) fn prepare(
         ));
     }
     let (batch, c_in, c_out, group) = (x.shape[0], x.shape[1], w.shape[0], conv.group);
-    if group == 0 || c_in % group != 0 || c_out % group != 0 || w.shape[1] * group != c_in {
+    if group == 0 || c_in % group != 0 || c_out % group != 0 || w.shape[1] != c_in / group {
         return Err(Error::shape(
             NAME,
             format!("group {group} does not fit X {:?} and W {:?}", x.shape, w.shape),
@@ -90,6 +94,7 @@ pub(super) fn prepare(
     let geom = Geometry::new(&conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
     numel(NAME, x.shape)?;
     numel(NAME, w.shape)?;
+    numel(NAME, &y.shape)?;
     let bias = Bias::prepare(NAME, inputs.get(2).copied().flatten(), c_out)?;
     let c_g = c_in / group;
     let plane = if c_g == 1 { Plane::new(&geom) } else { None };
@@ -127,7 +132,7 @@ pub(super) fn prepare(
         algo,
         weights,
         bias,
-        activation: Activation::None,
+        activation,
     }))
 }
 
@@ -192,7 +197,10 @@ impl ConvKernel {
             let ic = oc / mult;
             let x_plane = &x[(n * self.c_in + ic) * in_len..][..in_len];
             let b = bias.map_or(0.0, |b| b[oc]);
-            depthwise::plane(plane, x_plane, &w[oc * taps..][..taps], b, self.activation, out);
+            let w = &w[oc * taps..][..taps];
+            with_scratch(Slot::Row, depthwise::scratch_len(plane), |phases| {
+                depthwise::plane(plane, x_plane, w, b, self.activation, phases, out)
+            });
         });
     }
 
@@ -220,46 +228,51 @@ impl ConvKernel {
                 let b = RhsSource::Mat(MatRef::row_major(x_job, c_g, in_len)?);
                 return gemm(a, b, y_job, out_len, 1.0, 0.0, &epilogue, parallel);
             }
-            let panel = panel_width(k_g, out_len);
-            for p0 in (0..out_len).step_by(panel) {
-                let np = panel.min(out_len - p0);
-                with_scratch(Slot::Columns, k_g * np, |cols| {
-                    self.im2col(x_job, c_g, p0, cols, np, parallel);
-                    let b = RhsSource::Mat(MatRef::row_major(cols, k_g, np)?);
-                    gemm(a, b, &mut y_job[p0..], out_len, 1.0, 0.0, &epilogue, parallel)
-                })?;
-            }
-            Ok(())
+            let cols = Im2col {
+                conv: self,
+                x: x_job,
+                rows: k_g,
+            };
+            gemm(
+                a,
+                RhsSource::Rows(&cols),
+                y_job,
+                out_len,
+                1.0,
+                0.0,
+                &epilogue,
+                parallel,
+            )
         };
         let macs = m_g.saturating_mul(k_g).saturating_mul(out_len);
         run_jobs(y, m_g * out_len, macs, job)
     }
+}
 
-    /// Fills `cols` (`c_g * taps` rows of `np`) for output positions `p0..p0 + np`.
-    fn im2col(&self, x: &[f32], c_g: usize, p0: usize, cols: &mut [f32], np: usize, parallel: bool) {
-        let g = &self.geom;
+/// The im2col matrix of one image and group (`Cg * taps` rows, one column per output
+/// position), generated row by row as the GEMM packs it: no column matrix exists.
+struct Im2col<'k> {
+    conv: &'k ConvKernel,
+    /// The group's input channels.
+    x: &'k [f32],
+    rows: usize,
+}
+
+impl RowSource for Im2col<'_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.rows, self.conv.geom.output_len())
+    }
+
+    fn fill_row(&self, r: usize, j0: usize, dst: &mut [f32]) {
+        let g = &self.conv.geom;
         let (in_len, taps, rank) = (g.input_len(), g.kernel_len(), g.rank());
-        let row = |r: usize, dst: &mut [f32]| {
-            let (c, tap) = (r / taps, r % taps);
-            let map = Mapping {
-                source: &g.output,
-                target: &g.input,
-                strides: &g.strides,
-                offsets: &self.taps[tap * rank..][..rank],
-            };
-            gather_row(&map, &x[c * in_len..][..in_len], p0, dst);
+        let (c, tap) = (r / taps, r % taps);
+        let map = Mapping {
+            source: &g.output,
+            target: &g.input,
+            strides: &g.strides,
+            offsets: &self.conv.taps[tap * rank..][..rank],
         };
-        if parallel {
-            cols.par_chunks_mut(np)
-                .take(c_g * taps)
-                .with_min_len(8)
-                .enumerate()
-                .for_each(|(r, d)| row(r, d));
-        } else {
-            cols.chunks_mut(np)
-                .take(c_g * taps)
-                .enumerate()
-                .for_each(|(r, d)| row(r, d));
-        }
+        gather_row(&map, &self.x[c * in_len..][..in_len], j0, dst);
     }
 }

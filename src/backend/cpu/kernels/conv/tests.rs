@@ -410,3 +410,134 @@ fn bad_conv_shapes_are_errors() {
     let op = Op::Conv(Conv { window, group: 0 });
     assert!(run_op(prepare, &op, &[Some(x), Some(w)], &[false, true], &out).is_err());
 }
+
+/// Throughput of typical CNN layers. Run with
+/// `cargo test --release conv_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn conv_throughput() {
+    use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
+    use crate::tensor::{Data, ViewMut};
+    let mut rng = Rng::new(13);
+    // (label, c_in, c_out, group, kernel, stride, hw)
+    let layers = [
+        ("resnet 3x3 64->64 @56", 64, 64, 1, 3, 1, 56),
+        ("resnet 1x1 256->64 @56", 256, 64, 1, 1, 1, 56),
+        ("resnet 3x3 256->256 @14", 256, 256, 1, 3, 1, 14),
+        ("resnet stem 7x7/2 3->64 @224", 3, 64, 1, 7, 2, 224),
+        ("mobilenet dw 3x3 @112x32", 32, 32, 32, 3, 1, 112),
+        ("mobilenet dw 3x3/2 @112x96", 96, 96, 96, 3, 2, 112),
+    ];
+    for (label, c_in, c_out, group, k, s, hw) in layers {
+        let window = Window {
+            kernel_shape: vec![k, k],
+            strides: vec![s, s],
+            dilations: vec![1, 1],
+            pads: vec![k / 2; 4],
+            auto_pad: AutoPad::NotSet,
+        };
+        let out_sp = output_spatial(&window, &[hw, hw], &[k, k], false).unwrap();
+        let x = rng.tensor(&[1, c_in, hw, hw]);
+        let w = rng.tensor(&[c_out, c_in / group, k, k]);
+        let b = rng.tensor(&[c_out]);
+        let descs = [
+            Some(InputDesc {
+                dtype: DType::F32,
+                shape: x.shape(),
+                value: None,
+            }),
+            Some(InputDesc {
+                dtype: DType::F32,
+                shape: w.shape(),
+                value: Some(&w),
+            }),
+            Some(InputDesc {
+                dtype: DType::F32,
+                shape: b.shape(),
+                value: Some(&b),
+            }),
+        ];
+        let y_shape = vec![1, c_out, out_sp[0], out_sp[1]];
+        let op = Op::Conv(Conv { window, group });
+        let kernel = prepare(
+            &op,
+            &descs,
+            &[OutputDesc {
+                dtype: DType::F32,
+                shape: y_shape.clone(),
+            }],
+        )
+        .unwrap();
+        let mut y = Data::zeros(DType::F32, y_shape.iter().product());
+        let inputs = [Some(x.view()), Some(w.view()), Some(b.view())];
+        let macs = (c_out * (c_in / group) * k * k * out_sp[0] * out_sp[1]) as f64;
+        let mut best = f64::INFINITY;
+        for _ in 0..(2e9 / macs).clamp(3.0, 50.0) as usize {
+            let mut out = [ViewMut {
+                shape: &y_shape,
+                data: y.slice_mut(),
+            }];
+            let start = std::time::Instant::now();
+            kernel.run(&inputs, &mut out).unwrap();
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!(
+            "{label} ({}): {:.3} ms, {:.1} GFLOP/s on {} threads",
+            kernel.label(),
+            best * 1e3,
+            2.0 * macs / best / 1e9,
+            rayon::current_num_threads()
+        );
+    }
+}
+
+fn prepare_clamped(
+    op: &Op,
+    inputs: &[Option<crate::backend::cpu::kernel::InputDesc<'_>>],
+    outputs: &[crate::backend::cpu::kernel::OutputDesc],
+) -> crate::error::Result<Box<dyn crate::backend::cpu::kernel::Kernel>> {
+    let Op::Conv(conv) = op else {
+        unreachable!("test helper only gets Conv")
+    };
+    let act = crate::backend::cpu::kernels::gemm::Activation::Clamp { min: -0.3, max: 0.4 };
+    super::prepare_with_activation(conv, act, inputs, outputs)
+}
+
+#[test]
+fn fused_activation_applies_on_every_path() {
+    let mut rng = Rng::new(14);
+    // (c_in, c_out, group, kernel): im2col, pointwise, depthwise.
+    for (c_in, c_out, group, k) in [(6, 5, 1, 3), (8, 7, 1, 1), (4, 8, 4, 3)] {
+        let window = Window {
+            kernel_shape: vec![],
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            pads: vec![k / 2; 4],
+            auto_pad: AutoPad::NotSet,
+        };
+        let x = rng.tensor(&[1, c_in, 9, 11]);
+        let w = rng.tensor(&[c_out, c_in / group, k, k]);
+        let b = rng.tensor(&[c_out]);
+        let pad = vec![(k / 2) as isize; 2];
+        let want: Vec<f64> = naive_conv(&x, &w, Some(&b), group, &[1, 1], &[1, 1], &pad, &[9, 11])
+            .into_iter()
+            .map(|v| v.clamp(-0.3, 0.4))
+            .collect();
+        let op = Op::Conv(Conv { window, group });
+        let out = [(DType::F32, vec![1, c_out, 9, 11])];
+        let got = run_op(
+            prepare_clamped,
+            &op,
+            &[Some(x), Some(w), Some(b)],
+            &[false, true, true],
+            &out,
+        )
+        .unwrap();
+        assert_close(
+            got[0].as_slice::<f32>().unwrap(),
+            &want,
+            1e-5,
+            &format!("fused clamp, group {group} k {k}"),
+        );
+    }
+}

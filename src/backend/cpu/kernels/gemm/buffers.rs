@@ -48,14 +48,17 @@ impl AlignedVec {
 pub(crate) enum Slot {
     PackA,
     PackB,
-    /// im2col / col2im panels of the convolution kernels.
+    /// col2im panels of the convolution kernels.
     Columns,
+    /// One row of a [`super::pack::RowSource`] on its way into B panels.
+    Row,
 }
 
 thread_local! {
     static PACK_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static PACK_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on `len` floats of this thread's `slot` scratch (aligned, contents
@@ -67,6 +70,7 @@ pub(crate) fn with_scratch<R>(slot: Slot, len: usize, f: impl FnOnce(&mut [f32])
         Slot::PackA => &PACK_A,
         Slot::PackB => &PACK_B,
         Slot::Columns => &COLUMNS,
+        Slot::Row => &ROW,
     };
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => f(aligned_window(&mut v, len)),

@@ -1,7 +1,7 @@
 //! The blocked GEMM loops (Goto / BLIS order) and their parallel split.
 //!
 //! ```text
-//! for jc in N by NC:            B block (KC x NC) lives in L3
+//! for jc in N by NC:            B block (KC x NC) lives in L2
 //!   for pc in K by KC:          pack B block
 //!     for ic in M by MC:        pack A block (MC x KC), lives in L2
 //!       for jr in NC by NR:     B micro-panel (KC x NR) lives in L1
@@ -14,7 +14,7 @@ use super::buffers::{with_scratch, Slot};
 use super::epilogue::{store_tile, Epilogue, Store};
 use super::mat::{Dense, MatRef, OutRows};
 use super::micro::{micro_generic, Isa, Tile, MR, NR};
-use super::pack::{pack_a, pack_b, packed_a_len, packed_b_len, PackedA, PackedB};
+use super::pack::{pack_a, pack_b, pack_b_rows, packed_a_len, packed_b_len, PackedA, PackedB, RowSource};
 use super::{KC, MC, NC, PARALLEL_MIN_MACS};
 use crate::error::{Error, Result};
 
@@ -25,11 +25,13 @@ pub enum LhsSource<'a> {
     Packed(&'a PackedA),
 }
 
-/// The right operand: a strided view packed on the fly, or packed ahead of time.
-#[derive(Copy, Clone, Debug)]
+/// The right operand: a strided view packed on the fly, packed ahead of time, or
+/// generated row by row while packing (im2col).
+#[derive(Copy, Clone)]
 pub enum RhsSource<'a> {
     Mat(MatRef<'a>),
     Packed(&'a PackedB),
+    Rows(&'a dyn RowSource),
 }
 
 impl LhsSource<'_> {
@@ -46,6 +48,7 @@ impl RhsSource<'_> {
         match self {
             RhsSource::Mat(m) => (m.rows(), m.cols()),
             RhsSource::Packed(p) => (p.rows(), p.cols()),
+            RhsSource::Rows(r) => r.dims(),
         }
     }
 }
@@ -128,47 +131,6 @@ pub(crate) fn gemm_with(
     Ok(())
 }
 
-/// [`gemm`] writing into a list of row slices: a column block of a larger matrix
-/// (row `i` of the output is `c[i][..n]`).
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_rows(
-    a: LhsSource<'_>,
-    b: RhsSource<'_>,
-    c: &mut [&mut [f32]],
-    alpha: f32,
-    beta: f32,
-    epilogue: &Epilogue<'_>,
-    parallel: bool,
-) -> Result<()> {
-    let isa = Isa::detect();
-    let (m, n, k) = check_dims(a, b, epilogue)?;
-    if c.len() < m || c.iter().take(m).any(|r| r.len() < n) {
-        return Err(Error::shape("gemm", format!("output rows do not cover {m}x{n}")));
-    }
-    let scale = Scale {
-        alpha,
-        beta,
-        epilogue,
-    };
-    match parallel.then(|| split_plan(m, n, k, &a, &b)).flatten() {
-        Some((row_cuts, col_cuts)) => {
-            let tasks = split_rows(c.iter_mut().map(|r| &mut **r), &row_cuts, &col_cuts);
-            run_tasks(isa, a, b, tasks, &row_cuts, &col_cuts, scale);
-        }
-        None => sequential(
-            isa,
-            Lhs { src: a, row0: 0 },
-            Rhs { src: b, col0: 0 },
-            c,
-            m,
-            n,
-            k,
-            scale,
-        ),
-    }
-    Ok(())
-}
-
 fn check_dims(a: LhsSource<'_>, b: RhsSource<'_>, epilogue: &Epilogue<'_>) -> Result<(usize, usize, usize)> {
     let ((m, k), (kb, n)) = (a.dims(), b.dims());
     if k != kb {
@@ -237,7 +199,7 @@ fn run_tasks(
                 src: RhsSource::Mat(mat.sub(0, c0, k, n)),
                 col0: 0,
             },
-            RhsSource::Packed(_) => Rhs { src: b, col0: c0 },
+            RhsSource::Packed(_) | RhsSource::Rows(_) => Rhs { src: b, col0: c0 },
         };
         let epilogue = scale.epilogue.shifted(r0, c0, m, n);
         let scale = Scale {
@@ -265,7 +227,7 @@ fn split_plan(
     // Copying one element while packing costs about as much as this many multiply-adds.
     const PACK_COST: usize = 8;
     let pack_a = matches!(a, LhsSource::Mat(_));
-    let pack_b = matches!(b, RhsSource::Mat(_));
+    let pack_b = !matches!(b, RhsSource::Packed(_));
     let (max_mt, max_nt) = (m.div_ceil(MR).min(threads), n.div_ceil(NR).min(threads));
     let mut best: Option<(usize, usize, usize)> = None;
     for mt in 1..=max_mt {
@@ -326,46 +288,57 @@ fn sequential<C: OutRows + ?Sized>(
     }
     let b_scratch = packed_b_len(KC.min(k), NC.min(n));
     let a_scratch = packed_a_len(MC.min(m), KC.min(k));
+    let row_scratch = if let RhsSource::Rows(_) = b.src {
+        NC.min(n)
+    } else {
+        0
+    };
     with_scratch(Slot::PackB, b_scratch, |b_buf| {
         with_scratch(Slot::PackA, a_scratch, |a_buf| {
-            for jc in (0..n).step_by(NC) {
-                let nc = NC.min(n - jc);
-                for pc in (0..k).step_by(KC) {
-                    let kc = KC.min(k - pc);
-                    let b_block: &[f32] = match b.src {
-                        RhsSource::Mat(mat) => {
-                            pack_b(mat.sub(pc, jc, kc, nc), b_buf);
-                            b_buf
-                        }
-                        RhsSource::Packed(p) => p.block(b.col0 + jc, nc, pc, kc),
-                    };
-                    let how = Store {
-                        alpha: scale.alpha,
-                        beta: if pc == 0 { scale.beta } else { 1.0 },
-                        epilogue: if pc + kc == k { epilogue } else { None },
-                    };
-                    for ic in (0..m).step_by(MC) {
-                        let mc = MC.min(m - ic);
-                        let a_block: &[f32] = match a.src {
-                            LhsSource::Mat(mat) => {
-                                pack_a(mat.sub(ic, pc, mc, kc), a_buf);
-                                a_buf
+            with_scratch(Slot::Row, row_scratch, |row_buf| {
+                for jc in (0..n).step_by(NC) {
+                    let nc = NC.min(n - jc);
+                    for pc in (0..k).step_by(KC) {
+                        let kc = KC.min(k - pc);
+                        let b_block: &[f32] = match b.src {
+                            RhsSource::Mat(mat) => {
+                                pack_b(mat.sub(pc, jc, kc, nc), b_buf);
+                                b_buf
                             }
-                            LhsSource::Packed(p) => p.block(a.row0 + ic, mc, pc, kc),
+                            RhsSource::Packed(p) => p.block(b.col0 + jc, nc, pc, kc),
+                            RhsSource::Rows(src) => {
+                                pack_b_rows(src, pc, kc, b.col0 + jc, nc, row_buf, b_buf);
+                                b_buf
+                            }
                         };
-                        let block = Block {
-                            a: a_block,
-                            b: b_block,
-                            mc,
-                            nc,
-                            kc,
-                            i0: ic,
-                            j0: jc,
+                        let how = Store {
+                            alpha: scale.alpha,
+                            beta: if pc == 0 { scale.beta } else { 1.0 },
+                            epilogue: if pc + kc == k { epilogue } else { None },
                         };
-                        macro_kernel(isa, &block, c, &how);
+                        for ic in (0..m).step_by(MC) {
+                            let mc = MC.min(m - ic);
+                            let a_block: &[f32] = match a.src {
+                                LhsSource::Mat(mat) => {
+                                    pack_a(mat.sub(ic, pc, mc, kc), a_buf);
+                                    a_buf
+                                }
+                                LhsSource::Packed(p) => p.block(a.row0 + ic, mc, pc, kc),
+                            };
+                            let block = Block {
+                                a: a_block,
+                                b: b_block,
+                                mc,
+                                nc,
+                                kc,
+                                i0: ic,
+                                j0: jc,
+                            };
+                            macro_kernel(isa, &block, c, &how);
+                        }
                     }
                 }
-            }
+            })
         })
     });
 }
@@ -383,11 +356,14 @@ struct Block<'p> {
 
 fn macro_kernel<C: OutRows + ?Sized>(isa: Isa, blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
     match isa {
-        Isa::Generic => macro_loop::<C, false>(blk, c, how),
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only produced by `Isa::detect` after checking the CPU
-        // (tests construct it only when detection says so).
-        Isa::Avx2Fma => unsafe { macro_avx2(blk, c, how) },
+        // Re-checking the CPU (a cached atomic load, once per cache block) keeps this
+        // sound however the `Isa` value was obtained.
+        Isa::Avx2Fma if Isa::detect() == Isa::Avx2Fma => {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { macro_avx2(blk, c, how) }
+        }
+        _ => macro_loop::<C, false>(blk, c, how),
     }
 }
 

@@ -108,8 +108,9 @@ impl<'a> MatRef<'a> {
 }
 
 /// Row access to the output matrix. Two layouts: one dense slice with a leading
-/// dimension (the usual case, no allocation), or a list of row slices (a column
-/// block of a bigger matrix, as produced when splitting work across threads).
+/// dimension (the usual case, no allocation), or a list of row slices (one thread's
+/// block of the output when the work is split: blocks of a row-major matrix are not
+/// contiguous, but their row segments are disjoint slices).
 pub trait OutRows {
     /// Row `i`, starting at the block's first column, at least as long as the block is wide.
     fn row(&mut self, i: usize) -> &mut [f32];
@@ -159,13 +160,6 @@ impl OutRows for Dense<'_> {
     fn row(&mut self, i: usize) -> &mut [f32] {
         let start = i * self.ld;
         &mut self.data[start..start + self.cols]
-    }
-}
-
-impl OutRows for [&mut [f32]] {
-    #[inline(always)]
-    fn row(&mut self, i: usize) -> &mut [f32] {
-        self[i]
     }
 }
 

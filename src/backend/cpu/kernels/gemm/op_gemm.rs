@@ -5,7 +5,7 @@ use super::epilogue::Epilogue;
 use super::mat::MatRef;
 use super::pack::{PackedA, PackedB};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
-use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, output};
+use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::error::{Error, Result};
 use crate::ir::ops::Gemm;
 use crate::tensor::{View, ViewMut};
@@ -67,6 +67,9 @@ pub(super) fn prepare(
                 a.shape, b.shape, outputs[0].shape
             ),
         ));
+    }
+    for shape in [a.shape, b.shape, &outputs[0].shape] {
+        numel(NAME, shape)?;
     }
     let a_packed = match const_f32(&a) {
         Some(data) => Some(PackedA::new(lhs_view(data, m, k, g.trans_a)?)),

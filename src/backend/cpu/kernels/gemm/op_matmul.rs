@@ -62,6 +62,10 @@ pub(super) fn prepare(inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) 
             ),
         ));
     }
+    // Every size product below is bounded by one of these.
+    numel(NAME, &outputs[0].shape)?;
+    numel(NAME, a.shape)?;
+    numel(NAME, b.shape)?;
     let plan = if numel(NAME, batch_b)? == 1 {
         let rows = numel(NAME, batch_a)?
             .checked_mul(m)

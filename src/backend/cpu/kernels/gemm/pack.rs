@@ -56,46 +56,84 @@ pub(crate) fn pack_a(a: MatRef<'_>, dst: &mut [f32]) {
     }
 }
 
+/// Writes row `p` (`nc` values) of a `kc`-deep block into its NR-column panels,
+/// zero-filling the last panel's missing columns.
+#[inline(always)]
+fn scatter_row(row: &[f32], p: usize, kc: usize, dst: &mut [f32]) {
+    for (q, chunk) in row.chunks(NR).enumerate() {
+        let step = &mut dst[(q * kc + p) * NR..][..NR];
+        if let Ok(full) = <&[f32; NR]>::try_from(chunk) {
+            // Fixed-size copies compile to two vector moves instead of a memcpy call.
+            step.copy_from_slice(full);
+        } else {
+            step[..chunk.len()].copy_from_slice(chunk);
+            step[chunk.len()..].fill(0.0);
+        }
+    }
+}
+
 /// Packs all of `b` (`kc x nc`) into `dst` as NR-column panels.
 pub(crate) fn pack_b(b: MatRef<'_>, dst: &mut [f32]) {
     let (kc, nc) = (b.rows(), b.cols());
     if kc == 0 {
         return;
     }
+    if b.col_stride() == 1 {
+        // Row by row: each source row is read sequentially. Going panel by panel
+        // instead reads one cache line per row with a stride of a whole row, which
+        // defeats the prefetchers and made packing cost as much as the arithmetic on
+        // wide matrices (im2col outputs, activations).
+        for p in 0..kc {
+            scatter_row(b.row_slice(p, 0, nc), p, kc, dst);
+        }
+        return;
+    }
     for (jp, panel) in dst.chunks_exact_mut(kc * NR).take(nc.div_ceil(NR)).enumerate() {
         let j0 = jp * NR;
         let n = NR.min(nc - j0);
-        if b.col_stride() == 1 {
-            if n == NR {
-                // Fixed-size copies compile to two vector moves instead of a memcpy call.
-                for (p, step) in panel.chunks_exact_mut(NR).enumerate() {
-                    let src: &[f32; NR] = b.row_slice(p, j0, NR).try_into().unwrap_or(&[0.0; NR]);
-                    step.copy_from_slice(src);
-                }
+        for c in 0..NR {
+            if c >= n {
+                panel.iter_mut().skip(c).step_by(NR).for_each(|d| *d = 0.0);
+            } else if b.row_stride() == 1 {
+                let src = b.col_slice(0, j0 + c, kc);
+                panel
+                    .iter_mut()
+                    .skip(c)
+                    .step_by(NR)
+                    .zip(src)
+                    .for_each(|(d, &s)| *d = s);
             } else {
-                for (p, step) in panel.chunks_exact_mut(NR).enumerate() {
-                    step[..n].copy_from_slice(b.row_slice(p, j0, n));
-                    step[n..].fill(0.0);
-                }
-            }
-        } else {
-            for c in 0..NR {
-                if c >= n {
-                    panel.iter_mut().skip(c).step_by(NR).for_each(|d| *d = 0.0);
-                } else if b.row_stride() == 1 {
-                    let src = b.col_slice(0, j0 + c, kc);
-                    panel
-                        .iter_mut()
-                        .skip(c)
-                        .step_by(NR)
-                        .zip(src)
-                        .for_each(|(d, &s)| *d = s);
-                } else {
-                    let dst = panel.iter_mut().skip(c).step_by(NR);
-                    dst.enumerate().for_each(|(p, d)| *d = b.at(p, j0 + c));
-                }
+                let dst = panel.iter_mut().skip(c).step_by(NR);
+                dst.enumerate().for_each(|(p, d)| *d = b.at(p, j0 + c));
             }
         }
+    }
+}
+
+/// A right operand produced row by row on demand instead of read from memory:
+/// im2col packs straight into B panels this way, with no column matrix in between.
+pub trait RowSource: Sync {
+    /// `(rows, cols)` of the matrix.
+    fn dims(&self) -> (usize, usize);
+    /// Writes row `p`, columns `j0..j0 + dst.len()`, into `dst`.
+    fn fill_row(&self, p: usize, j0: usize, dst: &mut [f32]);
+}
+
+/// Packs rows `p0..p0 + kc`, columns `j0..j0 + nc` of `src` into `dst` as NR-column
+/// panels, one row at a time through `row` (at least `nc` floats of scratch).
+pub(crate) fn pack_b_rows(
+    src: &dyn RowSource,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    row: &mut [f32],
+    dst: &mut [f32],
+) {
+    let row = &mut row[..nc];
+    for p in 0..kc {
+        src.fill_row(p0 + p, j0, row);
+        scatter_row(row, p, kc, dst);
     }
 }
 
