@@ -1,6 +1,7 @@
 //! CPU kernels, one file per op family, and the one place that maps an IR op to
 //! the family that runs it.
 
+pub mod broadcast;
 #[cfg(test)]
 mod compute_tests;
 pub mod conv;
@@ -11,6 +12,7 @@ pub mod gemm;
 pub mod generate;
 pub mod layout;
 pub mod normalization;
+pub mod numeric;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
