@@ -9,6 +9,9 @@
 //! LLVM vectorizes. [`Broadcast::for_each_run`] visits the runs of any range of
 //! output elements, so the output can be split across threads at arbitrary points.
 
+// The inner loops walk several per-operand stride/offset arrays in lockstep.
+#![allow(clippy::needless_range_loop)]
+
 use crate::error::{Error, Result};
 use crate::tensor::checked_numel;
 

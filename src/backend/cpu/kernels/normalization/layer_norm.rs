@@ -5,6 +5,8 @@
 //! when the optional statistics outputs are wanted (training exports, tests), rows
 //! run on one thread so that the three outputs can be written together.
 
+#![allow(clippy::type_complexity)]
+
 use super::is_float;
 use crate::backend::cpu::kernel::{required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::broadcast::Broadcast;

@@ -1,5 +1,7 @@
 //! Tests of the normalization family against f64 reference implementations.
 
+#![allow(clippy::type_complexity, clippy::map_flatten)]
+
 use super::prepare;
 use crate::backend::cpu::kernels::numeric::testing::{
     assert_close, konst, ravel_broadcast, run, tensor, unravel, values, var, In, Rng,

@@ -5,6 +5,9 @@
 //! inside the 1e-3 relative tolerance the ONNX tests and real models need. `erf` has
 //! no std implementation at all, so an f64 one is here too.
 
+// Split constants (Cody–Waite) and series coefficients are written with every digit on purpose.
+#![allow(clippy::excessive_precision, clippy::approx_constant)]
+
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split so that `n * LN2_HI` is exact for any |n| < 4096 (12 trailing zero bits).
 const LN2_HI: f32 = 0.693_115_234_375;
