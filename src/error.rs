@@ -22,12 +22,20 @@ pub struct Unsupported {
 
 impl std::fmt::Display for Unsupported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "node '{}' op {} (opset {}): {}", self.node, self.op, self.opset, self.reason)
+        write!(
+            f,
+            "node '{}' op {} (opset {}): {}",
+            self.node, self.op, self.opset, self.reason
+        )
     }
 }
 
 fn list_unsupported(items: &[Unsupported]) -> String {
-    items.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Debug, thiserror::Error)]

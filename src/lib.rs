@@ -16,5 +16,5 @@ pub mod tensor;
 pub mod zoo;
 
 pub use error::{Error, Result};
-// pub use session::{Backend, Session, SessionOptions};
+pub use session::{Backend, Session, SessionOptions};
 pub use tensor::{DType, Tensor};

@@ -51,11 +51,19 @@ pub struct Fact {
 
 impl Fact {
     pub fn new(dtype: DType, shape: Vec<Dim>) -> Fact {
-        Fact { dtype, shape: Some(shape), value: None }
+        Fact {
+            dtype,
+            shape: Some(shape),
+            value: None,
+        }
     }
 
     pub fn unknown_shape(dtype: DType) -> Fact {
-        Fact { dtype, shape: None, value: None }
+        Fact {
+            dtype,
+            shape: None,
+            value: None,
+        }
     }
 
     pub fn constant(t: Tensor) -> Fact {
@@ -80,7 +88,13 @@ impl Fact {
 pub fn shape_string(shape: &Option<Vec<Dim>>) -> String {
     match shape {
         None => "[?..]".into(),
-        Some(dims) => format!("[{}]", dims.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+        Some(dims) => format!(
+            "[{}]",
+            dims.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -114,7 +128,10 @@ pub struct Graph {
 
 impl Graph {
     pub fn add_value(&mut self, name: impl Into<String>, fact: Fact) -> ValueId {
-        self.values.push(Value { name: name.into(), fact });
+        self.values.push(Value {
+            name: name.into(),
+            fact,
+        });
         self.values.len() - 1
     }
 

@@ -65,7 +65,10 @@ pub enum UnaryOp {
 impl UnaryOp {
     /// True for ops that are only defined on floating-point inputs.
     pub fn float_only(self) -> bool {
-        !matches!(self, UnaryOp::Abs | UnaryOp::Neg | UnaryOp::Sign | UnaryOp::Not | UnaryOp::Relu)
+        !matches!(
+            self,
+            UnaryOp::Abs | UnaryOp::Neg | UnaryOp::Sign | UnaryOp::Not | UnaryOp::Relu
+        )
     }
 }
 
@@ -101,7 +104,10 @@ impl BinaryOp {
     /// Comparison and logic ops produce `bool`.
     pub fn returns_bool(self) -> bool {
         use BinaryOp::*;
-        matches!(self, Equal | Less | LessOrEqual | Greater | GreaterOrEqual | And | Or | Xor)
+        matches!(
+            self,
+            Equal | Less | LessOrEqual | Greater | GreaterOrEqual | And | Or | Xor
+        )
     }
 }
 
@@ -150,9 +156,13 @@ pub struct ConvTranspose {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum PoolKind {
     Max,
-    Avg { count_include_pad: bool },
+    Avg {
+        count_include_pad: bool,
+    },
     /// `LpPool` with exponent `p`.
-    Lp { p: u32 },
+    Lp {
+        p: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -280,7 +290,12 @@ pub enum Op {
     /// `[x, axes?]`
     Reduce(Reduce),
     /// `[x]` -> index of max/min along `axis` (int64).
-    ArgExtreme { max: bool, axis: i64, keepdims: bool, select_last_index: bool },
+    ArgExtreme {
+        max: bool,
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
     /// `[a, b, c?]`
     Gemm(Gemm),
     /// `[a, b]`
@@ -457,9 +472,15 @@ impl Op {
             Op::TopK { .. } => "TopK",
             Op::CumSum { .. } => "CumSum",
             Op::Variadic { mean: true, .. } => "Mean",
-            Op::Variadic { op: BinaryOp::Add, .. } => "Sum",
-            Op::Variadic { op: BinaryOp::Max, .. } => "Max",
-            Op::Variadic { op: BinaryOp::Min, .. } => "Min",
+            Op::Variadic {
+                op: BinaryOp::Add, ..
+            } => "Sum",
+            Op::Variadic {
+                op: BinaryOp::Max, ..
+            } => "Max",
+            Op::Variadic {
+                op: BinaryOp::Min, ..
+            } => "Min",
             Op::Variadic { .. } => "Variadic",
         }
     }
@@ -467,6 +488,9 @@ impl Op {
     /// Ops whose output is a relabelling of input 0's memory (same elements, same
     /// order): the planner gives them no buffer of their own.
     pub fn is_reshape_like(&self) -> bool {
-        matches!(self, Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze | Op::Identity)
+        matches!(
+            self,
+            Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze | Op::Identity
+        )
     }
 }

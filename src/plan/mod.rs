@@ -1,1 +1,326 @@
-//! TODO
+//! Execution plans: the graph specialised to concrete input shapes.
+//!
+//! A plan is built once per distinct set of input shapes (so one session runs a
+//! dynamic-batch model at batch 1 and batch 8 without reloading) and guarantees to
+//! the executor:
+//! - every value has a concrete shape and a location: a constant, a caller input, or
+//!   a slot of the activation arena;
+//! - everything computable from constants alone (weights transforms, the TorchScript
+//!   exporter's `Shape → Gather → Concat → Reshape` chains) was computed here, once;
+//! - reshape-like ops cost nothing: their output is the input's memory, relabelled;
+//! - arena slots are reused as soon as the values in them are dead, so running the
+//!   plan allocates no activation memory.
+
+mod memory;
+
+use std::sync::Arc;
+
+use crate::backend::cpu::kernel::{InputDesc, Kernel, OutputDesc};
+use crate::backend::cpu::kernels;
+use crate::error::{Error, Result};
+use crate::ir::{shape, Fact, Graph, Op};
+use crate::onnx::Limits;
+use crate::tensor::{checked_numel, DType, Data, Tensor, ViewMut};
+
+pub use memory::SlotInfo;
+
+/// Where a value lives while a plan runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Loc {
+    /// `Plan::constants[i]`
+    Const(usize),
+    /// The caller's `index`-th input tensor (never copied), seen with `shape`.
+    Input { index: usize, shape: Vec<usize> },
+    /// The first `numel(shape)` elements of arena slot `slot`.
+    Slot { slot: usize, shape: Vec<usize> },
+}
+
+/// One kernel invocation.
+pub struct Step {
+    /// Index of the IR node, for errors and profiles.
+    pub node: usize,
+    pub kernel: Box<dyn Kernel>,
+    pub inputs: Vec<Option<Loc>>,
+    /// Output slots and shapes.
+    pub outputs: Vec<(usize, Vec<usize>)>,
+}
+
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub constants: Vec<Tensor>,
+    pub slots: Vec<SlotInfo>,
+    pub outputs: Vec<Loc>,
+    pub output_dtypes: Vec<DType>,
+}
+
+impl Plan {
+    /// Bytes of activation memory one run of this plan needs.
+    pub fn arena_bytes(&self) -> usize {
+        self.slots.iter().map(|s| s.len * s.dtype.size()).sum()
+    }
+}
+
+/// Integer graph inputs with at most this many elements are treated as "shape
+/// tensors": their values become part of the plan (like TensorRT's shape inputs), so
+/// a Reshape target or Slice bound fed as an input can still be planned.
+pub const SHAPE_INPUT_MAX_ELEMENTS: usize = 64;
+
+/// Whether a caller input's values (not just its shape) specialise the plan.
+pub fn is_shape_input(t: &Tensor) -> bool {
+    matches!(t.dtype(), DType::I64 | DType::I32) && t.len() <= SHAPE_INPUT_MAX_ELEMENTS
+}
+
+/// Specialises `graph` to the given inputs' shapes.
+pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> {
+    let mut facts: Vec<Fact> = graph.values.iter().map(|v| v.fact.clone()).collect();
+    let mut locs: Vec<Option<Loc>> = vec![None; graph.values.len()];
+    let mut constants = Vec::new();
+    let intern = |t: Tensor, constants: &mut Vec<Tensor>| {
+        constants.push(t);
+        Loc::Const(constants.len() - 1)
+    };
+    for (id, v) in graph.values.iter().enumerate() {
+        if let Some(t) = &v.fact.value {
+            locs[id] = Some(intern(t.clone(), &mut constants));
+        }
+    }
+    for (i, (&id, t)) in graph.inputs.iter().zip(inputs).enumerate() {
+        facts[id] = Fact::constant(t.clone());
+        if !is_shape_input(t) {
+            facts[id].value = None;
+        }
+        locs[id] = Some(Loc::Input {
+            index: i,
+            shape: t.shape().to_vec(),
+        });
+    }
+
+    let mut steps = Vec::new();
+    for (index, node) in graph.nodes.iter().enumerate() {
+        let err = |m: String| Error::shape(&node.name, m);
+        let in_facts: Vec<Option<&Fact>> = node.inputs.iter().map(|i| i.map(|i| &facts[i])).collect();
+        let mut out_facts = shape::infer(&node.op, &in_facts, node.outputs.len()).map_err(err)?;
+        let out_shapes = out_facts
+            .iter()
+            .map(|f| {
+                let s = f.concrete_shape().ok_or_else(|| {
+                    err(format!(
+                        "output shape {} depends on tensor data",
+                        crate::ir::graph::shape_string(&f.shape)
+                    ))
+                })?;
+                match checked_numel(&s) {
+                    Some(n) if n <= limits.max_tensor_elements => Ok(s),
+                    _ => Err(Error::Limit(format!(
+                        "node '{}' would produce a tensor of shape {s:?} (limit {} elements)",
+                        node.name, limits.max_tensor_elements
+                    ))),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let all_constant = node.inputs.iter().flatten().all(|&i| facts[i].value.is_some());
+        let shape_only = matches!(node.op, Op::Shape { .. } | Op::Size);
+        if all_constant || shape_only {
+            // Fold: compute the outputs now, once.
+            let values = if let Some(v) = shape_value(&node.op, &in_facts) {
+                vec![v]
+            } else {
+                let descs = descs(&node.inputs, &facts);
+                evaluate(&node.op, &descs, &out_facts, &out_shapes).map_err(|e| annotate(e, &node.name))?
+            };
+            for ((&out, fact), value) in node.outputs.iter().zip(&mut out_facts).zip(values) {
+                fact.value = Some(value.clone());
+                locs[out] = Some(intern(value, &mut constants));
+            }
+        } else if node.op.is_reshape_like() && node.outputs.len() == 1 {
+            let src = node.inputs[0].ok_or_else(|| err("missing input".into()))?;
+            locs[node.outputs[0]] = Some(relabel(&locs[src], &out_shapes[0], &mut constants)?);
+        } else {
+            let descs = descs(&node.inputs, &facts);
+            let out_descs: Vec<OutputDesc> = out_facts
+                .iter()
+                .zip(&out_shapes)
+                .map(|(f, s)| OutputDesc {
+                    dtype: f.dtype,
+                    shape: s.clone(),
+                })
+                .collect();
+            let kernel = kernels::prepare(&node.op, &as_input_descs(&descs), &out_descs)
+                .map_err(|e| annotate(e, &node.name))?;
+            let inputs = node
+                .inputs
+                .iter()
+                .map(|i| i.and_then(|i| locs[i].clone()))
+                .collect();
+            for (&out, s) in node.outputs.iter().zip(&out_shapes) {
+                // Slot numbers are assigned by the memory planner below.
+                locs[out] = Some(Loc::Slot {
+                    slot: out,
+                    shape: s.clone(),
+                });
+            }
+            steps.push(Step {
+                node: index,
+                kernel,
+                inputs,
+                outputs: node.outputs.iter().copied().zip(out_shapes).collect(),
+            });
+        }
+        for (&out, f) in node.outputs.iter().zip(out_facts) {
+            facts[out] = f;
+        }
+    }
+
+    let outputs: Vec<Loc> = graph
+        .outputs
+        .iter()
+        .map(|&o| {
+            locs[o]
+                .clone()
+                .ok_or_else(|| Error::invalid(format!("output '{}' is never computed", graph.values[o].name)))
+        })
+        .collect::<Result<_>>()?;
+    let output_dtypes = graph.outputs.iter().map(|&o| facts[o].dtype).collect();
+    let mut plan = Plan {
+        steps,
+        constants,
+        slots: Vec::new(),
+        outputs,
+        output_dtypes,
+    };
+    memory::assign_slots(&mut plan, &facts)?;
+    if plan.arena_bytes() > limits.max_arena_bytes {
+        return Err(Error::Limit(format!(
+            "activations need {} bytes, more than the {} allowed",
+            plan.arena_bytes(),
+            limits.max_arena_bytes
+        )));
+    }
+    Ok(plan)
+}
+
+fn descs<'f>(inputs: &[Option<usize>], facts: &'f [Fact]) -> Vec<Option<OwnedDesc<'f>>> {
+    inputs
+        .iter()
+        .map(|i| {
+            i.map(|i| OwnedDesc {
+                dtype: facts[i].dtype,
+                shape: facts[i].concrete_shape().unwrap_or_default(),
+                value: facts[i].value.as_ref(),
+            })
+        })
+        .collect()
+}
+
+/// An [`InputDesc`] whose shape is owned (facts store shapes as `Dim`s).
+struct OwnedDesc<'f> {
+    dtype: DType,
+    shape: Vec<usize>,
+    value: Option<&'f Tensor>,
+}
+
+fn as_input_descs<'a>(d: &'a [Option<OwnedDesc<'a>>]) -> Vec<Option<InputDesc<'a>>> {
+    d.iter()
+        .map(|d| {
+            d.as_ref().map(|d| InputDesc {
+                dtype: d.dtype,
+                shape: &d.shape,
+                value: d.value,
+            })
+        })
+        .collect()
+}
+
+/// `Shape` and `Size` only need the input's (concrete) shape.
+fn shape_value(op: &Op, inputs: &[Option<&Fact>]) -> Option<Tensor> {
+    let s = inputs.first().copied().flatten()?.concrete_shape()?;
+    match op {
+        Op::Shape { start, end } => {
+            let (a, b) = shape::shape_range(s.len(), *start, *end);
+            let v: Vec<i64> = s[a..b].iter().map(|&d| d as i64).collect();
+            Tensor::from_vec(vec![v.len()], v).ok()
+        }
+        Op::Size => Some(Tensor::scalar(s.iter().product::<usize>() as i64)),
+        _ => None,
+    }
+}
+
+/// Runs one op on constant inputs (constant folding).
+fn evaluate(
+    op: &Op,
+    descs: &[Option<OwnedDesc>],
+    out_facts: &[Fact],
+    out_shapes: &[Vec<usize>],
+) -> Result<Vec<Tensor>> {
+    let input_descs = as_input_descs(descs);
+    let out_descs: Vec<OutputDesc> = out_facts
+        .iter()
+        .zip(out_shapes)
+        .map(|(f, s)| OutputDesc {
+            dtype: f.dtype,
+            shape: s.clone(),
+        })
+        .collect();
+    let kernel = kernels::prepare(op, &input_descs, &out_descs)?;
+    let views: Vec<_> = descs
+        .iter()
+        .map(|d| d.as_ref().and_then(|d| d.value.map(Tensor::view)))
+        .collect();
+    let mut outs: Vec<Data> = out_descs
+        .iter()
+        .map(|d| Data::zeros(d.dtype, d.shape.iter().product()))
+        .collect();
+    {
+        let mut out_views: Vec<ViewMut> = outs
+            .iter_mut()
+            .zip(&out_descs)
+            .map(|(data, d)| ViewMut {
+                shape: &d.shape,
+                data: data.slice_mut(),
+            })
+            .collect();
+        kernel.run(&views, &mut out_views)?;
+    }
+    outs.into_iter()
+        .zip(out_descs)
+        .map(|(data, d)| Tensor::new(d.shape, data))
+        .collect()
+}
+
+/// The location of a reshape-like op's output: the input's memory with a new shape.
+fn relabel(src: &Option<Loc>, shape: &[usize], constants: &mut Vec<Tensor>) -> Result<Loc> {
+    Ok(match src {
+        Some(Loc::Slot { slot, .. }) => Loc::Slot {
+            slot: *slot,
+            shape: shape.to_vec(),
+        },
+        Some(Loc::Const(c)) => {
+            let t = constants[*c].clone().reshaped(shape.to_vec())?;
+            constants.push(t);
+            Loc::Const(constants.len() - 1)
+        }
+        Some(Loc::Input { index, .. }) => Loc::Input {
+            index: *index,
+            shape: shape.to_vec(),
+        },
+        None => return Err(Error::invalid("internal: reshape of an unplanned value")),
+    })
+}
+
+fn annotate(e: Error, node: &str) -> Error {
+    match e {
+        Error::Shape { node: n, message } if n == "kernel" => Error::Shape {
+            node: node.into(),
+            message,
+        },
+        Error::Shape { node: n, message } => Error::Shape {
+            node: node.into(),
+            message: format!("{n}: {message}"),
+        },
+        other => other,
+    }
+}
+
+/// Shared, immutable plan handle.
+pub type SharedPlan = Arc<Plan>;

@@ -39,7 +39,7 @@ pub trait Kernel: Send + Sync {
 }
 
 /// Fetches required input `i`, or a shape error naming it.
-pub fn required<'a, 'b>(inputs: &'b [Option<View<'a>>], i: usize) -> Result<View<'a>> {
+pub fn required<'a>(inputs: &[Option<View<'a>>], i: usize) -> Result<View<'a>> {
     inputs
         .get(i)
         .copied()

@@ -1,4 +1,5 @@
 //! The CPU backend: kernels written in Rust, parallelised with rayon.
 
+pub mod executor;
 pub mod kernel;
 pub mod kernels;

@@ -7,6 +7,8 @@
 //! and [`ViewMut`]s, typed slices plus a shape, so the runtime can hand them arena
 //! buffers and constants alike.
 
+pub mod random;
+
 use std::sync::Arc;
 
 use half::{bf16, f16};
@@ -140,7 +142,11 @@ pub struct Buf<T> {
 #[derive(Clone)]
 enum BufInner<T> {
     Owned(Arc<Vec<T>>),
-    Mapped { bytes: SharedBytes, start: usize, len: usize },
+    Mapped {
+        bytes: SharedBytes,
+        start: usize,
+        len: usize,
+    },
 }
 
 impl<T: bytemuck::Pod> std::fmt::Debug for Buf<T> {
@@ -149,13 +155,20 @@ impl<T: bytemuck::Pod> std::fmt::Debug for Buf<T> {
             BufInner::Owned(_) => "owned",
             BufInner::Mapped { .. } => "mapped",
         };
-        write!(f, "Buf<{}>({kind}, {} elements)", std::any::type_name::<T>(), self.as_slice().len())
+        write!(
+            f,
+            "Buf<{}>({kind}, {} elements)",
+            std::any::type_name::<T>(),
+            self.as_slice().len()
+        )
     }
 }
 
 impl<T: bytemuck::Pod> Buf<T> {
     pub fn from_vec(v: Vec<T>) -> Self {
-        Buf { inner: BufInner::Owned(Arc::new(v)) }
+        Buf {
+            inner: BufInner::Owned(Arc::new(v)),
+        }
     }
 
     /// Borrows `len` elements at byte offset `start`. The caller has checked the range
@@ -165,7 +178,9 @@ impl<T: bytemuck::Pod> Buf<T> {
         let size = std::mem::size_of::<T>();
         let raw = &(*bytes).as_ref()[start..start + len * size];
         if bytemuck::try_cast_slice::<u8, T>(raw).is_ok() {
-            Buf { inner: BufInner::Mapped { bytes, start, len } }
+            Buf {
+                inner: BufInner::Mapped { bytes, start, len },
+            }
         } else {
             Buf::from_vec(bytemuck::pod_collect_to_vec(raw))
         }
@@ -257,7 +272,8 @@ pub fn checked_numel(shape: &[usize]) -> Option<usize> {
 impl Tensor {
     /// Builds a tensor; fails if the data length does not match the shape.
     pub fn new(shape: Vec<usize>, data: Data) -> Result<Tensor> {
-        let numel = checked_numel(&shape).ok_or_else(|| Error::Limit(format!("shape {shape:?} overflows")))?;
+        let numel =
+            checked_numel(&shape).ok_or_else(|| Error::Limit(format!("shape {shape:?} overflows")))?;
         if numel != data.len() {
             return Err(Error::Usage(format!(
                 "tensor of shape {shape:?} needs {numel} elements, got {}",
@@ -272,6 +288,13 @@ impl Tensor {
         Tensor::new(shape, T::wrap(Buf::from_vec(values)))
     }
 
+    /// A float32 tensor of standard-normal values from `seed` (reproducible).
+    pub fn random_normal(shape: Vec<usize>, seed: u64) -> Result<Tensor> {
+        let numel =
+            checked_numel(&shape).ok_or_else(|| Error::Limit(format!("shape {shape:?} overflows")))?;
+        Tensor::from_vec(shape, random::Rng::new(seed).normals(numel, 1.0))
+    }
+
     /// A boolean tensor.
     pub fn from_bools(shape: Vec<usize>, values: &[bool]) -> Result<Tensor> {
         let bytes = values.iter().map(|&b| b as u8).collect();
@@ -279,12 +302,19 @@ impl Tensor {
     }
 
     pub fn scalar<T: Element>(value: T) -> Tensor {
-        Tensor { shape: vec![], data: T::wrap(Buf::from_vec(vec![value])) }
+        Tensor {
+            shape: vec![],
+            data: T::wrap(Buf::from_vec(vec![value])),
+        }
     }
 
     pub fn zeros(dtype: DType, shape: Vec<usize>) -> Result<Tensor> {
-        let numel = checked_numel(&shape).ok_or_else(|| Error::Limit(format!("shape {shape:?} overflows")))?;
-        Ok(Tensor { shape, data: Data::zeros(dtype, numel) })
+        let numel =
+            checked_numel(&shape).ok_or_else(|| Error::Limit(format!("shape {shape:?} overflows")))?;
+        Ok(Tensor {
+            shape,
+            data: Data::zeros(dtype, numel),
+        })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -331,7 +361,10 @@ impl Tensor {
     }
 
     pub fn view(&self) -> View<'_> {
-        View { shape: &self.shape, data: self.data.slice() }
+        View {
+            shape: &self.shape,
+            data: self.data.slice(),
+        }
     }
 
     /// The values as `i64`, for shape-like integer tensors (any integer dtype).
@@ -382,7 +415,10 @@ impl<'a> View<'a> {
     }
 
     pub fn to_tensor(&self) -> Tensor {
-        Tensor { shape: self.shape.to_vec(), data: self.data.to_data() }
+        Tensor {
+            shape: self.shape.to_vec(),
+            data: self.data.to_data(),
+        }
     }
 
     pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
@@ -405,7 +441,12 @@ impl<'a> View<'a> {
             Slice::F64(s) => s.iter().map(|&x| x as f32).collect(),
             Slice::F16(s) => s.iter().map(|x| x.to_f32()).collect(),
             Slice::BF16(s) => s.iter().map(|x| x.to_f32()).collect(),
-            _ => self.to_i64_vec().unwrap_or_default().into_iter().map(|x| x as f32).collect(),
+            _ => self
+                .to_i64_vec()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|x| x as f32)
+                .collect(),
         }
     }
 }

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The full test suite: formatting, clippy, and every test in release mode, with onnxruntime
+# (for the zoo parity test) and the ONNX backend node tests (for the conformance test) set up.
+#
+#   bash scripts/test.sh
+#
+# Needs python3 (3.11+, with the venv module) and cargo. The first run creates .venv with the
+# pinned packages of scripts/requirements-test.txt (network access to PyPI) and generates the
+# ONNX node tests into .cache/onnx-node-tests; later runs reuse both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf '\nerror: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo not found"
+PYTHON="${PYTHON:-python3}"
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set PYTHON=... to use another interpreter)"
+
+VENV="$ROOT/.venv"
+REQS="$ROOT/scripts/requirements-test.txt"
+STAMP="$VENV/.kiln-requirements"
+
+# --- Python environment -------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    if ! "$PYTHON" -m venv "$VENV"; then
+        rm -rf "$VENV"
+        die "'$PYTHON -m venv' failed; on Debian/Ubuntu install it with: apt-get install python3-venv"
+    fi
+fi
+if ! cmp -s "$REQS" "$STAMP"; then
+    say "installing pinned Python packages into .venv ($(grep -v '^#' "$REQS" | tr '\n' ' '))"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -r "$REQS"
+    cp "$REQS" "$STAMP"
+else
+    say "using .venv (packages up to date)"
+fi
+
+# --- onnxruntime shared library for the `ort` crate (load-dynamic) -------------------------
+ORT_CAPI="$("$VENV/bin/python" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')"
+ORT_DYLIB_PATH=""
+for f in "$ORT_CAPI"/libonnxruntime.so.* "$ORT_CAPI"/libonnxruntime.so "$ORT_CAPI"/libonnxruntime.*.dylib; do
+    if [ -f "$f" ]; then ORT_DYLIB_PATH="$f"; break; fi
+done
+[ -n "$ORT_DYLIB_PATH" ] || die "no libonnxruntime shared library in $ORT_CAPI"
+export ORT_DYLIB_PATH
+say "ORT_DYLIB_PATH=$ORT_DYLIB_PATH"
+
+# --- ONNX backend node tests ---------------------------------------------------------------
+# Use the data shipped inside the onnx package when present; the PyPI wheels do not ship it,
+# so it is generated from onnx's own test-case generators (scripts/gen_node_tests.py).
+ONNX_NODE_DATA="$("$VENV/bin/python" -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node"))')"
+if [ -d "$ONNX_NODE_DATA" ] && [ -n "$(ls -A "$ONNX_NODE_DATA" 2>/dev/null)" ]; then
+    KILN_ONNX_NODE_TESTS="$ONNX_NODE_DATA"
+else
+    KILN_ONNX_NODE_TESTS="$ROOT/.cache/onnx-node-tests"
+    ONNX_VERSION="$("$VENV/bin/python" -c 'import onnx; print(onnx.__version__)')"
+    if [ "$(cat "$KILN_ONNX_NODE_TESTS/STAMP" 2>/dev/null)" != "onnx $ONNX_VERSION" ]; then
+        say "generating ONNX node tests (onnx $ONNX_VERSION) into .cache/onnx-node-tests"
+        mkdir -p "$ROOT/.cache"
+        "$VENV/bin/python" "$ROOT/scripts/gen_node_tests.py" "$KILN_ONNX_NODE_TESTS"
+    fi
+fi
+export KILN_ONNX_NODE_TESTS
+say "KILN_ONNX_NODE_TESTS=$KILN_ONNX_NODE_TESTS ($(find "$KILN_ONNX_NODE_TESTS" -mindepth 1 -maxdepth 1 -type d | wc -l) cases)"
+
+# --- Rust ------------------------------------------------------------------------------------
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+say "cargo test --release"
+cargo test --release -- --nocapture
+
+say "all checks passed"

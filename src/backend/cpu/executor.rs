@@ -1,0 +1,96 @@
+//! Runs a [`Plan`] on the CPU: views in, kernels, views out.
+
+use crate::error::{Error, Result};
+use crate::plan::{Loc, Plan};
+use crate::tensor::{DataVec, Tensor, View, ViewMut};
+
+/// The activation memory of one plan: one buffer per slot, allocated once and
+/// reused by every run that borrows this arena.
+pub struct Arena {
+    bufs: Vec<DataVec>,
+}
+
+impl Arena {
+    pub fn for_plan(plan: &Plan) -> Arena {
+        let bufs = plan
+            .slots
+            .iter()
+            .map(|s| {
+                let mut v = DataVec::new(s.dtype);
+                v.reserve_len(s.len);
+                v
+            })
+            .collect();
+        Arena { bufs }
+    }
+}
+
+fn view<'a>(loc: &'a Loc, plan: &'a Plan, bufs: &'a [DataVec], inputs: &'a [Tensor]) -> View<'a> {
+    match loc {
+        Loc::Const(c) => plan.constants[*c].view(),
+        Loc::Input { index, shape } => View {
+            shape,
+            data: inputs[*index].data().slice(),
+        },
+        Loc::Slot { slot, shape } => View {
+            shape,
+            data: bufs[*slot].slice(shape.iter().product()),
+        },
+    }
+}
+
+/// Called after each step with the step index and its duration (for profiles).
+pub type StepHook<'h> = &'h mut (dyn FnMut(usize, std::time::Duration) + Send);
+
+/// Executes every step of `plan` and returns the graph outputs.
+pub fn execute(
+    plan: &Plan,
+    arena: &mut Arena,
+    inputs: &[Tensor],
+    mut hook: Option<StepHook>,
+) -> Result<Vec<Tensor>> {
+    for (index, step) in plan.steps.iter().enumerate() {
+        let start = hook.as_ref().map(|_| std::time::Instant::now());
+        // Outputs never share a slot with this step's inputs (the memory planner
+        // releases a slot only after its last reader), so they can be moved out.
+        let mut taken: Vec<DataVec> = step
+            .outputs
+            .iter()
+            .map(|(slot, _)| {
+                let dtype = arena.bufs[*slot].dtype();
+                std::mem::replace(&mut arena.bufs[*slot], DataVec::new(dtype))
+            })
+            .collect();
+        let result = {
+            let in_views: Vec<Option<View>> = step
+                .inputs
+                .iter()
+                .map(|l| l.as_ref().map(|l| view(l, plan, &arena.bufs, inputs)))
+                .collect();
+            let mut out_views: Vec<ViewMut> = taken
+                .iter_mut()
+                .zip(&step.outputs)
+                .map(|(buf, (_, shape))| ViewMut {
+                    shape,
+                    data: buf.slice_mut(shape.iter().product()),
+                })
+                .collect();
+            step.kernel.run(&in_views, &mut out_views)
+        };
+        for ((slot, _), buf) in step.outputs.iter().zip(taken) {
+            arena.bufs[*slot] = buf;
+        }
+        result?;
+        if let (Some(h), Some(t)) = (hook.as_mut(), start) {
+            h(index, t.elapsed());
+        }
+    }
+    plan.outputs
+        .iter()
+        .map(|loc| {
+            let v = view(loc, plan, &arena.bufs, inputs);
+            Tensor::new(v.shape.to_vec(), v.data.to_data())
+        })
+        .collect::<Result<Vec<_>>>()
+        .map_err(|e| Error::invalid(format!("internal: output copy failed: {e}")))
+}

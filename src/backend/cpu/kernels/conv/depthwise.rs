@@ -1,0 +1,178 @@
+//! Direct depthwise convolution (one input channel per group), 1-D and 2-D.
+//!
+//! With one input channel per group, im2col + GEMM degenerates into a GEMM with
+//! M = channel multiplier (usually 1) and K = kernel taps: no reuse, all overhead.
+//! Instead each output row accumulates `w * input_row` for every tap, an axpy over
+//! contiguous slices when the stride is 1, which LLVM vectorises.
+
+use super::super::gemm::Activation;
+use super::super::window::Geometry;
+
+/// 2-D view of a 1-D or 2-D window (1-D gets a height of 1).
+#[derive(Clone, Debug)]
+pub(crate) struct Plane {
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride: (usize, usize),
+    pub dilation: (usize, usize),
+    pub pad: (usize, usize),
+    /// Per horizontal tap: the output columns `lo..hi` it reaches inside the row,
+    /// and where their inputs start in the phase-split row (see [`plane_body`]).
+    /// Precomputed: the divisions cost more than the short axpys they guard.
+    cols: Vec<(usize, usize, usize)>,
+}
+
+impl Plane {
+    pub fn new(g: &Geometry) -> Option<Plane> {
+        let mut p = match g.rank() {
+            1 => Plane {
+                in_h: 1,
+                in_w: g.input[0],
+                out_h: 1,
+                out_w: g.output[0],
+                k_h: 1,
+                k_w: g.kernel[0],
+                stride: (1, g.strides[0]),
+                dilation: (1, g.dilations[0]),
+                pad: (0, g.pads_begin[0]),
+                cols: vec![],
+            },
+            2 => Plane {
+                in_h: g.input[0],
+                in_w: g.input[1],
+                out_h: g.output[0],
+                out_w: g.output[1],
+                k_h: g.kernel[0],
+                k_w: g.kernel[1],
+                stride: (g.strides[0], g.strides[1]),
+                dilation: (g.dilations[0], g.dilations[1]),
+                pad: (g.pads_begin[0], g.pads_begin[1]),
+                cols: vec![],
+            },
+            _ => return None,
+        };
+        let sw = p.stride.1;
+        let phase_len = p.in_w.div_ceil(sw);
+        p.cols = (0..p.k_w)
+            .map(|kw| {
+                let off = (kw * p.dilation.1) as isize - p.pad.1 as isize;
+                let (lo, hi) = valid_range(p.out_w, p.in_w, sw, off);
+                let first = (lo as isize * sw as isize + off).max(0) as usize;
+                (lo, hi, (first % sw) * phase_len + first / sw)
+            })
+            .collect();
+        Some(p)
+    }
+}
+
+/// Output positions `o` in `0..out` whose input `o * stride + off` is in `0..input`.
+fn valid_range(out: usize, input: usize, stride: usize, off: isize) -> (usize, usize) {
+    let (input, stride) = (input as isize, stride as isize);
+    let lo = if off >= 0 { 0 } else { (-off + stride - 1) / stride };
+    let hi = if input - off <= 0 {
+        0
+    } else {
+        (input - off + stride - 1) / stride
+    };
+    let (lo, hi) = (lo.min(out as isize) as usize, hi.min(out as isize) as usize);
+    (lo, hi.max(lo))
+}
+
+/// Scratch floats [`plane`] needs: the input row split into `stride` phases.
+pub(crate) fn scratch_len(p: &Plane) -> usize {
+    p.in_w.div_ceil(p.stride.1) * p.stride.1
+}
+
+/// One output plane: `out = act(bias + sum_taps w[tap] * x[shifted])`.
+/// `phases` is scratch of [`scratch_len`] floats.
+pub(crate) fn plane(
+    p: &Plane,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    act: Activation,
+    phases: &mut [f32],
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { plane_avx2(p, x, w, bias, act, phases, out) };
+        return;
+    }
+    plane_body(p, x, w, bias, act, phases, out);
+}
+
+/// [`plane_body`] compiled for AVX2: the row axpys run 8 lanes wide.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn plane_avx2(
+    p: &Plane,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    act: Activation,
+    phases: &mut [f32],
+    out: &mut [f32],
+) {
+    plane_body(p, x, w, bias, act, phases, out)
+}
+
+#[inline(always)]
+fn plane_body(
+    p: &Plane,
+    x: &[f32],
+    w: &[f32],
+    bias: f32,
+    act: Activation,
+    phases: &mut [f32],
+    out: &mut [f32],
+) {
+    let (sh, sw) = p.stride;
+    let dh = p.dilation.0;
+    let ph = p.pad.0 as isize;
+    // With a horizontal stride s, output column o reads input column o*s + off:
+    // splitting the input row into s phases (columns q, q+s, q+2s, ...) makes every
+    // tap a contiguous axpy again.
+    let phase_len = p.in_w.div_ceil(sw);
+    for (oh, orow) in out.chunks_exact_mut(p.out_w).take(p.out_h).enumerate() {
+        orow.fill(bias);
+        for kh in 0..p.k_h {
+            let ih = (oh * sh + kh * dh) as isize - ph;
+            if ih < 0 || ih >= p.in_h as isize {
+                continue;
+            }
+            let irow = &x[ih as usize * p.in_w..][..p.in_w];
+            let src_row: &[f32] = if sw == 1 {
+                irow
+            } else {
+                for q in 0..sw.min(p.in_w) {
+                    let phase = &mut phases[q * phase_len..][..phase_len];
+                    phase
+                        .iter_mut()
+                        .zip(irow[q..].iter().step_by(sw))
+                        .for_each(|(d, &v)| *d = v);
+                }
+                phases
+            };
+            for (kw, &(lo, hi, start)) in p.cols.iter().enumerate() {
+                // Only output columns whose input column is inside the row (not padding).
+                if lo >= hi {
+                    continue;
+                }
+                let wv = w[kh * p.k_w + kw];
+                let dst = &mut orow[lo..hi];
+                let src = &src_row[start..start + dst.len()];
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += wv * s);
+            }
+        }
+        act.apply_slice(orow);
+    }
+}

@@ -1,0 +1,278 @@
+//! `Conv`: `Y[n, oc] = b[oc] + sum W[oc, ic, taps] * X[n, g * Cg + ic, shifted]`.
+//!
+//! Per image and group the convolution is the GEMM `W_g [Mg, Cg*taps] x
+//! cols [Cg*taps, positions]`. Pointwise windows (1x1, stride 1, no padding) use
+//! the input itself as `cols`; others generate it by im2col straight into the GEMM's
+//! packed B panels (a cache block at a time, so no column matrix is ever stored).
+//! One input channel per group (depthwise) skips the GEMM for a direct kernel.
+//! Constant weights are packed once, here.
+
+use rayon::prelude::*;
+
+use super::columns::{gather_row, tap_offsets, Mapping};
+use super::depthwise::{self, Plane};
+use super::{expect_len, run_jobs, Bias};
+use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
+use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
+use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
+use crate::backend::cpu::kernels::gemm::{
+    gemm, Activation, Epilogue, LhsSource, MatRef, PackedA, RhsSource, RowSource,
+};
+use crate::backend::cpu::kernels::window::{conv_kernel_shape, Geometry};
+use crate::error::{Error, Result};
+use crate::ir::ops::Conv;
+use crate::tensor::{View, ViewMut};
+
+const NAME: &str = "Conv";
+
+enum Algo {
+    /// The input already is the column matrix.
+    Pointwise,
+    Im2col,
+    Depthwise(Plane),
+}
+
+enum Weights {
+    /// One packed `[Mg, Kg]` matrix per group.
+    Packed(Vec<PackedA>),
+    /// A copy of constant weights, for the depthwise kernel.
+    Copied(Vec<f32>),
+    /// Read input 1 at run time (weights computed by the graph).
+    Input,
+}
+
+struct ConvKernel {
+    geom: Geometry,
+    /// Per-tap offsets for im2col (see [`tap_offsets`]).
+    taps: Vec<isize>,
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    group: usize,
+    algo: Algo,
+    weights: Weights,
+    bias: Bias,
+    /// Applied as each output tile is stored; the optimizer's fusion hook.
+    activation: Activation,
+}
+
+pub(super) fn prepare(
+    conv: &Conv,
+    activation: Activation,
+    inputs: &[Option<InputDesc<'_>>],
+    outputs: &[OutputDesc],
+) -> Result<Box<dyn Kernel>> {
+    expect_f32(NAME, inputs, &[0, 1, 2], outputs)?;
+    let (x, w) = (required_desc(inputs, 0)?, required_desc(inputs, 1)?);
+    let y = output(NAME, outputs, 0)?;
+    if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
+        return Err(Error::shape(
+            NAME,
+            format!(
+                "ranks of X {:?}, W {:?}, Y {:?} do not fit",
+                x.shape, w.shape, y.shape
+            ),
+        ));
+    }
+    let (batch, c_in, c_out, group) = (x.shape[0], x.shape[1], w.shape[0], conv.group);
+    if group == 0 || c_in % group != 0 || c_out % group != 0 || w.shape[1] != c_in / group {
+        return Err(Error::shape(
+            NAME,
+            format!("group {group} does not fit X {:?} and W {:?}", x.shape, w.shape),
+        ));
+    }
+    if y.shape[0] != batch || y.shape[1] != c_out {
+        return Err(Error::shape(
+            NAME,
+            format!(
+                "output {:?} does not match X {:?}, W {:?}",
+                y.shape, x.shape, w.shape
+            ),
+        ));
+    }
+    let kernel = conv_kernel_shape(&conv.window, w.shape)?;
+    let geom = Geometry::new(&conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
+    numel(NAME, x.shape)?;
+    numel(NAME, w.shape)?;
+    numel(NAME, &y.shape)?;
+    let bias = Bias::prepare(NAME, inputs.get(2).copied().flatten(), c_out)?;
+    let c_g = c_in / group;
+    let plane = if c_g == 1 { Plane::new(&geom) } else { None };
+    let algo = match plane {
+        Some(p) => Algo::Depthwise(p),
+        None if geom.is_pointwise() => Algo::Pointwise,
+        None => Algo::Im2col,
+    };
+    let weights = match (const_f32(&w), &algo) {
+        (None, _) => Weights::Input,
+        (Some(v), Algo::Depthwise(_)) => Weights::Copied(v.to_vec()),
+        (Some(v), _) => {
+            let (m_g, k_g) = (c_out / group, c_g * geom.kernel_len());
+            let packed = (0..group)
+                .map(|g| {
+                    Ok(PackedA::new(MatRef::row_major(
+                        &v[g * m_g * k_g..][..m_g * k_g],
+                        m_g,
+                        k_g,
+                    )?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Weights::Packed(packed)
+        }
+    };
+    let pads: Vec<isize> = geom.pads_begin.iter().map(|&p| p as isize).collect();
+    let taps = tap_offsets(&geom.kernel, &geom.dilations, &pads);
+    Ok(Box::new(ConvKernel {
+        geom,
+        taps,
+        batch,
+        c_in,
+        c_out,
+        group,
+        algo,
+        weights,
+        bias,
+        activation,
+    }))
+}
+
+impl Kernel for ConvKernel {
+    fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
+        let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
+        let x = required(inputs, 0)?.typed::<f32>()?;
+        let y = outputs
+            .get_mut(0)
+            .ok_or_else(|| Error::shape(NAME, "missing output"))?
+            .typed::<f32>()?;
+        expect_len(NAME, "X", x.len(), self.batch * self.c_in * in_len)?;
+        expect_len(NAME, "Y", y.len(), self.batch * self.c_out * out_len)?;
+        let w = match &self.weights {
+            Weights::Input => {
+                let w = required(inputs, 1)?.typed::<f32>()?;
+                expect_len(
+                    NAME,
+                    "W",
+                    w.len(),
+                    self.c_out * (self.c_in / self.group) * self.geom.kernel_len(),
+                )?;
+                Some(w)
+            }
+            Weights::Copied(v) => Some(v.as_slice()),
+            Weights::Packed(_) => None,
+        };
+        let bias = self.bias.get(NAME, inputs, self.c_out)?;
+        match &self.algo {
+            Algo::Depthwise(plane) => {
+                let w = w.ok_or_else(|| Error::shape(NAME, "depthwise weights missing"))?;
+                self.depthwise(plane, x, w, bias, y);
+                Ok(())
+            }
+            _ => self.gemm_path(x, w, bias, y),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self.algo {
+            Algo::Pointwise => "pointwise gemm",
+            Algo::Im2col => "im2col+gemm",
+            Algo::Depthwise(_) => "direct depthwise",
+        }
+    }
+}
+
+impl ConvKernel {
+    /// One task per output plane (image x channel).
+    fn depthwise(&self, plane: &Plane, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+        let (in_len, out_len, taps) = (
+            self.geom.input_len(),
+            self.geom.output_len(),
+            self.geom.kernel_len(),
+        );
+        if out_len == 0 {
+            return;
+        }
+        let mult = self.c_out / self.c_in;
+        y.par_chunks_mut(out_len).enumerate().for_each(|(idx, out)| {
+            let (n, oc) = (idx / self.c_out, idx % self.c_out);
+            let ic = oc / mult;
+            let x_plane = &x[(n * self.c_in + ic) * in_len..][..in_len];
+            let b = bias.map_or(0.0, |b| b[oc]);
+            let w = &w[oc * taps..][..taps];
+            with_scratch(Slot::Row, depthwise::scratch_len(plane), |phases| {
+                depthwise::plane(plane, x_plane, w, b, self.activation, phases, out)
+            });
+        });
+    }
+
+    /// GEMM per (image, group), with the input or im2col panels as the right operand.
+    fn gemm_path(&self, x: &[f32], w: Option<&[f32]>, bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+        let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
+        let (c_g, m_g) = (self.c_in / self.group, self.c_out / self.group);
+        let k_g = c_g * self.geom.kernel_len();
+        let job = |j: usize, y_job: &mut [f32], parallel: bool| -> Result<()> {
+            let (n, g) = (j / self.group, j % self.group);
+            let x_job = &x[(n * self.c_in + g * c_g) * in_len..][..c_g * in_len];
+            let a = match (&self.weights, w) {
+                (Weights::Packed(p), _) => LhsSource::Packed(&p[g]),
+                (_, Some(w)) => {
+                    LhsSource::Mat(MatRef::row_major(&w[g * m_g * k_g..][..m_g * k_g], m_g, k_g)?)
+                }
+                (_, None) => return Err(Error::shape(NAME, "weights missing")),
+            };
+            let epilogue = Epilogue {
+                row_bias: bias.map(|b| &b[g * m_g..][..m_g]),
+                activation: self.activation,
+                ..Epilogue::default()
+            };
+            if let Algo::Pointwise = self.algo {
+                let b = RhsSource::Mat(MatRef::row_major(x_job, c_g, in_len)?);
+                return gemm(a, b, y_job, out_len, 1.0, 0.0, &epilogue, parallel);
+            }
+            let cols = Im2col {
+                conv: self,
+                x: x_job,
+                rows: k_g,
+            };
+            gemm(
+                a,
+                RhsSource::Rows(&cols),
+                y_job,
+                out_len,
+                1.0,
+                0.0,
+                &epilogue,
+                parallel,
+            )
+        };
+        let macs = m_g.saturating_mul(k_g).saturating_mul(out_len);
+        run_jobs(y, m_g * out_len, macs, job)
+    }
+}
+
+/// The im2col matrix of one image and group (`Cg * taps` rows, one column per output
+/// position), generated row by row as the GEMM packs it: no column matrix exists.
+struct Im2col<'k> {
+    conv: &'k ConvKernel,
+    /// The group's input channels.
+    x: &'k [f32],
+    rows: usize,
+}
+
+impl RowSource for Im2col<'_> {
+    fn dims(&self) -> (usize, usize) {
+        (self.rows, self.conv.geom.output_len())
+    }
+
+    fn fill_row(&self, r: usize, j0: usize, dst: &mut [f32]) {
+        let g = &self.conv.geom;
+        let (in_len, taps, rank) = (g.input_len(), g.kernel_len(), g.rank());
+        let (c, tap) = (r / taps, r % taps);
+        let map = Mapping {
+            source: &g.output,
+            target: &g.input,
+            strides: &g.strides,
+            offsets: &self.conv.taps[tap * rank..][..rank],
+        };
+        gather_row(&map, &self.x[c * in_len..][..in_len], j0, dst);
+    }
+}

@@ -1,0 +1,543 @@
+//! Conv / ConvTranspose against direct-definition f64 references: 1-D, 2-D, 3-D,
+//! groups, depthwise (with multiplier), strides, dilations, asymmetric and auto
+//! pads, constant and run-time weights.
+
+use super::prepare;
+use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
+use crate::backend::cpu::kernels::window::{conv_transpose_geometry, output_spatial};
+use crate::ir::ops::{AutoPad, Conv, ConvTranspose, Op, Window};
+use crate::tensor::{DType, Tensor};
+
+/// Row-major multi-index of flat position `p` in `dims`.
+fn unflatten(mut p: usize, dims: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; dims.len()];
+    for axis in (0..dims.len()).rev() {
+        idx[axis] = p % dims[axis];
+        p /= dims[axis];
+    }
+    idx
+}
+
+/// Flat index of `pos[d] = base[d] * stride[d] + tap[d] * dil[d] - pad[d]` in `dims`, if inside.
+fn target(
+    base: &[usize],
+    tap: &[usize],
+    s: &[usize],
+    d: &[usize],
+    pad: &[isize],
+    dims: &[usize],
+) -> Option<usize> {
+    let mut flat = 0;
+    for axis in 0..dims.len() {
+        let t = (base[axis] * s[axis] + tap[axis] * d[axis]) as isize - pad[axis];
+        if t < 0 || t >= dims[axis] as isize {
+            return None;
+        }
+        flat = flat * dims[axis] + t as usize;
+    }
+    Some(flat)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn naive_conv(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    group: usize,
+    s: &[usize],
+    d: &[usize],
+    pad: &[isize],
+    out_sp: &[usize],
+) -> Vec<f64> {
+    let (xs, ws) = (x.shape(), w.shape());
+    let (n_batch, c_in, c_out) = (xs[0], xs[1], ws[0]);
+    let (c_g, m_g) = (c_in / group, c_out / group);
+    let (in_sp, k_sp) = (&xs[2..], &ws[2..]);
+    let (in_len, k_len, out_len) = (
+        in_sp.iter().product::<usize>(),
+        k_sp.iter().product::<usize>(),
+        out_sp.iter().product::<usize>(),
+    );
+    let (xv, wv) = (x.as_slice::<f32>().unwrap(), w.as_slice::<f32>().unwrap());
+    let mut y = vec![0.0f64; n_batch * c_out * out_len];
+    for n in 0..n_batch {
+        for oc in 0..c_out {
+            let g = oc / m_g;
+            for o in 0..out_len {
+                let oi = unflatten(o, out_sp);
+                let mut acc = b.map_or(0.0, |b| b.as_slice::<f32>().unwrap()[oc] as f64);
+                for icg in 0..c_g {
+                    let ic = g * c_g + icg;
+                    for t in 0..k_len {
+                        if let Some(i) = target(&oi, &unflatten(t, k_sp), s, d, pad, in_sp) {
+                            let xval = xv[(n * c_in + ic) * in_len + i] as f64;
+                            acc += xval * wv[(oc * c_g + icg) * k_len + t] as f64;
+                        }
+                    }
+                }
+                y[(n * c_out + oc) * out_len + o] = acc;
+            }
+        }
+    }
+    y
+}
+
+#[allow(clippy::too_many_arguments)]
+fn naive_conv_transpose(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    group: usize,
+    s: &[usize],
+    d: &[usize],
+    pad: &[isize],
+    out_sp: &[usize],
+) -> Vec<f64> {
+    let (xs, ws) = (x.shape(), w.shape());
+    let (n_batch, c_in, m_g) = (xs[0], xs[1], ws[1]);
+    let (c_g, c_out) = (c_in / group, m_g * group);
+    let (in_sp, k_sp) = (&xs[2..], &ws[2..]);
+    let (in_len, k_len, out_len) = (
+        in_sp.iter().product::<usize>(),
+        k_sp.iter().product::<usize>(),
+        out_sp.iter().product::<usize>(),
+    );
+    let (xv, wv) = (x.as_slice::<f32>().unwrap(), w.as_slice::<f32>().unwrap());
+    let mut y = vec![0.0f64; n_batch * c_out * out_len];
+    for n in 0..n_batch {
+        for oc in 0..c_out {
+            let bias = b.map_or(0.0, |b| b.as_slice::<f32>().unwrap()[oc] as f64);
+            y[(n * c_out + oc) * out_len..][..out_len]
+                .iter_mut()
+                .for_each(|v| *v = bias);
+        }
+        for ic in 0..c_in {
+            let g = ic / c_g;
+            for i in 0..in_len {
+                let ii = unflatten(i, in_sp);
+                let xval = xv[(n * c_in + ic) * in_len + i] as f64;
+                for ocg in 0..m_g {
+                    let oc = g * m_g + ocg;
+                    for t in 0..k_len {
+                        if let Some(o) = target(&ii, &unflatten(t, k_sp), s, d, pad, out_sp) {
+                            y[(n * c_out + oc) * out_len + o] +=
+                                xval * wv[(ic * m_g + ocg) * k_len + t] as f64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+struct Setup {
+    group: usize,
+    c_in: usize,
+    c_out: usize,
+    window: Window,
+    input: Vec<usize>,
+}
+
+fn random_setup(rng: &mut Rng, rank: usize) -> Setup {
+    let kernel: Vec<usize> = (0..rank).map(|_| rng.range(1, 4)).collect();
+    let strides: Vec<usize> = (0..rank).map(|_| rng.range(1, 2)).collect();
+    let dilations: Vec<usize> = (0..rank).map(|_| rng.range(1, 2)).collect();
+    let pads: Vec<usize> = (0..2 * rank).map(|_| rng.range(0, 2)).collect();
+    let auto_pad = rng.pick(&[
+        AutoPad::NotSet,
+        AutoPad::NotSet,
+        AutoPad::SameUpper,
+        AutoPad::SameLower,
+        AutoPad::Valid,
+    ]);
+    let min_in = |i: usize| (kernel[i] - 1) * dilations[i] + 1;
+    let input: Vec<usize> = (0..rank)
+        .map(|i| min_in(i) + rng.range(0, if rank == 3 { 4 } else { 9 }))
+        .collect();
+    let (group, c_in, c_out) = match rng.range(0, 3) {
+        0 => (1, rng.range(1, 5), rng.range(1, 5)),
+        1 => (2, 2 * rng.range(1, 3), 2 * rng.range(1, 3)),
+        _ => {
+            let c = rng.range(1, 5);
+            (c, c, c * rng.range(1, 2))
+        }
+    };
+    let window = Window {
+        kernel_shape: if rng.range(0, 1) == 1 {
+            kernel.clone()
+        } else {
+            vec![]
+        },
+        strides,
+        dilations,
+        pads: if auto_pad == AutoPad::NotSet { pads } else { vec![] },
+        auto_pad,
+    };
+    let _ = kernel;
+    Setup {
+        group,
+        c_in,
+        c_out,
+        window,
+        input,
+    }
+}
+
+#[test]
+fn conv_matches_direct_definition_in_1d_2d_3d() {
+    let mut rng = Rng::new(10);
+    let mut ran = 0;
+    for trial in 0..400 {
+        let rank = [1, 2, 2, 2, 3][trial % 5];
+        let st = random_setup(&mut rng, rank);
+        let kernel: Vec<usize> = if st.window.kernel_shape.is_empty() {
+            (0..rank).map(|_| 1 + rng.range(0, 2)).collect()
+        } else {
+            st.window.kernel_shape.clone()
+        };
+        // Inputs may now be too small for a kernel drawn above: skip those.
+        let Ok(out_sp) = output_spatial(&st.window, &st.input, &kernel, false) else {
+            continue;
+        };
+        let batch = rng.range(1, 2);
+        let x = rng.tensor(&[&[batch, st.c_in][..], &st.input].concat());
+        let w = rng.tensor(&[&[st.c_out, st.c_in / st.group][..], &kernel].concat());
+        let b = (rng.range(0, 1) == 1).then(|| rng.tensor(&[st.c_out]));
+        let pads =
+            crate::backend::cpu::kernels::window::resolve_pads(&st.window, &st.input, &kernel).unwrap();
+        let pad: Vec<isize> = pads[..rank].iter().map(|&p| p as isize).collect();
+        let want = naive_conv(
+            &x,
+            &w,
+            b.as_ref(),
+            st.group,
+            &st.window.strides,
+            &st.window.dilations,
+            &pad,
+            &out_sp,
+        );
+        let op = Op::Conv(Conv {
+            window: st.window.clone(),
+            group: st.group,
+        });
+        let out_shape = [&[batch, st.c_out][..], &out_sp].concat();
+        let consts = [false, rng.range(0, 1) == 1, rng.range(0, 1) == 1];
+        let got = run_op(
+            prepare,
+            &op,
+            &[Some(x), Some(w), b],
+            &consts,
+            &[(DType::F32, out_shape)],
+        )
+        .unwrap();
+        let what = format!(
+            "conv trial {trial}: rank {rank} group {} {:?} input {:?}",
+            st.group, st.window, st.input
+        );
+        assert_close(got[0].as_slice::<f32>().unwrap(), &want, 1e-4, &what);
+        ran += 1;
+    }
+    assert!(ran > 300, "only {ran} random convolutions were valid");
+}
+
+#[test]
+fn conv_large_enough_for_several_panels_and_threads() {
+    let mut rng = Rng::new(11);
+    // (c_in, c_out, group, kernel, stride, input): im2col panels, pointwise, depthwise.
+    let cases = [
+        (64, 48, 1, 3, 1, 33),
+        (32, 40, 1, 1, 1, 30),
+        (24, 24, 24, 3, 2, 29),
+        (16, 32, 16, 5, 1, 20),
+        (8, 16, 2, 3, 2, 41),
+    ];
+    for (c_in, c_out, group, k, s, hw) in cases {
+        let window = Window {
+            kernel_shape: vec![k, k],
+            strides: vec![s, s],
+            dilations: vec![1, 1],
+            pads: vec![k / 2, k / 2, k / 2, k / 2],
+            auto_pad: AutoPad::NotSet,
+        };
+        let out_sp = output_spatial(&window, &[hw, hw], &[k, k], false).unwrap();
+        let x = rng.tensor(&[2, c_in, hw, hw]);
+        let w = rng.tensor(&[c_out, c_in / group, k, k]);
+        let b = rng.tensor(&[c_out]);
+        let pad = vec![(k / 2) as isize; 2];
+        let want = naive_conv(&x, &w, Some(&b), group, &[s, s], &[1, 1], &pad, &out_sp);
+        let op = Op::Conv(Conv { window, group });
+        for consts in [[false, true, true], [false, false, false]] {
+            let inputs = [Some(x.clone()), Some(w.clone()), Some(b.clone())];
+            let out = [(DType::F32, vec![2, c_out, out_sp[0], out_sp[1]])];
+            let got = run_op(prepare, &op, &inputs, &consts, &out).unwrap();
+            assert_close(
+                got[0].as_slice::<f32>().unwrap(),
+                &want,
+                1e-4,
+                &format!("conv {c_in}->{c_out} g{group} k{k}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn conv_transpose_matches_direct_definition() {
+    let mut rng = Rng::new(12);
+    let mut ran = 0;
+    for trial in 0..300 {
+        let rank = [1, 2, 2, 3][trial % 4];
+        let st = random_setup(&mut rng, rank);
+        let kernel: Vec<usize> = (0..rank).map(|_| rng.range(1, 3)).collect();
+        let mut window = st.window.clone();
+        window.kernel_shape = vec![];
+        let output_padding: Vec<usize> = if rng.range(0, 2) == 0 {
+            (0..rank)
+                .map(|i| rng.range(0, window.strides[i].max(window.dilations[i]) - 1))
+                .collect()
+        } else {
+            vec![]
+        };
+        let mut op = ConvTranspose {
+            window,
+            group: st.group,
+            output_padding,
+            output_shape: vec![],
+        };
+        if rng.range(0, 3) == 0 {
+            let Ok((_, natural)) = conv_transpose_geometry(&op, &st.input, &kernel) else {
+                continue;
+            };
+            op.output_shape = natural;
+            op.output_shape.iter_mut().for_each(|d| *d += rng.range(0, 1));
+        }
+        let Ok((pads, out_sp)) = conv_transpose_geometry(&op, &st.input, &kernel) else {
+            continue;
+        };
+        let batch = rng.range(1, 2);
+        let m_g = st.c_out / st.group;
+        let x = rng.tensor(&[&[batch, st.c_in][..], &st.input].concat());
+        let w = rng.tensor(&[&[st.c_in, m_g][..], &kernel].concat());
+        let b = (rng.range(0, 1) == 1).then(|| rng.tensor(&[st.c_out]));
+        let want = naive_conv_transpose(
+            &x,
+            &w,
+            b.as_ref(),
+            st.group,
+            &op.window.strides,
+            &op.window.dilations,
+            &pads,
+            &out_sp,
+        );
+        let out_shape = [&[batch, st.c_out][..], &out_sp].concat();
+        let consts = [false, rng.range(0, 1) == 1, rng.range(0, 1) == 1];
+        let what = format!("conv transpose trial {trial}: {op:?} input {:?}", st.input);
+        let got = run_op(
+            prepare,
+            &Op::ConvTranspose(op),
+            &[Some(x), Some(w), b],
+            &consts,
+            &[(DType::F32, out_shape)],
+        )
+        .unwrap();
+        assert_close(got[0].as_slice::<f32>().unwrap(), &want, 1e-4, &what);
+        ran += 1;
+    }
+    assert!(ran > 200, "only {ran} random transposed convolutions were valid");
+}
+
+#[test]
+fn conv_transpose_reference_example() {
+    // ONNX backend test `convtranspose_pads`: strides [3, 2], pads [1, 2, 1, 2].
+    let x = Tensor::from_vec(vec![1, 1, 3, 3], (0..9).map(|v| v as f32).collect()).unwrap();
+    let w = Tensor::from_vec(vec![1, 2, 3, 3], vec![1.0f32; 18]).unwrap();
+    let op = Op::ConvTranspose(ConvTranspose {
+        window: Window {
+            kernel_shape: vec![],
+            strides: vec![3, 2],
+            dilations: vec![1, 1],
+            pads: vec![1, 2, 1, 2],
+            auto_pad: AutoPad::NotSet,
+        },
+        group: 1,
+        output_padding: vec![],
+        output_shape: vec![],
+    });
+    let got = run_op(
+        prepare,
+        &op,
+        &[Some(x), Some(w)],
+        &[false, true],
+        &[(DType::F32, vec![1, 2, 7, 3])],
+    )
+    .unwrap();
+    let plane = [
+        1., 1., 3., 1., 1., 3., 7., 4., 9., 7., 4., 9., 7., 4., 9., 13., 7., 15., 13., 7., 15.,
+    ];
+    let want: Vec<f64> = plane.iter().chain(&plane).copied().collect();
+    assert_close(
+        got[0].as_slice::<f32>().unwrap(),
+        &want,
+        1e-6,
+        "convtranspose_pads",
+    );
+}
+
+#[test]
+fn bad_conv_shapes_are_errors() {
+    let x = Tensor::from_vec(vec![1, 3, 5, 5], vec![0.0f32; 75]).unwrap();
+    let w = Tensor::from_vec(vec![4, 2, 3, 3], vec![0.0f32; 72]).unwrap();
+    let window = Window {
+        kernel_shape: vec![],
+        strides: vec![1, 1],
+        dilations: vec![1, 1],
+        pads: vec![0, 0, 0, 0],
+        auto_pad: AutoPad::NotSet,
+    };
+    let op = Op::Conv(Conv {
+        window: window.clone(),
+        group: 1,
+    });
+    let out = [(DType::F32, vec![1, 4, 3, 3])];
+    assert!(run_op(
+        prepare,
+        &op,
+        &[Some(x.clone()), Some(w.clone())],
+        &[false, true],
+        &out
+    )
+    .is_err());
+    let op = Op::Conv(Conv { window, group: 0 });
+    assert!(run_op(prepare, &op, &[Some(x), Some(w)], &[false, true], &out).is_err());
+}
+
+/// Throughput of typical CNN layers. Run with
+/// `cargo test --release conv_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn conv_throughput() {
+    use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
+    use crate::tensor::{Data, ViewMut};
+    let mut rng = Rng::new(13);
+    // (label, c_in, c_out, group, kernel, stride, hw)
+    let layers = [
+        ("resnet 3x3 64->64 @56", 64, 64, 1, 3, 1, 56),
+        ("resnet 1x1 256->64 @56", 256, 64, 1, 1, 1, 56),
+        ("resnet 3x3 256->256 @14", 256, 256, 1, 3, 1, 14),
+        ("resnet stem 7x7/2 3->64 @224", 3, 64, 1, 7, 2, 224),
+        ("mobilenet dw 3x3 @112x32", 32, 32, 32, 3, 1, 112),
+        ("mobilenet dw 3x3/2 @112x96", 96, 96, 96, 3, 2, 112),
+    ];
+    for (label, c_in, c_out, group, k, s, hw) in layers {
+        let window = Window {
+            kernel_shape: vec![k, k],
+            strides: vec![s, s],
+            dilations: vec![1, 1],
+            pads: vec![k / 2; 4],
+            auto_pad: AutoPad::NotSet,
+        };
+        let out_sp = output_spatial(&window, &[hw, hw], &[k, k], false).unwrap();
+        let x = rng.tensor(&[1, c_in, hw, hw]);
+        let w = rng.tensor(&[c_out, c_in / group, k, k]);
+        let b = rng.tensor(&[c_out]);
+        let descs = [
+            Some(InputDesc {
+                dtype: DType::F32,
+                shape: x.shape(),
+                value: None,
+            }),
+            Some(InputDesc {
+                dtype: DType::F32,
+                shape: w.shape(),
+                value: Some(&w),
+            }),
+            Some(InputDesc {
+                dtype: DType::F32,
+                shape: b.shape(),
+                value: Some(&b),
+            }),
+        ];
+        let y_shape = vec![1, c_out, out_sp[0], out_sp[1]];
+        let op = Op::Conv(Conv { window, group });
+        let kernel = prepare(
+            &op,
+            &descs,
+            &[OutputDesc {
+                dtype: DType::F32,
+                shape: y_shape.clone(),
+            }],
+        )
+        .unwrap();
+        let mut y = Data::zeros(DType::F32, y_shape.iter().product());
+        let inputs = [Some(x.view()), Some(w.view()), Some(b.view())];
+        let macs = (c_out * (c_in / group) * k * k * out_sp[0] * out_sp[1]) as f64;
+        let mut best = f64::INFINITY;
+        for _ in 0..(2e9 / macs).clamp(3.0, 50.0) as usize {
+            let mut out = [ViewMut {
+                shape: &y_shape,
+                data: y.slice_mut(),
+            }];
+            let start = std::time::Instant::now();
+            kernel.run(&inputs, &mut out).unwrap();
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!(
+            "{label} ({}): {:.3} ms, {:.1} GFLOP/s on {} threads",
+            kernel.label(),
+            best * 1e3,
+            2.0 * macs / best / 1e9,
+            rayon::current_num_threads()
+        );
+    }
+}
+
+fn prepare_clamped(
+    op: &Op,
+    inputs: &[Option<crate::backend::cpu::kernel::InputDesc<'_>>],
+    outputs: &[crate::backend::cpu::kernel::OutputDesc],
+) -> crate::error::Result<Box<dyn crate::backend::cpu::kernel::Kernel>> {
+    let Op::Conv(conv) = op else {
+        unreachable!("test helper only gets Conv")
+    };
+    let act = crate::backend::cpu::kernels::gemm::Activation::Clamp { min: -0.3, max: 0.4 };
+    super::prepare_with_activation(conv, act, inputs, outputs)
+}
+
+#[test]
+fn fused_activation_applies_on_every_path() {
+    let mut rng = Rng::new(14);
+    // (c_in, c_out, group, kernel): im2col, pointwise, depthwise.
+    for (c_in, c_out, group, k) in [(6, 5, 1, 3), (8, 7, 1, 1), (4, 8, 4, 3)] {
+        let window = Window {
+            kernel_shape: vec![],
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            pads: vec![k / 2; 4],
+            auto_pad: AutoPad::NotSet,
+        };
+        let x = rng.tensor(&[1, c_in, 9, 11]);
+        let w = rng.tensor(&[c_out, c_in / group, k, k]);
+        let b = rng.tensor(&[c_out]);
+        let pad = vec![(k / 2) as isize; 2];
+        let want: Vec<f64> = naive_conv(&x, &w, Some(&b), group, &[1, 1], &[1, 1], &pad, &[9, 11])
+            .into_iter()
+            .map(|v| v.clamp(-0.3, 0.4))
+            .collect();
+        let op = Op::Conv(Conv { window, group });
+        let out = [(DType::F32, vec![1, c_out, 9, 11])];
+        let got = run_op(
+            prepare_clamped,
+            &op,
+            &[Some(x), Some(w), Some(b)],
+            &[false, true, true],
+            &out,
+        )
+        .unwrap();
+        assert_close(
+            got[0].as_slice::<f32>().unwrap(),
+            &want,
+            1e-5,
+            &format!("fused clamp, group {group} k {k}"),
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! The AVX2 + FMA micro-kernel (x86-64 only, chosen at run time).
+
+use std::arch::x86_64::{
+    __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+};
+
+use super::micro::{Tile, MR, NR};
+
+// The register allocation below is written for exactly this tile.
+const _: () = assert!(MR == 6 && NR == 16);
+
+/// `out = A_panel * B_panel` over `k` steps, 6x16 tile in 12 ymm accumulators.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) unsafe fn micro_6x16(k: usize, a: &[f32], b: &[f32], out: &mut Tile) {
+    // Slicing checks the panels really hold `k` steps, so the pointer walk below
+    // stays inside them.
+    let a = &a[..k * MR];
+    let b = &b[..k * NR];
+    let mut pa = a.as_ptr();
+    let mut pb = b.as_ptr();
+    let mut c: [__m256; 2 * MR] = [_mm256_setzero_ps(); 2 * MR];
+    for _ in 0..k {
+        // SAFETY: each step reads MR floats at `pa` and NR floats at `pb`, then
+        // advances by exactly that; `k` steps fit in the slices checked above.
+        unsafe {
+            let b0 = _mm256_loadu_ps(pb);
+            let b1 = _mm256_loadu_ps(pb.add(8));
+            for i in 0..MR {
+                let av = _mm256_broadcast_ss(&*pa.add(i));
+                c[2 * i] = _mm256_fmadd_ps(av, b0, c[2 * i]);
+                c[2 * i + 1] = _mm256_fmadd_ps(av, b1, c[2 * i + 1]);
+            }
+            pa = pa.add(MR);
+            pb = pb.add(NR);
+        }
+    }
+    let dst = out.as_mut_ptr();
+    for (i, v) in c.iter().enumerate() {
+        // SAFETY: `out` holds MR * NR = 12 * 8 floats; vector i goes to floats 8i..8i+8.
+        unsafe { _mm256_storeu_ps(dst.add(8 * i), *v) };
+    }
+}

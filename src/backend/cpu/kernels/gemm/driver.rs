@@ -1,0 +1,404 @@
+//! The blocked GEMM loops (Goto / BLIS order) and their parallel split.
+//!
+//! ```text
+//! for jc in N by NC:            B block (KC x NC) lives in L2
+//!   for pc in K by KC:          pack B block
+//!     for ic in M by MC:        pack A block (MC x KC), lives in L2
+//!       for jr in NC by NR:     B micro-panel (KC x NR) lives in L1
+//!         for ir in MC by MR:   micro-kernel -> MR x NR tile -> store (+ epilogue)
+//! ```
+
+use rayon::prelude::*;
+
+use super::buffers::{with_scratch, Slot};
+use super::epilogue::{store_tile, Epilogue, Store};
+use super::mat::{Dense, MatRef, OutRows};
+use super::micro::{micro_generic, Isa, Tile, MR, NR};
+use super::pack::{pack_a, pack_b, pack_b_rows, packed_a_len, packed_b_len, PackedA, PackedB, RowSource};
+use super::{KC, MC, NC, PARALLEL_MIN_MACS};
+use crate::error::{Error, Result};
+
+/// The left operand: a strided view packed on the fly, or packed ahead of time.
+#[derive(Copy, Clone, Debug)]
+pub enum LhsSource<'a> {
+    Mat(MatRef<'a>),
+    Packed(&'a PackedA),
+}
+
+/// The right operand: a strided view packed on the fly, packed ahead of time, or
+/// generated row by row while packing (im2col).
+#[derive(Copy, Clone)]
+pub enum RhsSource<'a> {
+    Mat(MatRef<'a>),
+    Packed(&'a PackedB),
+    Rows(&'a dyn RowSource),
+}
+
+impl LhsSource<'_> {
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            LhsSource::Mat(m) => (m.rows(), m.cols()),
+            LhsSource::Packed(p) => (p.rows(), p.cols()),
+        }
+    }
+}
+
+impl RhsSource<'_> {
+    fn dims(&self) -> (usize, usize) {
+        match self {
+            RhsSource::Mat(m) => (m.rows(), m.cols()),
+            RhsSource::Packed(p) => (p.rows(), p.cols()),
+            RhsSource::Rows(r) => r.dims(),
+        }
+    }
+}
+
+/// A row range of the left operand (`row0` is MR-aligned for packed sources).
+#[derive(Copy, Clone)]
+struct Lhs<'a> {
+    src: LhsSource<'a>,
+    row0: usize,
+}
+
+/// A column range of the right operand (`col0` is NR-aligned for packed sources).
+#[derive(Copy, Clone)]
+struct Rhs<'a> {
+    src: RhsSource<'a>,
+    col0: usize,
+}
+
+/// Scalars and epilogue of one GEMM call.
+#[derive(Copy, Clone)]
+pub(crate) struct Scale<'e, 'a> {
+    pub alpha: f32,
+    pub beta: f32,
+    pub epilogue: &'e Epilogue<'a>,
+}
+
+/// `C = act(alpha * A * B + beta * C + epilogue terms)` with `C` a dense row-major
+/// `m x n` block with leading dimension `ldc`. Uses rayon when `parallel` is set
+/// and the problem is large enough.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    a: LhsSource<'_>,
+    b: RhsSource<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epilogue: &Epilogue<'_>,
+    parallel: bool,
+) -> Result<()> {
+    gemm_with(Isa::detect(), a, b, c, ldc, alpha, beta, epilogue, parallel)
+}
+
+/// [`gemm`] with an explicit micro-kernel choice (tests compare them).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_with(
+    isa: Isa,
+    a: LhsSource<'_>,
+    b: RhsSource<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    alpha: f32,
+    beta: f32,
+    epilogue: &Epilogue<'_>,
+    parallel: bool,
+) -> Result<()> {
+    let (m, n, k) = check_dims(a, b, epilogue)?;
+    let mut dense = Dense::new(c, m, n, ldc)?;
+    let scale = Scale {
+        alpha,
+        beta,
+        epilogue,
+    };
+    match parallel.then(|| split_plan(m, n, k, &a, &b)).flatten() {
+        Some((row_cuts, col_cuts)) => {
+            let tasks = split_rows(dense.rows_mut(), &row_cuts, &col_cuts);
+            run_tasks(isa, a, b, tasks, &row_cuts, &col_cuts, scale);
+        }
+        None => sequential(
+            isa,
+            Lhs { src: a, row0: 0 },
+            Rhs { src: b, col0: 0 },
+            &mut dense,
+            m,
+            n,
+            k,
+            scale,
+        ),
+    }
+    Ok(())
+}
+
+fn check_dims(a: LhsSource<'_>, b: RhsSource<'_>, epilogue: &Epilogue<'_>) -> Result<(usize, usize, usize)> {
+    let ((m, k), (kb, n)) = (a.dims(), b.dims());
+    if k != kb {
+        return Err(Error::shape(
+            "gemm",
+            format!("inner dimensions differ: {m}x{k} times {kb}x{n}"),
+        ));
+    }
+    epilogue.validate(m, n)?;
+    Ok((m, n, k))
+}
+
+/// Cuts rows into `row_cuts` blocks and columns into `col_cuts` blocks; task
+/// `rb * n_col_blocks + cb` gets the row segments of block `(rb, cb)`.
+fn split_rows<'s>(
+    rows: impl Iterator<Item = &'s mut [f32]>,
+    row_cuts: &[usize],
+    col_cuts: &[usize],
+) -> Vec<Vec<&'s mut [f32]>> {
+    let n_col_blocks = col_cuts.len() - 1;
+    let m = row_cuts[row_cuts.len() - 1];
+    let n = col_cuts[n_col_blocks];
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..(row_cuts.len() - 1) * n_col_blocks)
+        .map(|_| Vec::new())
+        .collect();
+    let mut rb = 0;
+    for (i, row) in rows.take(m).enumerate() {
+        while i >= row_cuts[rb + 1] {
+            rb += 1;
+        }
+        let mut rest = &mut row[..n];
+        for cb in 0..n_col_blocks {
+            let (head, tail) = rest.split_at_mut(col_cuts[cb + 1] - col_cuts[cb]);
+            tasks[rb * n_col_blocks + cb].push(head);
+            rest = tail;
+        }
+    }
+    tasks
+}
+
+/// Runs each output block as an independent sequential GEMM on the rayon pool.
+fn run_tasks(
+    isa: Isa,
+    a: LhsSource<'_>,
+    b: RhsSource<'_>,
+    tasks: Vec<Vec<&mut [f32]>>,
+    row_cuts: &[usize],
+    col_cuts: &[usize],
+    scale: Scale<'_, '_>,
+) {
+    let k = a.dims().1;
+    let n_col_blocks = col_cuts.len() - 1;
+    tasks.into_par_iter().enumerate().for_each(|(t, mut rows)| {
+        let (rb, cb) = (t / n_col_blocks, t % n_col_blocks);
+        let (r0, c0) = (row_cuts[rb], col_cuts[cb]);
+        let (m, n) = (row_cuts[rb + 1] - r0, col_cuts[cb + 1] - c0);
+        let lhs = match a {
+            LhsSource::Mat(mat) => Lhs {
+                src: LhsSource::Mat(mat.sub(r0, 0, m, k)),
+                row0: 0,
+            },
+            LhsSource::Packed(_) => Lhs { src: a, row0: r0 },
+        };
+        let rhs = match b {
+            RhsSource::Mat(mat) => Rhs {
+                src: RhsSource::Mat(mat.sub(0, c0, k, n)),
+                col0: 0,
+            },
+            RhsSource::Packed(_) | RhsSource::Rows(_) => Rhs { src: b, col0: c0 },
+        };
+        let epilogue = scale.epilogue.shifted(r0, c0, m, n);
+        let scale = Scale {
+            epilogue: &epilogue,
+            ..scale
+        };
+        sequential(isa, lhs, rhs, &mut rows, m, n, k, scale);
+    });
+}
+
+/// How to cut an `m x n` output into blocks for parallel work, or `None` when the
+/// problem is too small to be worth it. Chooses the grid minimising the slowest
+/// thread's time: its tile-rounded multiply-adds plus the packing it repeats.
+fn split_plan(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &LhsSource<'_>,
+    b: &RhsSource<'_>,
+) -> Option<(Vec<usize>, Vec<usize>)> {
+    let threads = rayon::current_num_threads();
+    if threads < 2 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+        return None;
+    }
+    // Copying one element while packing costs about as much as this many multiply-adds.
+    const PACK_COST: usize = 8;
+    let pack_a = matches!(a, LhsSource::Mat(_));
+    let pack_b = !matches!(b, RhsSource::Packed(_));
+    let (max_mt, max_nt) = (m.div_ceil(MR).min(threads), n.div_ceil(NR).min(threads));
+    let mut best: Option<(usize, usize, usize)> = None;
+    for mt in 1..=max_mt {
+        for nt in 1..=max_nt {
+            let rows = m.div_ceil(mt).div_ceil(MR) * MR;
+            let cols = n.div_ceil(nt).div_ceil(NR) * NR;
+            let (tasks, rounds) = (mt * nt, (mt * nt).div_ceil(threads));
+            let packing = (if pack_a { rows } else { 0 } + if pack_b { cols } else { 0 }) * k * PACK_COST;
+            let cost = rounds * (rows * cols * k + packing);
+            let better = match best {
+                Some((c, _, _)) => cost < c,
+                None => true,
+            };
+            if tasks >= 2 && better {
+                best = Some((cost, rows, cols));
+            }
+        }
+    }
+    let (_, rows, cols) = best?;
+    let cuts = |len: usize, step: usize| {
+        let mut v: Vec<usize> = (0..len).step_by(step).collect();
+        v.push(len);
+        v
+    };
+    Some((cuts(m, rows), cuts(n, cols)))
+}
+
+/// One thread's blocked GEMM over an `m x n` output.
+#[allow(clippy::too_many_arguments)]
+fn sequential<C: OutRows + ?Sized>(
+    isa: Isa,
+    a: Lhs<'_>,
+    b: Rhs<'_>,
+    c: &mut C,
+    m: usize,
+    n: usize,
+    k: usize,
+    scale: Scale<'_, '_>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let epilogue = (!scale.epilogue.is_identity()).then_some(scale.epilogue);
+    if k == 0 {
+        // No product: C = beta * C, then the epilogue.
+        let how = Store {
+            alpha: scale.alpha,
+            beta: scale.beta,
+            epilogue,
+        };
+        let zero: Tile = [0.0; MR * NR];
+        for i in (0..m).step_by(MR) {
+            for j in (0..n).step_by(NR) {
+                store_tile(&zero, c, i, j, MR.min(m - i), NR.min(n - j), &how);
+            }
+        }
+        return;
+    }
+    let b_scratch = packed_b_len(KC.min(k), NC.min(n));
+    let a_scratch = packed_a_len(MC.min(m), KC.min(k));
+    let row_scratch = if let RhsSource::Rows(_) = b.src {
+        NC.min(n)
+    } else {
+        0
+    };
+    with_scratch(Slot::PackB, b_scratch, |b_buf| {
+        with_scratch(Slot::PackA, a_scratch, |a_buf| {
+            with_scratch(Slot::Row, row_scratch, |row_buf| {
+                for jc in (0..n).step_by(NC) {
+                    let nc = NC.min(n - jc);
+                    for pc in (0..k).step_by(KC) {
+                        let kc = KC.min(k - pc);
+                        let b_block: &[f32] = match b.src {
+                            RhsSource::Mat(mat) => {
+                                pack_b(mat.sub(pc, jc, kc, nc), b_buf);
+                                b_buf
+                            }
+                            RhsSource::Packed(p) => p.block(b.col0 + jc, nc, pc, kc),
+                            RhsSource::Rows(src) => {
+                                pack_b_rows(src, pc, kc, b.col0 + jc, nc, row_buf, b_buf);
+                                b_buf
+                            }
+                        };
+                        let how = Store {
+                            alpha: scale.alpha,
+                            beta: if pc == 0 { scale.beta } else { 1.0 },
+                            epilogue: if pc + kc == k { epilogue } else { None },
+                        };
+                        for ic in (0..m).step_by(MC) {
+                            let mc = MC.min(m - ic);
+                            let a_block: &[f32] = match a.src {
+                                LhsSource::Mat(mat) => {
+                                    pack_a(mat.sub(ic, pc, mc, kc), a_buf);
+                                    a_buf
+                                }
+                                LhsSource::Packed(p) => p.block(a.row0 + ic, mc, pc, kc),
+                            };
+                            let block = Block {
+                                a: a_block,
+                                b: b_block,
+                                mc,
+                                nc,
+                                kc,
+                                i0: ic,
+                                j0: jc,
+                            };
+                            macro_kernel(isa, &block, c, &how);
+                        }
+                    }
+                }
+            })
+        })
+    });
+}
+
+/// One packed MC x KC block of A against one packed KC x NC block of B.
+struct Block<'p> {
+    a: &'p [f32],
+    b: &'p [f32],
+    mc: usize,
+    nc: usize,
+    kc: usize,
+    i0: usize,
+    j0: usize,
+}
+
+fn macro_kernel<C: OutRows + ?Sized>(isa: Isa, blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // Re-checking the CPU (a cached atomic load, once per cache block) keeps this
+        // sound however the `Isa` value was obtained.
+        Isa::Avx2Fma if Isa::detect() == Isa::Avx2Fma => {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { macro_avx2(blk, c, how) }
+        }
+        _ => macro_loop::<C, false>(blk, c, how),
+    }
+}
+
+/// The macro loop compiled with AVX2 + FMA enabled, so the inlined micro-kernel and
+/// the store/epilogue code both use 256-bit vectors.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn macro_avx2<C: OutRows + ?Sized>(blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
+    macro_loop::<C, true>(blk, c, how)
+}
+
+#[inline(always)]
+fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
+    let kc = blk.kc;
+    let mut acc: Tile = [0.0; MR * NR];
+    let b_panels = blk.b.chunks_exact(kc * NR).take(blk.nc.div_ceil(NR));
+    for (jp, b_panel) in b_panels.enumerate() {
+        let j = jp * NR;
+        let a_panels = blk.a.chunks_exact(kc * MR).take(blk.mc.div_ceil(MR));
+        for (ip, a_panel) in a_panels.enumerate() {
+            let i = ip * MR;
+            if AVX2 {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `AVX2` is true only in `macro_avx2`, which requires AVX2 + FMA.
+                unsafe {
+                    super::avx2::micro_6x16(kc, a_panel, b_panel, &mut acc)
+                };
+            } else {
+                micro_generic(kc, a_panel, b_panel, &mut acc);
+            }
+            let (m, n) = (MR.min(blk.mc - i), NR.min(blk.nc - j));
+            store_tile(&acc, c, blk.i0 + i, blk.j0 + j, m, n, how);
+        }
+    }
+}

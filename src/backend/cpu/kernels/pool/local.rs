@@ -1,0 +1,245 @@
+//! Windowed pooling (`MaxPool`, `AveragePool`, `LpPool`), one rayon task per
+//! (image, channel) plane.
+//!
+//! MaxPool's optional second output holds, for each maximum, its flat index in the
+//! whole input tensor: `plane * plane_len + spatial index`, the spatial index
+//! row-major, or column-major with `storage_order = 1` (as onnxruntime does).
+
+use rayon::prelude::*;
+
+use super::windows::Windows;
+use super::{max_dtype_supported, Lp, MaxElem};
+use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
+use crate::backend::cpu::kernels::float_io::{numel, output};
+use crate::backend::cpu::kernels::window::Geometry;
+use crate::error::{Error, Result};
+use crate::ir::ops::{Pool, PoolKind};
+use crate::tensor::{DType, View, ViewMut};
+
+struct PoolKernel {
+    name: &'static str,
+    kind: PoolKind,
+    windows: Windows,
+    /// Input spatial dims, for column-major indices.
+    input: Vec<usize>,
+    planes: usize,
+    in_len: usize,
+    out_len: usize,
+    dtype: DType,
+    column_major: bool,
+}
+
+pub(super) fn prepare(
+    p: &Pool,
+    inputs: &[Option<InputDesc<'_>>],
+    outputs: &[OutputDesc],
+) -> Result<Box<dyn Kernel>> {
+    let name = match p.kind {
+        PoolKind::Max => "MaxPool",
+        PoolKind::Avg { .. } => "AveragePool",
+        PoolKind::Lp { .. } => "LpPool",
+    };
+    let x = required_desc(inputs, 0)?;
+    let y = output(name, outputs, 0)?;
+    let supported = match p.kind {
+        PoolKind::Max => max_dtype_supported(x.dtype),
+        _ => x.dtype == DType::F32,
+    };
+    if !supported || y.dtype != x.dtype {
+        return Err(Error::shape(name, format!("dtype {} is not supported", x.dtype)));
+    }
+    if let Some(idx) = outputs.get(1) {
+        if p.kind != PoolKind::Max || idx.dtype != DType::I64 || idx.shape != y.shape {
+            return Err(Error::shape(
+                name,
+                "the indices output must be int64 and shaped like Y (MaxPool only)",
+            ));
+        }
+    }
+    if let PoolKind::Lp { p: 0 } = p.kind {
+        return Err(Error::shape(name, "p must be positive"));
+    }
+    if x.shape.len() < 3 || y.shape.len() != x.shape.len() || y.shape[..2] != x.shape[..2] {
+        return Err(Error::shape(
+            name,
+            format!("input {:?} and output {:?} do not fit", x.shape, y.shape),
+        ));
+    }
+    let geom = Geometry::new(
+        &p.window,
+        &x.shape[2..],
+        &p.window.kernel_shape,
+        p.ceil_mode,
+        &y.shape[2..],
+    )?;
+    Ok(Box::new(PoolKernel {
+        name,
+        kind: p.kind,
+        windows: Windows::new(&geom)?,
+        input: geom.input.clone(),
+        planes: numel(name, &x.shape[..2])?,
+        in_len: numel(name, &x.shape[2..])?,
+        out_len: numel(name, &y.shape[2..])?,
+        dtype: x.dtype,
+        column_major: p.column_major_indices,
+    }))
+}
+
+impl Kernel for PoolKernel {
+    fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
+        let x = required(inputs, 0)?;
+        let (y, rest) = outputs
+            .split_first_mut()
+            .ok_or_else(|| Error::shape(self.name, "missing output"))?;
+        let indices = match rest.first_mut() {
+            Some(v) => Some(v.typed::<i64>()?),
+            None => None,
+        };
+        match (self.kind, self.dtype) {
+            (PoolKind::Max, DType::F32) => self.max(x.typed::<f32>()?, y.typed()?, indices),
+            (PoolKind::Max, DType::F64) => self.max(x.typed::<f64>()?, y.typed()?, indices),
+            (PoolKind::Max, DType::F16) => self.max(x.typed::<half::f16>()?, y.typed()?, indices),
+            (PoolKind::Max, DType::I8) => self.max(x.typed::<i8>()?, y.typed()?, indices),
+            (PoolKind::Max, DType::U8) => self.max(x.typed::<u8>()?, y.typed()?, indices),
+            (PoolKind::Avg { count_include_pad }, _) => {
+                self.average(x.typed()?, y.typed()?, count_include_pad)
+            }
+            (PoolKind::Lp { p }, _) => self.lp(x.typed()?, y.typed()?, Lp(p)),
+            _ => Err(Error::shape(self.name, "unsupported dtype")),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl PoolKernel {
+    fn check(&self, x: usize, y: usize) -> Result<()> {
+        if x != self.planes * self.in_len || y != self.planes * self.out_len {
+            return Err(Error::shape(self.name, "input or output has an unexpected size"));
+        }
+        Ok(())
+    }
+
+    /// Flat index in the whole input of spatial position `i` of plane `plane`.
+    fn global_index(&self, plane: usize, i: usize) -> i64 {
+        let spatial = if self.column_major {
+            let (mut rest, mut col, mut stride) = (i, 0, 1);
+            let mut strides = [0usize; super::windows::MAX_RANK];
+            for (axis, &d) in self.input.iter().enumerate() {
+                strides[axis] = stride;
+                stride *= d;
+            }
+            for (axis, &d) in self.input.iter().enumerate().rev() {
+                col += (rest % d) * strides[axis];
+                rest /= d;
+            }
+            col
+        } else {
+            i
+        };
+        (plane * self.in_len + spatial) as i64
+    }
+
+    fn max<T: MaxElem>(&self, x: &[T], y: &mut [T], indices: Option<&mut [i64]>) -> Result<()> {
+        self.check(x.len(), y.len())?;
+        if self.out_len == 0 {
+            return Ok(());
+        }
+        let plane = |p: usize, yp: &mut [T], mut ip: Option<&mut [i64]>| {
+            let xp = &x[p * self.in_len..][..self.in_len];
+            self.windows.for_each_output(|o_flat, o| {
+                let mut best: Option<(T, usize)> = None;
+                self.windows.visit(o, &mut |i| {
+                    let v = xp[i];
+                    // Strictly greater: ties keep the first maximum in scan order.
+                    if best.is_none_or_less(v) {
+                        best = Some((v, i));
+                    }
+                });
+                yp[o_flat] = best.map_or(T::LOWEST, |b| b.0);
+                if let Some(ip) = ip.as_deref_mut() {
+                    ip[o_flat] = best.map_or(-1, |(_, i)| self.global_index(p, i));
+                }
+            });
+        };
+        match indices {
+            Some(ind) => {
+                if ind.len() != y.len() {
+                    return Err(Error::shape(self.name, "indices output has an unexpected size"));
+                }
+                let chunks = y
+                    .par_chunks_mut(self.out_len)
+                    .zip(ind.par_chunks_mut(self.out_len));
+                chunks
+                    .enumerate()
+                    .for_each(|(p, (yp, ip))| plane(p, yp, Some(ip)));
+            }
+            None => y
+                .par_chunks_mut(self.out_len)
+                .enumerate()
+                .for_each(|(p, yp)| plane(p, yp, None)),
+        }
+        Ok(())
+    }
+
+    /// Shared loop of the summing pools: `y = finish(sum term(x), window)`.
+    fn summing(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        term: impl Fn(f32) -> f32 + Sync,
+        finish: impl Fn(f32, &[usize]) -> f32 + Sync,
+    ) -> Result<()> {
+        self.check(x.len(), y.len())?;
+        if self.out_len == 0 {
+            return Ok(());
+        }
+        y.par_chunks_mut(self.out_len).enumerate().for_each(|(p, yp)| {
+            let xp = &x[p * self.in_len..][..self.in_len];
+            self.windows.for_each_output(|o_flat, o| {
+                let mut sum = 0.0f32;
+                self.windows.visit(o, &mut |i| sum += term(xp[i]));
+                yp[o_flat] = finish(sum, o);
+            });
+        });
+        Ok(())
+    }
+
+    fn average(&self, x: &[f32], y: &mut [f32], count_include_pad: bool) -> Result<()> {
+        let w = &self.windows;
+        self.summing(
+            x,
+            y,
+            |v| v,
+            |sum, o| {
+                let count = if count_include_pad {
+                    w.padded_count(o)
+                } else {
+                    w.valid_count(o)
+                };
+                sum / count as f32
+            },
+        )
+    }
+
+    fn lp(&self, x: &[f32], y: &mut [f32], lp: Lp) -> Result<()> {
+        self.summing(x, y, |v| lp.term(v), |sum, _| lp.finish(sum))
+    }
+}
+
+/// "No maximum yet, or `v` beats it" for the running maximum.
+trait Running<T> {
+    fn is_none_or_less(&self, v: T) -> bool;
+}
+
+impl<T: PartialOrd + Copy> Running<T> for Option<(T, usize)> {
+    #[inline(always)]
+    fn is_none_or_less(&self, v: T) -> bool {
+        match self {
+            None => true,
+            Some((b, _)) => v > *b,
+        }
+    }
+}

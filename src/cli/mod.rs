@@ -1,0 +1,162 @@
+//! Command-line front end. Each subcommand lives in its own file; they share the
+//! model/input helpers below.
+
+mod bench;
+mod inspect;
+mod npy;
+mod profile;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use kiln::ir::Dim;
+use kiln::{Backend, Error, Result, Session, SessionOptions, Tensor};
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "A pure-Rust inference engine for ONNX vision models"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a model on .npy inputs (or seeded random ones) and write .npy outputs.
+    Run(run::RunArgs),
+    /// Time a model (a file or a zoo name) on seeded random input.
+    Bench(bench::BenchArgs),
+    /// Show a model's inputs, outputs, op counts and parameter count.
+    Inspect(inspect::InspectArgs),
+    /// Per-op time table of one model.
+    Profile(profile::ProfileArgs),
+    /// Write a built-in zoo model as an ONNX file (`kiln zoo --list` lists them).
+    Zoo(ZooArgs),
+}
+
+#[derive(Args)]
+struct ZooArgs {
+    /// Model name, e.g. resnet50.
+    name: Option<String>,
+    /// Output file.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// List the available models.
+    #[arg(long)]
+    list: bool,
+}
+
+/// Options shared by the subcommands that build a session.
+#[derive(Args, Clone)]
+pub struct EngineArgs {
+    /// Backend to run on.
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Run the graph exactly as loaded, without the optimizer.
+    #[arg(long)]
+    no_optimize: bool,
+}
+
+impl EngineArgs {
+    fn options(&self) -> Result<SessionOptions> {
+        Ok(SessionOptions {
+            backend: self.backend.parse::<Backend>()?,
+            threads: self.threads,
+            optimize: !self.no_optimize,
+            ..SessionOptions::default()
+        })
+    }
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Bench(a) => bench::bench(a),
+        Command::Inspect(a) => inspect::inspect(a),
+        Command::Profile(a) => profile::profile(a),
+        Command::Zoo(a) => zoo(a),
+    }
+}
+
+fn zoo(a: ZooArgs) -> Result<()> {
+    if a.list || a.name.is_none() {
+        for name in kiln::zoo::names() {
+            println!("{name}");
+        }
+        return Ok(());
+    }
+    let name = a.name.unwrap_or_default();
+    let model = kiln::zoo::build(&name)?;
+    let path = a.output.unwrap_or_else(|| PathBuf::from(format!("{name}.onnx")));
+    std::fs::write(&path, &model.onnx).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    println!(
+        "wrote {} ({:.1} MB, {:.2} GMACs at batch 1)",
+        path.display(),
+        model.onnx.len() as f64 / 1e6,
+        model.gmacs
+    );
+    Ok(())
+}
+
+/// A model given as a path, or as the name of a zoo model when no such file exists.
+pub fn open_model(model: &str, options: SessionOptions) -> Result<Session> {
+    if Path::new(model).exists() || model.ends_with(".onnx") {
+        return Session::from_file(model, options);
+    }
+    if kiln::zoo::names().contains(&model) {
+        return Session::from_bytes(kiln::zoo::build(model)?.onnx, options);
+    }
+    Err(Error::Usage(format!(
+        "'{model}' is neither a file nor a zoo model (zoo: {})",
+        kiln::zoo::names().join(", ")
+    )))
+}
+
+/// Seeded random inputs for every graph input; symbolic dims named like a batch
+/// axis (or the first dim) take `batch`, other symbolic dims are an error.
+pub fn random_inputs(session: &Session, batch: usize, seed: u64) -> Result<Vec<Tensor>> {
+    let g = session.graph();
+    g.inputs
+        .iter()
+        .enumerate()
+        .map(|(k, &id)| {
+            let v = &g.values[id];
+            let dims = v
+                .fact
+                .shape
+                .as_ref()
+                .ok_or_else(|| Error::Usage(format!("input '{}' has unknown rank", v.name)))?;
+            let shape = dims
+                .iter()
+                .enumerate()
+                .map(|(i, d)| match d {
+                    Dim::Known(n) if i == 0 && batch != 1 && *n == 1 => Ok(batch),
+                    Dim::Known(n) => Ok(*n),
+                    Dim::Sym(_) if i == 0 => Ok(batch),
+                    Dim::Sym(s) => Err(Error::Usage(format!(
+                        "input '{}' has symbolic dim '{s}'; pass -i files",
+                        v.name
+                    ))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let t = Tensor::random_normal(shape.clone(), seed + k as u64)?;
+            match v.fact.dtype {
+                kiln::DType::F32 => Ok(t),
+                other => Err(Error::Usage(format!(
+                    "input '{}' is {other}; random inputs are float32 only",
+                    v.name
+                ))),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,100 @@
+//! Arena planning: which activation lives in which reusable slot.
+//!
+//! Greedy best-fit over the schedule, in the spirit of ONNX Runtime's and TFLite's
+//! planners: a slot is released right after the last step that reads any value
+//! stored in it (reshape-like aliases extend that lifetime), and a new value takes
+//! the smallest free slot of its dtype that fits, growing the largest one if none
+//! does. Plans are built once per input-shape set, so this runs rarely.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::ir::Fact;
+use crate::plan::{Loc, Plan};
+use crate::tensor::DType;
+
+/// One arena slot: a buffer of `len` elements of `dtype`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    pub dtype: DType,
+    pub len: usize,
+}
+
+/// Rewrites the plan's provisional slot numbers (the id of the value that owns the
+/// memory) into real arena slots, and fills `plan.slots`.
+pub(super) fn assign_slots(plan: &mut Plan, facts: &[Fact]) -> Result<()> {
+    let n_steps = plan.steps.len();
+    // Last step reading each owner; graph outputs live to the end.
+    let mut last_use: HashMap<usize, usize> = HashMap::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        for (owner, _) in &step.outputs {
+            last_use.entry(*owner).or_insert(i);
+        }
+        for loc in step.inputs.iter().flatten() {
+            if let Loc::Slot { slot, .. } = loc {
+                last_use.insert(*slot, i);
+            }
+        }
+    }
+    for loc in &plan.outputs {
+        if let Loc::Slot { slot, .. } = loc {
+            last_use.insert(*slot, n_steps);
+        }
+    }
+    let mut release_at: Vec<Vec<usize>> = vec![Vec::new(); n_steps + 1];
+    for (&owner, &step) in &last_use {
+        release_at[step].push(owner);
+    }
+
+    let mut slots: Vec<crate::plan::SlotInfo> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut slot_of: HashMap<usize, usize> = HashMap::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        for (owner, shape) in &step.outputs {
+            let dtype = facts[*owner].dtype;
+            let need: usize = shape.iter().product();
+            let fits = free
+                .iter()
+                .enumerate()
+                .filter(|(_, &s)| slots[s].dtype == dtype && slots[s].len >= need)
+                .min_by_key(|(_, &s)| slots[s].len)
+                .map(|(k, _)| k);
+            let grow = || {
+                free.iter()
+                    .enumerate()
+                    .filter(|(_, &s)| slots[s].dtype == dtype)
+                    .max_by_key(|(_, &s)| slots[s].len)
+                    .map(|(k, _)| k)
+            };
+            let slot = match fits.or_else(grow) {
+                Some(k) => free.swap_remove(k),
+                None => {
+                    slots.push(SlotInfo { dtype, len: 0 });
+                    slots.len() - 1
+                }
+            };
+            slots[slot].len = slots[slot].len.max(need);
+            slot_of.insert(*owner, slot);
+        }
+        for owner in &release_at[i] {
+            if let Some(&s) = slot_of.get(owner) {
+                free.push(s);
+            }
+        }
+    }
+
+    let remap = |loc: &mut Loc| {
+        if let Loc::Slot { slot, .. } = loc {
+            *slot = slot_of[slot];
+        }
+    };
+    for step in &mut plan.steps {
+        step.inputs.iter_mut().flatten().for_each(remap);
+        for (owner, _) in &mut step.outputs {
+            *owner = slot_of[owner];
+        }
+    }
+    plan.outputs.iter_mut().for_each(remap);
+    plan.slots = slots;
+    Ok(())
+}
