@@ -2,8 +2,8 @@
 //!
 //! Arithmetic runs on every numeric dtype with numpy semantics (see
 //! [`Num`](crate::backend::cpu::kernels::numeric::Num)); comparisons produce bool
-//! (`Equal` also compares bools); And/Or/Xor take bools; BitShift takes unsigned
-//! integers. `Pow`, whose exponent may have another dtype, is in [`super::pow`].
+//! (`Equal` also compares bools); And/Or/Xor take bools; BitShift takes integers
+//! (signed ones since opset 28). `Pow`, whose exponent may have another dtype, is in [`super::pow`].
 
 use super::loops::{bad_dtypes, out0, single_output, zip};
 use super::pow;
@@ -39,7 +39,10 @@ fn supports(op: BinaryOp, dtype: DType) -> bool {
     match op {
         And | Or | Xor => dtype == DType::Bool,
         Equal => true,
-        BitShiftLeft | BitShiftRight => matches!(dtype, DType::U8 | DType::U16 | DType::U32 | DType::U64),
+        BitShiftLeft | BitShiftRight => !matches!(
+            dtype,
+            DType::Bool | DType::F32 | DType::F64 | DType::F16 | DType::BF16
+        ),
         _ => dtype != DType::Bool,
     }
 }
@@ -92,6 +95,10 @@ impl Kernel for Binary {
                     (Slice::U16(a), Slice::U16(b), SliceMut::U16(y)) => shift(left, n, p, a, b, y),
                     (Slice::U32(a), Slice::U32(b), SliceMut::U32(y)) => shift(left, n, p, a, b, y),
                     (Slice::U64(a), Slice::U64(b), SliceMut::U64(y)) => shift(left, n, p, a, b, y),
+                    (Slice::I8(a), Slice::I8(b), SliceMut::I8(y)) => shift(left, n, p, a, b, y),
+                    (Slice::I16(a), Slice::I16(b), SliceMut::I16(y)) => shift(left, n, p, a, b, y),
+                    (Slice::I32(a), Slice::I32(b), SliceMut::I32(y)) => shift(left, n, p, a, b, y),
+                    (Slice::I64(a), Slice::I64(b), SliceMut::I64(y)) => shift(left, n, p, a, b, y),
                     (a, b, y) => Err(bad_dtypes(n, &[a.dtype(), b.dtype(), y.dtype()])),
                 }
             }
@@ -168,7 +175,9 @@ fn logic(op: BinaryOp, n: &str, p: &Broadcast<2>, a: &[u8], b: &[u8], o: &mut [u
     }
 }
 
-/// Unsigned shifts; shifting by the bit width or more gives 0 (numpy), not a trap.
+/// Shifts that never trap. A shift by the bit width or more, or (signed types, opset
+/// 28) by a negative amount, shifts everything out: left gives 0, right gives the sign
+/// fill (0, or -1 for a negative signed value). Signed right shifts are arithmetic.
 trait Shift: Copy + Send + Sync {
     fn shl(self, s: Self) -> Self;
     fn shr(self, s: Self) -> Self;
@@ -189,6 +198,23 @@ macro_rules! impl_shift {
     )*};
 }
 impl_shift!(u8, u16, u32, u64);
+
+macro_rules! impl_shift_signed {
+    ($($t:ty),*) => {$(
+        impl Shift for $t {
+            #[inline(always)]
+            fn shl(self, s: Self) -> Self {
+                u32::try_from(s).ok().and_then(|s| self.checked_shl(s)).unwrap_or(0)
+            }
+            #[inline(always)]
+            fn shr(self, s: Self) -> Self {
+                let fill = if self < 0 { -1 } else { 0 };
+                u32::try_from(s).ok().and_then(|s| self.checked_shr(s)).unwrap_or(fill)
+            }
+        }
+    )*};
+}
+impl_shift_signed!(i8, i16, i32, i64);
 
 fn shift<T: Shift>(left: bool, n: &str, p: &Broadcast<2>, a: &[T], b: &[T], y: &mut [T]) -> Result<()> {
     if left {

@@ -293,6 +293,71 @@ fn bit_shifts_on_unsigned() {
 }
 
 #[test]
+fn signed_bit_shifts_follow_opset_28() {
+    // The cases of onnx's own node tests: overflow wraps, out-of-range shifts empty out.
+    /// dtype, values, shift amounts, left?, expected.
+    type Case = (DType, [f64; 3], [f64; 3], bool, [f64; 3]);
+    let cases: [Case; 6] = [
+        (
+            DType::I8,
+            [64.0, 1.0, -64.0],
+            [1.0, 7.0, 1.0],
+            true,
+            [-128.0, -128.0, -128.0],
+        ),
+        (
+            DType::I8,
+            [-8.0, 4.0, -1.0],
+            [-1.0, -8.0, 127.0],
+            true,
+            [0.0, 0.0, 0.0],
+        ),
+        (
+            DType::I8,
+            [-8.0, 4.0, -1.0],
+            [-1.0, -8.0, 8.0],
+            false,
+            [-1.0, 0.0, -1.0],
+        ),
+        (
+            DType::I8,
+            [-8.0, -1.0, -128.0],
+            [1.0, 1.0, 1.0],
+            false,
+            [-4.0, -1.0, -64.0],
+        ),
+        (
+            DType::I32,
+            [-8.0, 4.0, -1.0],
+            [32.0, 33.0, 100.0],
+            false,
+            [-1.0, 0.0, -1.0],
+        ),
+        (
+            DType::I64,
+            [16.0, 4.0, 1.0],
+            [1.0, 2.0, 3.0],
+            true,
+            [32.0, 16.0, 8.0],
+        ),
+    ];
+    for (dtype, x, s, left, want) in cases {
+        let op = Op::Binary(if left {
+            BinaryOp::BitShiftLeft
+        } else {
+            BinaryOp::BitShiftRight
+        });
+        let got = ew(
+            &op,
+            &[var(tensor(dtype, &[3], &x)), var(tensor(dtype, &[3], &s))],
+            dtype,
+            &[3],
+        );
+        assert_eq!(got, want, "{op:?} {dtype} {x:?} by {s:?}");
+    }
+}
+
+#[test]
 fn pow_with_mixed_and_constant_exponents() {
     let x = tensor(DType::F32, &[2, 3], &[1.0, 2.0, 3.0, -2.0, 0.5, 4.0]);
     let xv = values(&x);
