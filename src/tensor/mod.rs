@@ -7,8 +7,6 @@
 //! and [`ViewMut`]s, typed slices plus a shape, so the runtime can hand them arena
 //! buffers and constants alike.
 
-pub mod random;
-
 use std::sync::Arc;
 
 use half::{bf16, f16};
@@ -292,7 +290,7 @@ impl Tensor {
     pub fn random_normal(shape: Vec<usize>, seed: u64) -> Result<Tensor> {
         let numel =
             checked_numel(&shape).ok_or_else(|| Error::Limit(format!("shape {shape:?} overflows")))?;
-        Tensor::from_vec(shape, random::Rng::new(seed).normals(numel, 1.0))
+        Tensor::from_vec(shape, crate::zoo::rng::Rng::new(seed).normals(numel, 0.0, 1.0))
     }
 
     /// A boolean tensor.
