@@ -697,8 +697,9 @@ fn conv_shape(c: &Conv, xs: &[Dim], ws: &[Dim]) -> R<Vec<Dim>> {
     }
     let spatial = match concrete(&xs[2..]) {
         Some(input) => {
-            let pads = window::resolve_pads(&c.window, &input)?;
-            window::output_sizes(&c.window, &input, &pads, false)?
+            let kernel = concrete(&ws[2..]).unwrap_or_else(|| c.window.kernel_shape.clone());
+            window::output_spatial(&c.window, &input, &kernel, false)
+                .map_err(window_message)?
                 .into_iter()
                 .map(known)
                 .collect()
@@ -723,33 +724,27 @@ fn conv_transpose_shape(c: &ConvTranspose, xs: &[Dim], ws: &[Dim]) -> R<Vec<Dim>
     }
     let channels = ws[1].known().map_or_else(Dim::unknown, |m| known(m * c.group));
     let spatial = match concrete(&xs[2..]) {
-        _ if !c.output_shape.is_empty() => {
-            let os = &c.output_shape;
-            os[os.len().saturating_sub(n)..]
-                .iter()
-                .map(|&d| known(d))
-                .collect()
+        Some(input) => {
+            let kernel = concrete(&ws[2..]).unwrap_or_else(|| w.kernel_shape.clone());
+            let (_, output) = window::conv_transpose_geometry(c, &input, &kernel).map_err(window_message)?;
+            output.into_iter().map(known).collect()
         }
-        Some(input) => (0..n)
-            .map(|i| {
-                let op = c.output_padding.get(i).copied().unwrap_or(0);
-                let full = w.strides[i] * (input[i].saturating_sub(1))
-                    + op
-                    + (w.kernel_shape[i] - 1) * w.dilations[i]
-                    + 1;
-                match w.auto_pad {
-                    AutoPad::SameUpper | AutoPad::SameLower => Ok(known(input[i] * w.strides[i])),
-                    AutoPad::Valid => Ok(known(full)),
-                    AutoPad::NotSet => full
-                        .checked_sub(w.pads[i] + w.pads[i + n])
-                        .map(known)
-                        .ok_or_else(|| format!("pads exceed the output on axis {i}")),
-                }
-            })
-            .collect::<R<_>>()?,
+        // The output size does not depend on the input when the model states it.
+        None if c.output_shape.len() >= n => c.output_shape[c.output_shape.len() - n..]
+            .iter()
+            .map(|&d| known(d))
+            .collect(),
         None => vec![Dim::unknown(); n],
     };
     Ok([xs[0].clone(), channels].into_iter().chain(spatial).collect())
+}
+
+/// The window module's errors, as shape inference's plain messages.
+fn window_message(e: crate::error::Error) -> String {
+    match e {
+        crate::error::Error::Shape { message, .. } => message,
+        other => other.to_string(),
+    }
 }
 
 fn pool_shape(p: &Pool, xs: &[Dim]) -> R<Vec<Dim>> {
@@ -759,8 +754,8 @@ fn pool_shape(p: &Pool, xs: &[Dim]) -> R<Vec<Dim>> {
     }
     let spatial = match concrete(&xs[2..]) {
         Some(input) => {
-            let pads = window::resolve_pads(&p.window, &input)?;
-            window::output_sizes(&p.window, &input, &pads, p.ceil_mode)?
+            window::output_spatial(&p.window, &input, &p.window.kernel_shape, p.ceil_mode)
+                .map_err(window_message)?
                 .into_iter()
                 .map(known)
                 .collect()

@@ -16,7 +16,6 @@ pub mod numeric;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
-pub mod window;
 
 use crate::backend::cpu::kernel::{InputDesc, Kernel, OutputDesc};
 use crate::error::Result;

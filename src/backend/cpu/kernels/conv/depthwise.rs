@@ -6,7 +6,7 @@
 //! contiguous slices when the stride is 1, which LLVM vectorises.
 
 use super::super::gemm::Activation;
-use super::super::window::Geometry;
+use crate::ir::window::Geometry;
 
 /// 2-D view of a 1-D or 2-D window (1-D gets a height of 1).
 #[derive(Clone, Debug)]

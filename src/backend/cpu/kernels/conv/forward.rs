@@ -18,7 +18,7 @@ use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
 use crate::backend::cpu::kernels::gemm::{
     gemm, Activation, Epilogue, LhsSource, MatRef, PackedA, RhsSource, RowSource,
 };
-use crate::backend::cpu::kernels::window::{conv_kernel_shape, Geometry};
+use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::error::{Error, Result};
 use crate::ir::ops::Conv;
 use crate::tensor::{View, ViewMut};

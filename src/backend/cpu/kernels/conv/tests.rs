@@ -4,7 +4,7 @@
 
 use super::prepare;
 use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
-use crate::backend::cpu::kernels::window::{conv_transpose_geometry, output_spatial};
+use crate::ir::window::{conv_transpose_geometry, output_spatial};
 use crate::ir::ops::{AutoPad, Conv, ConvTranspose, Op, Window};
 use crate::tensor::{DType, Tensor};
 
@@ -205,7 +205,7 @@ fn conv_matches_direct_definition_in_1d_2d_3d() {
         let w = rng.tensor(&[&[st.c_out, st.c_in / st.group][..], &kernel].concat());
         let b = (rng.range(0, 1) == 1).then(|| rng.tensor(&[st.c_out]));
         let pads =
-            crate::backend::cpu::kernels::window::resolve_pads(&st.window, &st.input, &kernel).unwrap();
+            crate::ir::window::resolve_pads(&st.window, &st.input, &kernel).unwrap();
         let pad: Vec<isize> = pads[..rank].iter().map(|&p| p as isize).collect();
         let want = naive_conv(
             &x,

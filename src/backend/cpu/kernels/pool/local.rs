@@ -11,7 +11,7 @@ use super::windows::Windows;
 use super::{max_dtype_supported, Lp, MaxElem};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::{numel, output};
-use crate::backend::cpu::kernels::window::Geometry;
+use crate::ir::window::Geometry;
 use crate::error::{Error, Result};
 use crate::ir::ops::{Pool, PoolKind};
 use crate::tensor::{DType, View, ViewMut};

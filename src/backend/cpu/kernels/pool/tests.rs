@@ -4,7 +4,7 @@
 
 use super::prepare;
 use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
-use crate::backend::cpu::kernels::window::{output_spatial, resolve_pads};
+use crate::ir::window::{output_spatial, resolve_pads};
 use crate::ir::ops::{AutoPad, Op, Pool, PoolKind, Window};
 use crate::tensor::{DType, Tensor};
 

@@ -5,7 +5,7 @@
 //! how many taps lie inside the *padded* input (the `count_include_pad` divisor,
 //! which with `ceil_mode` excludes the part of a window hanging past the padding).
 
-use crate::backend::cpu::kernels::window::Geometry;
+use crate::ir::window::Geometry;
 use crate::error::{Error, Result};
 
 /// Spatial ranks above this are refused: it bounds the stack index arrays.
