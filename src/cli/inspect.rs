@@ -13,6 +13,29 @@ pub struct InspectArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Also run the optimizer: op counts before and after, the fused ops, and what
+    /// each pass rewrote.
+    #[arg(long)]
+    optimized: bool,
+}
+
+/// Counts as a JSON object.
+fn counts_json<K: ToString>(counts: &[(K, usize)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        counts
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect(),
+    )
+}
+
+/// The optimized graph's fused nodes, counted by description (`FusedConv[relu]`).
+fn fused_ops(g: &kiln::ir::Graph) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::new();
+    for node in g.nodes.iter().filter(|n| n.op.is_fused()) {
+        *counts.entry(node.op.describe()).or_insert(0) += 1;
+    }
+    counts.into_iter().collect()
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
@@ -36,20 +59,31 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     };
     let (inputs, outputs) = (describe(&g.inputs), describe(&g.outputs));
     let counts = g.op_counts();
+    let optimized = match a.optimized {
+        true => {
+            let mut opt = g.clone();
+            let report = kiln::passes::optimize(&mut opt)?;
+            Some((opt, report))
+        }
+        false => None,
+    };
     if a.json {
         let io = |v: &[(String, String, String)]| {
             v.iter()
                 .map(|(n, d, s)| serde_json::json!({"name": n, "dtype": d, "shape": s}))
                 .collect::<Vec<_>>()
         };
-        let ops: serde_json::Map<String, serde_json::Value> = counts
-            .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
-            .collect();
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "model": a.model, "opset": g.opset, "inputs": io(&inputs), "outputs": io(&outputs),
-            "nodes": g.nodes.len(), "ops": ops, "parameters": g.parameter_count(),
+            "nodes": g.nodes.len(), "ops": counts_json(&counts), "parameters": g.parameter_count(),
         });
+        if let (Some((opt, report)), Some(obj)) = (&optimized, v.as_object_mut()) {
+            obj.insert("before".into(), counts_json(&counts));
+            obj.insert("after".into(), counts_json(&opt.op_counts()));
+            obj.insert("nodes_after".into(), serde_json::json!(opt.nodes.len()));
+            obj.insert("fused".into(), counts_json(&fused_ops(opt)));
+            obj.insert("passes".into(), counts_json(&report.rewrites));
+        }
         println!("{v}");
         return Ok(());
     }
@@ -65,9 +99,30 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             println!("  {kind:6} {n}: {d} {s}");
         }
     }
-    println!("  ops:");
-    for (op, n) in counts {
-        println!("    {op:24} {n}");
+    let Some((opt, report)) = optimized else {
+        println!("  ops:");
+        for (op, n) in counts {
+            println!("    {op:24} {n}");
+        }
+        return Ok(());
+    };
+    println!("  ops ({} nodes before, {} after the optimizer):", g.nodes.len(), opt.nodes.len());
+    println!("    {:24} {:>7} {:>7}", "op", "before", "after");
+    let after = opt.op_counts();
+    let mut names: Vec<&str> = counts.iter().chain(&after).map(|(k, _)| *k).collect();
+    names.sort_unstable();
+    names.dedup();
+    let find = |list: &[(&str, usize)], k: &str| list.iter().find(|(n, _)| *n == k).map_or(0, |(_, c)| *c);
+    for name in names {
+        println!("    {name:24} {:>7} {:>7}", find(&counts, name), find(&after, name));
+    }
+    println!("  fused ops:");
+    for (desc, n) in fused_ops(&opt) {
+        println!("    {desc:40} {n}");
+    }
+    println!("  passes (rewrites):");
+    for (pass, n) in &report.rewrites {
+        println!("    {pass:24} {n}");
     }
     Ok(())
 }

@@ -72,6 +72,76 @@ impl UnaryOp {
     }
 }
 
+/// The activations a fused op can apply as it stores its output (a conv's epilogue,
+/// a squeeze-excitation's hidden layer and gate). A subset of [`UnaryOp`]: the
+/// functions the optimizer's patterns produce.
+#[derive(Copy, Clone, Debug, PartialEq, Default)]
+pub enum Activation {
+    #[default]
+    None,
+    Relu,
+    /// `min(max(x, min), max)`: ReLU6 is `Clamp { min: 0, max: 6 }`.
+    Clamp {
+        min: f32,
+        max: f32,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    Sigmoid,
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    HardSwish,
+    Silu,
+}
+
+impl Activation {
+    /// The activation equivalent to a unary op, if it is one a fused op can apply.
+    pub fn from_unary(op: UnaryOp) -> Option<Activation> {
+        Some(match op {
+            UnaryOp::Relu => Activation::Relu,
+            UnaryOp::Clamp { min, max } => Activation::Clamp { min, max },
+            UnaryOp::LeakyRelu { alpha } => Activation::LeakyRelu { alpha },
+            UnaryOp::Sigmoid => Activation::Sigmoid,
+            UnaryOp::HardSigmoid { alpha, beta } => Activation::HardSigmoid { alpha, beta },
+            UnaryOp::HardSwish => Activation::HardSwish,
+            UnaryOp::Silu => Activation::Silu,
+            _ => return None,
+        })
+    }
+
+    /// The unary op this activation computes (`None` for the identity).
+    pub fn to_unary(self) -> Option<UnaryOp> {
+        Some(match self {
+            Activation::None => return None,
+            Activation::Relu => UnaryOp::Relu,
+            Activation::Clamp { min, max } => UnaryOp::Clamp { min, max },
+            Activation::LeakyRelu { alpha } => UnaryOp::LeakyRelu { alpha },
+            Activation::Sigmoid => UnaryOp::Sigmoid,
+            Activation::HardSigmoid { alpha, beta } => UnaryOp::HardSigmoid { alpha, beta },
+            Activation::HardSwish => UnaryOp::HardSwish,
+            Activation::Silu => UnaryOp::Silu,
+        })
+    }
+
+    /// Short lower-case name for op descriptions (`relu`, `clip(0,6)`, ...).
+    pub fn label(self) -> String {
+        match self {
+            Activation::None => "none".into(),
+            Activation::Relu => "relu".into(),
+            Activation::Clamp { min, max } if min == 0.0 && max == 6.0 => "relu6".into(),
+            Activation::Clamp { min, max } => format!("clip({min},{max})"),
+            Activation::LeakyRelu { alpha } => format!("leaky_relu({alpha})"),
+            Activation::Sigmoid => "sigmoid".into(),
+            Activation::HardSigmoid { alpha, beta } => format!("hard_sigmoid({alpha},{beta})"),
+            Activation::HardSwish => "hard_swish".into(),
+            Activation::Silu => "silu".into(),
+        }
+    }
+}
+
 /// Elementwise ops with two inputs and ONNX (numpy) broadcasting.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
@@ -258,6 +328,42 @@ pub enum KeepAspect {
     NotSmaller,
 }
 
+/// `Conv` with its epilogue: `act(conv(x, w) + b + residual)`, from the optimizer's
+/// BatchNorm folding and conv + activation + residual fusion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedConv {
+    pub conv: Conv,
+    pub activation: Activation,
+    /// Whether input 3 (same shape as the output) is added before the activation.
+    pub residual: bool,
+}
+
+/// One step of a [`Op::FusedElementwise`] chain, applied to the running value `v`.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum ChainStep {
+    /// `v = op(v)`
+    Unary(UnaryOp),
+    /// `v = op(v, inputs[operand])`, or `op(inputs[operand], v)` when `swapped`.
+    Binary {
+        op: BinaryOp,
+        operand: usize,
+        swapped: bool,
+    },
+}
+
+impl ChainStep {
+    /// Unary ops a chain can run: the float ones (the chain is f32 only).
+    pub fn allows_unary(op: UnaryOp) -> bool {
+        op != UnaryOp::Not
+    }
+
+    /// Binary ops a chain can run: arithmetic that maps f32 pairs to f32.
+    pub fn allows_binary(op: BinaryOp) -> bool {
+        use BinaryOp::*;
+        matches!(op, Add | Sub | Mul | Div | Max | Min | PRelu)
+    }
+}
+
 /// One IR operation. Inputs are documented as `[name, ...]`; `?` marks optional ones.
 /// Inputs that must be known when a plan is built (shapes, axes, pads) are read from
 /// constants at plan time; the op only says where they are.
@@ -353,6 +459,20 @@ pub enum Op {
     /// `[input, ...]`: the variadic `Sum` / `Mean` / `Max` / `Min`, kept as one op so
     /// a single pass over memory serves any number of inputs.
     Variadic { op: BinaryOp, mean: bool },
+
+    // Ops below are produced by the optimizer (`passes`), never by the importer.
+    /// `[x, w, b?, residual?]`
+    FusedConv(FusedConv),
+    /// `[x, scale, shift]`: `act(x * scale[c] + shift[c])` over channel axis 1; a
+    /// BatchNormalization that has no conv to fold into.
+    ChannelAffine { activation: Activation },
+    /// `[x, w1, b1?, w2, b2?]`: squeeze-excitation,
+    /// `x * gate(W2 · hidden(W1 · mean_hw(x) + b1) + b2)` per image and channel, with
+    /// `W1: [Cr, C, 1, 1]`, `W2: [C, Cr, 1, 1]` (the 1x1 convs of the pattern).
+    SqueezeExcite { hidden: Activation, gate: Activation },
+    /// `[x, operands...]`: f32 elementwise steps applied to `x` in one pass over memory.
+    /// Every operand has `x`'s shape or a single element; the output has `x`'s shape.
+    FusedElementwise { steps: Vec<ChainStep> },
 }
 
 impl Op {
@@ -482,7 +602,54 @@ impl Op {
                 op: BinaryOp::Min, ..
             } => "Min",
             Op::Variadic { .. } => "Variadic",
+            Op::FusedConv(_) => "FusedConv",
+            Op::ChannelAffine { .. } => "ChannelAffine",
+            Op::SqueezeExcite { .. } => "SqueezeExcite",
+            Op::FusedElementwise { .. } => "FusedElementwise",
         }
+    }
+
+    /// The name plus what a fused op absorbed, e.g. `FusedConv[bias+residual+relu]`:
+    /// the line `kiln inspect --optimized` lists fused ops by.
+    pub fn describe(&self) -> String {
+        match self {
+            Op::FusedConv(f) => {
+                let mut parts = Vec::new();
+                if f.conv.group > 1 {
+                    parts.push("grouped".to_string());
+                }
+                if f.residual {
+                    parts.push("residual".into());
+                }
+                if f.activation != Activation::None {
+                    parts.push(f.activation.label());
+                }
+                format!("FusedConv[{}]", parts.join("+"))
+            }
+            Op::ChannelAffine { activation } => format!("ChannelAffine[{}]", activation.label()),
+            Op::SqueezeExcite { hidden, gate } => {
+                format!("SqueezeExcite[{},{}]", hidden.label(), gate.label())
+            }
+            Op::FusedElementwise { steps } => {
+                let names: Vec<String> = steps
+                    .iter()
+                    .map(|s| match s {
+                        ChainStep::Unary(u) => Op::Unary(*u).name().to_string(),
+                        ChainStep::Binary { op, .. } => Op::Binary(*op).name().to_string(),
+                    })
+                    .collect();
+                format!("FusedElementwise[{}]", names.join(","))
+            }
+            other => other.name().to_string(),
+        }
+    }
+
+    /// True for the ops only the optimizer creates.
+    pub fn is_fused(&self) -> bool {
+        matches!(
+            self,
+            Op::FusedConv(_) | Op::ChannelAffine { .. } | Op::SqueezeExcite { .. } | Op::FusedElementwise { .. }
+        )
     }
 
     /// Ops whose output is a relabelling of input 0's memory (same elements, same

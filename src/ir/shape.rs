@@ -76,6 +76,9 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> R<Vec<Dim>> {
 }
 
 fn product(dims: &[Dim]) -> Dim {
+    if let [only] = dims {
+        return only.clone();
+    }
     dims.iter()
         .try_fold(1usize, |acc, d| d.known().and_then(|d| acc.checked_mul(d)))
         .map_or_else(Dim::unknown, Dim::Known)
@@ -157,6 +160,42 @@ pub fn infer(op: &Op, inputs: &[Option<&Fact>], n_outputs: usize) -> R<Vec<Fact>
                 _ => None,
             };
             vec![fact(x.dtype, shape)]
+        }
+        Op::FusedConv(f) => {
+            let (x, w) = (x?, input(inputs, 1)?);
+            let shape = match (shape_of(x), shape_of(w)) {
+                (Some(xs), Some(ws)) => Some(conv_shape(&f.conv, xs, ws)?),
+                _ => None,
+            };
+            if f.residual {
+                let r = input(inputs, 3)?;
+                if let (Some(s), Some(rs)) = (&shape, shape_of(r)) {
+                    if broadcast(s, rs)? != *s {
+                        return Err(format!("residual shape {rs:?} does not fit the output {s:?}"));
+                    }
+                }
+            }
+            vec![fact(x.dtype, shape)]
+        }
+        Op::ChannelAffine { .. } | Op::SqueezeExcite { .. } => {
+            let x = x.clone()?;
+            if x.rank().is_some_and(|r| r < 2) {
+                return Err("needs an input with a channel axis".into());
+            }
+            same(None)?
+        }
+        Op::FusedElementwise { .. } => {
+            let x = x.clone()?;
+            if let Some(xs) = shape_of(x) {
+                for f in inputs.iter().skip(1).flatten() {
+                    if let Some(fs) = shape_of(f) {
+                        if broadcast(xs, fs)? != xs {
+                            return Err(format!("operand shape {fs:?} does not fit {xs:?}"));
+                        }
+                    }
+                }
+            }
+            same(None)?
         }
         Op::ConvTranspose(c) => {
             let (x, w) = (x?, input(inputs, 1)?);

@@ -16,11 +16,11 @@ mod memory;
 use std::sync::Arc;
 
 use crate::backend::cpu::kernel::{InputDesc, Kernel, OutputDesc};
-use crate::backend::cpu::kernels;
+use crate::backend::cpu::{self, kernels};
 use crate::error::{Error, Result};
 use crate::ir::{shape, Fact, Graph, Op};
 use crate::onnx::Limits;
-use crate::tensor::{checked_numel, DType, Data, Tensor, ViewMut};
+use crate::tensor::{checked_numel, DType, Tensor};
 
 pub use memory::SlotInfo;
 
@@ -126,8 +126,17 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
             let values = if let Some(v) = shape_value(&node.op, &in_facts) {
                 vec![v]
             } else {
-                let descs = descs(&node.inputs, &facts);
-                evaluate(&node.op, &descs, &out_facts, &out_shapes).map_err(|e| annotate(e, &node.name))?
+                let values: Vec<Option<&Tensor>> =
+                    node.inputs.iter().map(|i| i.and_then(|i| facts[i].value.as_ref())).collect();
+                let out_descs: Vec<OutputDesc> = out_facts
+                    .iter()
+                    .zip(&out_shapes)
+                    .map(|(f, s)| OutputDesc {
+                        dtype: f.dtype,
+                        shape: s.clone(),
+                    })
+                    .collect();
+                cpu::evaluate(&node.op, &values, &out_descs).map_err(|e| annotate(e, &node.name))?
             };
             for ((&out, fact), value) in node.outputs.iter().zip(&mut out_facts).zip(values) {
                 fact.value = Some(value.clone());
@@ -244,48 +253,6 @@ fn shape_value(op: &Op, inputs: &[Option<&Fact>]) -> Option<Tensor> {
         Op::Size => Some(Tensor::scalar(s.iter().product::<usize>() as i64)),
         _ => None,
     }
-}
-
-/// Runs one op on constant inputs (constant folding).
-fn evaluate(
-    op: &Op,
-    descs: &[Option<OwnedDesc>],
-    out_facts: &[Fact],
-    out_shapes: &[Vec<usize>],
-) -> Result<Vec<Tensor>> {
-    let input_descs = as_input_descs(descs);
-    let out_descs: Vec<OutputDesc> = out_facts
-        .iter()
-        .zip(out_shapes)
-        .map(|(f, s)| OutputDesc {
-            dtype: f.dtype,
-            shape: s.clone(),
-        })
-        .collect();
-    let kernel = kernels::prepare(op, &input_descs, &out_descs)?;
-    let views: Vec<_> = descs
-        .iter()
-        .map(|d| d.as_ref().and_then(|d| d.value.map(Tensor::view)))
-        .collect();
-    let mut outs: Vec<Data> = out_descs
-        .iter()
-        .map(|d| Data::zeros(d.dtype, d.shape.iter().product()))
-        .collect();
-    {
-        let mut out_views: Vec<ViewMut> = outs
-            .iter_mut()
-            .zip(&out_descs)
-            .map(|(data, d)| ViewMut {
-                shape: &d.shape,
-                data: data.slice_mut(),
-            })
-            .collect();
-        kernel.run(&views, &mut out_views)?;
-    }
-    outs.into_iter()
-        .zip(out_descs)
-        .map(|(data, d)| Tensor::new(d.shape, data))
-        .collect()
 }
 
 /// The location of a reshape-like op's output: the input's memory with a new shape.

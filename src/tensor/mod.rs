@@ -57,6 +57,11 @@ macro_rules! define_types {
 
             /// numpy-style name, as used by `.npy` files and error messages.
             pub fn name(self) -> &'static str { match self { $(DType::$v => $name),* } }
+
+            /// Whether this is a floating-point type.
+            pub fn is_float(self) -> bool {
+                matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+            }
         }
 
         /// Owned or mapped typed storage of a tensor.

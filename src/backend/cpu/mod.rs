@@ -3,3 +3,44 @@
 pub mod executor;
 pub mod kernel;
 pub mod kernels;
+
+use crate::error::Result;
+use crate::ir::Op;
+use crate::tensor::{Data, Tensor, ViewMut};
+use kernel::{InputDesc, OutputDesc};
+
+/// Runs one op on constant inputs and returns its outputs: constant folding, for the
+/// optimizer and the planner. `inputs[i]` is `None` for an omitted optional input.
+pub fn evaluate(op: &Op, inputs: &[Option<&Tensor>], outputs: &[OutputDesc]) -> Result<Vec<Tensor>> {
+    let descs: Vec<Option<InputDesc>> = inputs
+        .iter()
+        .map(|t| {
+            t.map(|t| InputDesc {
+                dtype: t.dtype(),
+                shape: t.shape(),
+                value: Some(t),
+            })
+        })
+        .collect();
+    let kernel = kernels::prepare(op, &descs, outputs)?;
+    let views: Vec<_> = inputs.iter().map(|t| t.map(Tensor::view)).collect();
+    let mut outs: Vec<Data> = outputs
+        .iter()
+        .map(|d| Data::zeros(d.dtype, d.shape.iter().product()))
+        .collect();
+    {
+        let mut out_views: Vec<ViewMut> = outs
+            .iter_mut()
+            .zip(outputs)
+            .map(|(data, d)| ViewMut {
+                shape: &d.shape,
+                data: data.slice_mut(),
+            })
+            .collect();
+        kernel.run(&views, &mut out_views)?;
+    }
+    outs.into_iter()
+        .zip(outputs)
+        .map(|(data, d)| Tensor::new(d.shape.clone(), data))
+        .collect()
+}

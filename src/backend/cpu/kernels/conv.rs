@@ -11,12 +11,11 @@ mod transpose;
 use rayon::prelude::*;
 
 use super::gemm::micro::NR;
-use super::gemm::Activation;
 use super::gemm::PARALLEL_MIN_MACS;
 use crate::backend::cpu::kernel::{required, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::const_f32;
 use crate::error::{Error, Result};
-use crate::ir::ops::{Conv, Op};
+use crate::ir::ops::{Activation, FusedConv, Op};
 use crate::tensor::View;
 
 /// Budget, in floats, for one ConvTranspose column panel (1 MiB: about one core's
@@ -25,24 +24,21 @@ use crate::tensor::View;
 /// inside the GEMM's packing, one cache block at a time.)
 pub const COLUMNS_PANEL_FLOATS: usize = 1 << 18;
 
-/// Prepares `Conv` and `ConvTranspose` (f32 only).
+/// Prepares `Conv`, the optimizer's `FusedConv` and `ConvTranspose` (f32 only).
 pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
     match op {
-        Op::Conv(c) => forward::prepare(c, Activation::None, inputs, outputs),
+        Op::Conv(c) => {
+            let plain = FusedConv {
+                conv: c.clone(),
+                activation: Activation::None,
+                residual: false,
+            };
+            forward::prepare(&plain, inputs, outputs)
+        }
+        Op::FusedConv(f) => forward::prepare(f, inputs, outputs),
         Op::ConvTranspose(c) => transpose::prepare(c, inputs, outputs),
         other => Err(Error::shape(other.name(), "not a convolution op")),
     }
-}
-
-/// Prepares a `Conv` whose output passes through `activation` as each tile is
-/// stored: the hook for the optimizer's Conv+Relu / Conv+Clip fusion.
-pub fn prepare_with_activation(
-    conv: &Conv,
-    activation: Activation,
-    inputs: &[Option<InputDesc<'_>>],
-    outputs: &[OutputDesc],
-) -> Result<Box<dyn Kernel>> {
-    forward::prepare(conv, activation, inputs, outputs)
 }
 
 /// Positions per panel for a column matrix of `rows` rows over `len` positions: as

@@ -11,7 +11,7 @@ mod clip;
 pub(crate) mod loops;
 mod pow;
 mod select;
-mod unary;
+pub(crate) mod unary;
 mod variadic;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod compute_tests;
 pub mod conv;
 pub mod elementwise;
 pub(crate) mod float_io;
+pub mod fused;
 pub mod gather;
 pub mod gemm;
 pub mod generate;
@@ -34,7 +35,10 @@ pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]
             reduce::prepare(op, inputs, outputs)
         }
         Op::Gemm(_) | Op::MatMul => gemm::prepare(op, inputs, outputs),
-        Op::Conv(_) | Op::ConvTranspose(_) => conv::prepare(op, inputs, outputs),
+        Op::Conv(_) | Op::FusedConv(_) | Op::ConvTranspose(_) => conv::prepare(op, inputs, outputs),
+        Op::ChannelAffine { .. } | Op::SqueezeExcite { .. } | Op::FusedElementwise { .. } => {
+            fused::prepare(op, inputs, outputs)
+        }
         Op::Pool(_) | Op::GlobalPool(_) => pool::prepare(op, inputs, outputs),
         Op::Resize(_) => resize::prepare(op, inputs, outputs),
         Op::Transpose { .. }

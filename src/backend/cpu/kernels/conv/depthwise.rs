@@ -87,13 +87,14 @@ pub(crate) fn scratch_len(p: &Plane) -> usize {
     p.in_w.div_ceil(p.stride.1) * p.stride.1
 }
 
-/// One output plane: `out = act(bias + sum_taps w[tap] * x[shifted])`.
+/// One output plane: `out = act(bias + sum_taps w[tap] * x[shifted] + residual)`.
 /// `phases` is scratch of [`scratch_len`] floats.
 pub(crate) fn plane(
     p: &Plane,
     x: &[f32],
     w: &[f32],
     bias: f32,
+    residual: Option<&[f32]>,
     act: Activation,
     phases: &mut [f32],
     out: &mut [f32],
@@ -101,10 +102,10 @@ pub(crate) fn plane(
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { plane_avx2(p, x, w, bias, act, phases, out) };
+        unsafe { plane_avx2(p, x, w, bias, residual, act, phases, out) };
         return;
     }
-    plane_body(p, x, w, bias, act, phases, out);
+    plane_body(p, x, w, bias, residual, act, phases, out);
 }
 
 /// [`plane_body`] compiled for AVX2: the row axpys run 8 lanes wide.
@@ -118,11 +119,12 @@ unsafe fn plane_avx2(
     x: &[f32],
     w: &[f32],
     bias: f32,
+    residual: Option<&[f32]>,
     act: Activation,
     phases: &mut [f32],
     out: &mut [f32],
 ) {
-    plane_body(p, x, w, bias, act, phases, out)
+    plane_body(p, x, w, bias, residual, act, phases, out)
 }
 
 #[inline(always)]
@@ -131,6 +133,7 @@ fn plane_body(
     x: &[f32],
     w: &[f32],
     bias: f32,
+    residual: Option<&[f32]>,
     act: Activation,
     phases: &mut [f32],
     out: &mut [f32],
@@ -172,6 +175,11 @@ fn plane_body(
                 let src = &src_row[start..start + dst.len()];
                 dst.iter_mut().zip(src).for_each(|(d, &s)| *d += wv * s);
             }
+        }
+        if let Some(r) = residual {
+            orow.iter_mut()
+                .zip(&r[oh * p.out_w..][..p.out_w])
+                .for_each(|(d, &v)| *d += v);
         }
         act.apply_slice(orow);
     }

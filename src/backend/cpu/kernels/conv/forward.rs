@@ -15,12 +15,10 @@ use super::{expect_len, run_jobs, Bias};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
-use crate::backend::cpu::kernels::gemm::{
-    gemm, Activation, Epilogue, LhsSource, MatRef, PackedA, RhsSource, RowSource,
-};
+use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, PackedA, RhsSource, RowSource};
 use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::error::{Error, Result};
-use crate::ir::ops::Conv;
+use crate::ir::ops::{Activation, FusedConv};
 use crate::tensor::{View, ViewMut};
 
 const NAME: &str = "Conv";
@@ -52,17 +50,19 @@ struct ConvKernel {
     algo: Algo,
     weights: Weights,
     bias: Bias,
-    /// Applied as each output tile is stored; the optimizer's fusion hook.
+    /// Applied as each output tile is stored (the optimizer's fused activation).
     activation: Activation,
+    /// Whether input 3, shaped like the output, is added before the activation.
+    residual: bool,
 }
 
 pub(super) fn prepare(
-    conv: &Conv,
-    activation: Activation,
+    fused: &FusedConv,
     inputs: &[Option<InputDesc<'_>>],
     outputs: &[OutputDesc],
 ) -> Result<Box<dyn Kernel>> {
-    expect_f32(NAME, inputs, &[0, 1, 2], outputs)?;
+    let conv = &fused.conv;
+    expect_f32(NAME, inputs, &[0, 1, 2, 3], outputs)?;
     let (x, w) = (required_desc(inputs, 0)?, required_desc(inputs, 1)?);
     let y = output(NAME, outputs, 0)?;
     if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
@@ -89,6 +89,15 @@ pub(super) fn prepare(
                 y.shape, x.shape, w.shape
             ),
         ));
+    }
+    if fused.residual {
+        let r = required_desc(inputs, 3)?;
+        if r.shape != y.shape.as_slice() {
+            return Err(Error::shape(
+                NAME,
+                format!("residual {:?} is not shaped like the output {:?}", r.shape, y.shape),
+            ));
+        }
     }
     let kernel = conv_kernel_shape(&conv.window, w.shape)?;
     let geom = Geometry::new(&conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
@@ -132,7 +141,8 @@ pub(super) fn prepare(
         algo,
         weights,
         bias,
-        activation,
+        activation: fused.activation,
+        residual: fused.residual,
     }))
 }
 
@@ -161,13 +171,21 @@ impl Kernel for ConvKernel {
             Weights::Packed(_) => None,
         };
         let bias = self.bias.get(NAME, inputs, self.c_out)?;
+        let residual = match self.residual {
+            true => {
+                let r = required(inputs, 3)?.typed::<f32>()?;
+                expect_len(NAME, "residual", r.len(), y.len())?;
+                Some(r)
+            }
+            false => None,
+        };
         match &self.algo {
             Algo::Depthwise(plane) => {
                 let w = w.ok_or_else(|| Error::shape(NAME, "depthwise weights missing"))?;
-                self.depthwise(plane, x, w, bias, y);
+                self.depthwise(plane, x, w, bias, residual, y);
                 Ok(())
             }
-            _ => self.gemm_path(x, w, bias, y),
+            _ => self.gemm_path(x, w, bias, residual, y),
         }
     }
 
@@ -182,7 +200,15 @@ impl Kernel for ConvKernel {
 
 impl ConvKernel {
     /// One task per output plane (image x channel).
-    fn depthwise(&self, plane: &Plane, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    fn depthwise(
+        &self,
+        plane: &Plane,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
         let (in_len, out_len, taps) = (
             self.geom.input_len(),
             self.geom.output_len(),
@@ -198,14 +224,22 @@ impl ConvKernel {
             let x_plane = &x[(n * self.c_in + ic) * in_len..][..in_len];
             let b = bias.map_or(0.0, |b| b[oc]);
             let w = &w[oc * taps..][..taps];
+            let r = residual.map(|r| &r[idx * out_len..][..out_len]);
             with_scratch(Slot::Row, depthwise::scratch_len(plane), |phases| {
-                depthwise::plane(plane, x_plane, w, b, self.activation, phases, out)
+                depthwise::plane(plane, x_plane, w, b, r, self.activation, phases, out)
             });
         });
     }
 
     /// GEMM per (image, group), with the input or im2col panels as the right operand.
-    fn gemm_path(&self, x: &[f32], w: Option<&[f32]>, bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+    fn gemm_path(
+        &self,
+        x: &[f32],
+        w: Option<&[f32]>,
+        bias: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<()> {
         let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
         let (c_g, m_g) = (self.c_in / self.group, self.c_out / self.group);
         let k_g = c_g * self.geom.kernel_len();
@@ -219,8 +253,13 @@ impl ConvKernel {
                 }
                 (_, None) => return Err(Error::shape(NAME, "weights missing")),
             };
+            let residual = match residual {
+                Some(r) => Some(MatRef::row_major(&r[j * m_g * out_len..][..m_g * out_len], m_g, out_len)?),
+                None => None,
+            };
             let epilogue = Epilogue {
                 row_bias: bias.map(|b| &b[g * m_g..][..m_g]),
+                residual,
                 activation: self.activation,
                 ..Epilogue::default()
             };

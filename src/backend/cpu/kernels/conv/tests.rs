@@ -5,7 +5,7 @@
 use super::prepare;
 use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
 use crate::ir::window::{conv_transpose_geometry, output_spatial};
-use crate::ir::ops::{AutoPad, Conv, ConvTranspose, Op, Window};
+use crate::ir::ops::{Activation, AutoPad, Conv, ConvTranspose, FusedConv, Op, Window};
 use crate::tensor::{DType, Tensor};
 
 /// Row-major multi-index of flat position `p` in `dims`.
@@ -491,53 +491,51 @@ fn conv_throughput() {
     }
 }
 
-fn prepare_clamped(
-    op: &Op,
-    inputs: &[Option<crate::backend::cpu::kernel::InputDesc<'_>>],
-    outputs: &[crate::backend::cpu::kernel::OutputDesc],
-) -> crate::error::Result<Box<dyn crate::backend::cpu::kernel::Kernel>> {
-    let Op::Conv(conv) = op else {
-        unreachable!("test helper only gets Conv")
-    };
-    let act = crate::backend::cpu::kernels::gemm::Activation::Clamp { min: -0.3, max: 0.4 };
-    super::prepare_with_activation(conv, act, inputs, outputs)
-}
-
 #[test]
-fn fused_activation_applies_on_every_path() {
+fn fused_activation_and_residual_apply_on_every_path() {
     let mut rng = Rng::new(14);
+    let act = Activation::Clamp { min: -0.3, max: 0.4 };
     // (c_in, c_out, group, kernel): im2col, pointwise, depthwise.
     for (c_in, c_out, group, k) in [(6, 5, 1, 3), (8, 7, 1, 1), (4, 8, 4, 3)] {
-        let window = Window {
-            kernel_shape: vec![],
-            strides: vec![1, 1],
-            dilations: vec![1, 1],
-            pads: vec![k / 2; 4],
-            auto_pad: AutoPad::NotSet,
-        };
-        let x = rng.tensor(&[1, c_in, 9, 11]);
-        let w = rng.tensor(&[c_out, c_in / group, k, k]);
-        let b = rng.tensor(&[c_out]);
-        let pad = vec![(k / 2) as isize; 2];
-        let want: Vec<f64> = naive_conv(&x, &w, Some(&b), group, &[1, 1], &[1, 1], &pad, &[9, 11])
-            .into_iter()
-            .map(|v| v.clamp(-0.3, 0.4))
-            .collect();
-        let op = Op::Conv(Conv { window, group });
-        let out = [(DType::F32, vec![1, c_out, 9, 11])];
-        let got = run_op(
-            prepare_clamped,
-            &op,
-            &[Some(x), Some(w), Some(b)],
-            &[false, true, true],
-            &out,
-        )
-        .unwrap();
-        assert_close(
-            got[0].as_slice::<f32>().unwrap(),
-            &want,
-            1e-5,
-            &format!("fused clamp, group {group} k {k}"),
-        );
+        for residual in [false, true] {
+            let window = Window {
+                kernel_shape: vec![],
+                strides: vec![1, 1],
+                dilations: vec![1, 1],
+                pads: vec![k / 2; 4],
+                auto_pad: AutoPad::NotSet,
+            };
+            let x = rng.tensor(&[2, c_in, 9, 11]);
+            let w = rng.tensor(&[c_out, c_in / group, k, k]);
+            let b = rng.tensor(&[c_out]);
+            let r = rng.tensor(&[2, c_out, 9, 11]);
+            let pad = vec![(k / 2) as isize; 2];
+            let conv = naive_conv(&x, &w, Some(&b), group, &[1, 1], &[1, 1], &pad, &[9, 11]);
+            let want: Vec<f64> = conv
+                .iter()
+                .zip(r.as_slice::<f32>().unwrap())
+                .map(|(&v, &rv)| (v + if residual { rv as f64 } else { 0.0 }).clamp(-0.3, 0.4))
+                .collect();
+            let op = Op::FusedConv(FusedConv {
+                conv: Conv { window, group },
+                activation: act,
+                residual,
+            });
+            let out = [(DType::F32, vec![2, c_out, 9, 11])];
+            let got = run_op(
+                super::prepare,
+                &op,
+                &[Some(x), Some(w), Some(b), residual.then_some(r)],
+                &[false, true, true, false],
+                &out,
+            )
+            .unwrap();
+            assert_close(
+                got[0].as_slice::<f32>().unwrap(),
+                &want,
+                1e-5,
+                &format!("fused clamp, residual {residual}, group {group} k {k}"),
+            );
+        }
     }
 }

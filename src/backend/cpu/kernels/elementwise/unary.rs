@@ -90,7 +90,7 @@ pub fn clamp<T: PartialOrd>(v: T, lo: T, hi: T) -> T {
     }
 }
 
-fn float_op<T: FloatStore>(op: UnaryOp, n: &str, x: &[T], y: &mut [T]) -> Result<()> {
+pub(crate) fn float_op<T: FloatStore>(op: UnaryOp, n: &str, x: &[T], y: &mut [T]) -> Result<()> {
     let lit = <T::C as Float>::lit;
     let (zero, one) = (<T::C as Num>::ZERO, <T::C as Num>::ONE);
     let heavy = COST_TRANSCENDENTAL;

@@ -7,28 +7,19 @@
 
 use super::mat::{MatRef, OutRows};
 use super::micro::{Tile, NR};
+use crate::backend::cpu::kernels::numeric::fmath::exp_f32;
 use crate::error::{Error, Result};
 
-/// Elementwise function applied last.
-#[derive(Copy, Clone, Debug, PartialEq, Default)]
-pub enum Activation {
-    #[default]
-    None,
-    Relu,
-    /// `min(max(x, min), max)` (Relu6 and Clip with constant bounds).
-    Clamp {
-        min: f32,
-        max: f32,
-    },
-    /// `x >= 0 ? x : alpha * x`
-    LeakyRelu {
-        alpha: f32,
-    },
-}
+pub use crate::ir::ops::Activation;
 
+// The IR defines what each activation means; this is the CPU's slice evaluation of
+// it (inherent impls may live anywhere in the defining crate).
 impl Activation {
+    /// Applies the activation in place. Written as plain loops over branch-free
+    /// bodies so LLVM vectorizes each arm.
     #[inline(always)]
     pub fn apply_slice(self, xs: &mut [f32]) {
+        let sigmoid = |x: f32| 1.0 / (1.0 + exp_f32(-x));
         match self {
             Activation::None => {}
             Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
@@ -36,6 +27,14 @@ impl Activation {
             Activation::LeakyRelu { alpha } => xs
                 .iter_mut()
                 .for_each(|x| *x = if *x >= 0.0 { *x } else { *x * alpha }),
+            Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid(*x)),
+            Activation::HardSigmoid { alpha, beta } => xs
+                .iter_mut()
+                .for_each(|x| *x = (alpha * *x + beta).max(0.0).min(1.0)),
+            Activation::HardSwish => xs
+                .iter_mut()
+                .for_each(|x| *x *= (*x * (1.0 / 6.0) + 0.5).max(0.0).min(1.0)),
+            Activation::Silu => xs.iter_mut().for_each(|x| *x *= sigmoid(*x)),
         }
     }
 }

@@ -46,6 +46,7 @@ impl Operand {
 }
 
 fn activate(act: Activation, x: f64) -> f64 {
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
     match act {
         Activation::None => x,
         Activation::Relu => x.max(0.0),
@@ -57,6 +58,10 @@ fn activate(act: Activation, x: f64) -> f64 {
                 x * alpha as f64
             }
         }
+        Activation::Sigmoid => sigmoid(x),
+        Activation::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
+        Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+        Activation::Silu => x * sigmoid(x),
     }
 }
 
@@ -104,6 +109,10 @@ impl Case {
                 Activation::Relu,
                 Activation::Clamp { min: -0.5, max: 0.75 },
                 Activation::LeakyRelu { alpha: 0.1 },
+                Activation::Sigmoid,
+                Activation::HardSigmoid { alpha: 0.2, beta: 0.5 },
+                Activation::HardSwish,
+                Activation::Silu,
             ]),
         }
     }
