@@ -98,6 +98,15 @@ def build_regnet_y():
     return RegNet(params, num_classes=100, stem_width=16)
 
 
+def build_shufflenet_v2():
+    # Channel shuffle is `x.view(batch, groups, c // groups, h, w)` with the sizes read
+    # from `x.size()`: the TorchScript exporter writes it as Shape -> Gather ->
+    # Unsqueeze -> Concat -> Reshape chains, the pattern the optimizer must fold.
+    from torchvision.models.shufflenetv2 import ShuffleNetV2
+
+    return ShuffleNetV2([2, 2, 2], [8, 16, 32, 64, 128], num_classes=100)
+
+
 # name -> (builder, seed, (C, H, W))
 MODELS = {
     "mobilenet_v2": (build_mobilenet_v2, 1, (3, 64, 64)),
@@ -105,6 +114,7 @@ MODELS = {
     "resnet_bottleneck": (build_resnet_bottleneck, 3, (3, 64, 64)),
     "regnet_x": (build_regnet_x, 4, (3, 64, 64)),
     "regnet_y": (build_regnet_y, 5, (3, 64, 64)),
+    "shufflenet_v2": (build_shufflenet_v2, 7, (3, 64, 64)),
 }
 
 

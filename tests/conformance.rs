@@ -313,12 +313,17 @@ fn compare(index: usize, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> R
     }
 }
 
-fn run_case(dir: &Path, bytes: Vec<u8>) -> Result<(), String> {
+/// Runs one case with the optimizer on or off and checks it against the expected
+/// outputs; returns the outputs.
+fn run_with(dir: &Path, bytes: Vec<u8>, optimize: bool) -> Result<Vec<Tensor>, String> {
     let data = dir.join("test_data_set_0");
     let inputs = read_tensors(&data, "input")?;
     let expected = read_tensors(&data, "output")?;
-    let session = Session::from_bytes(bytes, SessionOptions::default())
-        .map_err(|e| format!("load: {}", short_error(&e)))?;
+    let options = SessionOptions {
+        optimize,
+        ..SessionOptions::default()
+    };
+    let session = Session::from_bytes(bytes, options).map_err(|e| format!("load: {}", short_error(&e)))?;
     let names = session.input_names();
     if names.len() != inputs.len() {
         return Err(format!(
@@ -336,6 +341,49 @@ fn run_case(dir: &Path, bytes: Vec<u8>) -> Result<(), String> {
     let (rtol, atol) = tolerance(dir);
     for (i, (got, want)) in outputs.iter().zip(&expected).enumerate() {
         compare(i, got, want, rtol, atol)?;
+    }
+    Ok(outputs)
+}
+
+/// Relative L2 distance allowed between the optimized and the unoptimized graph.
+const MAX_OPTIMIZER_REL_L2: f64 = 1e-5;
+
+/// Relative L2 distance of `a` from `b` over their finite elements; infinite when
+/// their non-finite elements (NaN, inf) differ.
+fn drift(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        if !x.is_finite() || !y.is_finite() {
+            if x == y || (x.is_nan() && y.is_nan()) {
+                continue;
+            }
+            return f64::INFINITY;
+        }
+        num += (x as f64 - y as f64).powi(2);
+        den += (y as f64).powi(2);
+    }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        num.sqrt() / den.sqrt()
+    }
+}
+
+/// Runs a case as loaded and optimized: both must pass, and agree with each other.
+fn run_case(dir: &Path, bytes: Vec<u8>) -> Result<(), String> {
+    let optimized = run_with(dir, bytes.clone(), true)?;
+    let plain = run_with(dir, bytes, false).map_err(|e| format!("without the optimizer: {e}"))?;
+    for (i, (a, b)) in optimized.iter().zip(&plain).enumerate() {
+        let (Some(a), Some(b)) = (a.as_slice::<f32>(), b.as_slice::<f32>()) else {
+            continue;
+        };
+        let r = drift(a, b);
+        if r > MAX_OPTIMIZER_REL_L2 {
+            return Err(format!("output {i}: optimized vs unoptimized rel_l2 {r:.2e}"));
+        }
     }
     Ok(())
 }

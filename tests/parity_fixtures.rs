@@ -16,6 +16,7 @@ const MODELS: &[&str] = &[
     "resnet_bottleneck",
     "regnet_x",
     "regnet_y",
+    "shufflenet_v2",
 ];
 const EXPORTERS: &[&str] = &["dynamo", "torchscript"];
 const BATCHES: &[usize] = &[1, 8];

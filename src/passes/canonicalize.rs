@@ -121,10 +121,14 @@ fn flatten_head(g: &mut Graph, i: usize) -> bool {
     }
     let rest: Option<usize> = dims[1..].iter().map(Dim::known).product();
     let equivalent = match &g.nodes[i].op {
-        Op::Reshape { allowzero: false } => {
+        Op::Reshape { allowzero } => {
             let Some(target) = input(g, i, 1).and_then(|s| g.constant(s)).and_then(|t| t.to_i64_vec()) else {
                 return false;
             };
+            // `allowzero` only changes what a 0 in the target means.
+            if *allowzero && target.contains(&0) {
+                return false;
+            }
             let rest = rest.map(|r| r as i64);
             match target[..] {
                 [first, second] => {
