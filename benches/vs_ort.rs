@@ -28,7 +28,9 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        models: ["resnet50", "mobilenet_v2", "regnet_x_400mf"].map(String::from).to_vec(),
+        models: ["resnet50", "mobilenet_v2", "regnet_x_400mf"]
+            .map(String::from)
+            .to_vec(),
         threads: vec![1, 2],
         batch: 1,
         runs: 20,

@@ -37,11 +37,18 @@ fn counts(s: &Session) -> BTreeMap<&'static str, usize> {
 fn assert_ops(label: &str, s: &Session, gone: &[&str], present: &[(&str, usize)]) {
     let c = counts(s);
     for op in gone {
-        assert_eq!(c.get(op), None, "{label}: {op} should be gone after the optimizer ({c:?})");
+        assert_eq!(
+            c.get(op),
+            None,
+            "{label}: {op} should be gone after the optimizer ({c:?})"
+        );
     }
     for (op, n) in present {
         let got = c.get(op).copied().unwrap_or(0);
-        assert!(got >= *n, "{label}: expected at least {n} {op}, found {got} ({c:?})");
+        assert!(
+            got >= *n,
+            "{label}: expected at least {n} {op}, found {got} ({c:?})"
+        );
     }
 }
 
@@ -56,7 +63,10 @@ fn drift(optimized: &Session, plain: &Session, input: &Tensor) -> (f64, f64) {
 #[test]
 fn optimizer_keeps_fixture_numerics_and_fuses() {
     println!("\noptimized vs as-loaded on tests/fixtures (max rel_l2 {MAX_REL_L2:.0e})");
-    println!("{:<34} {:>10} {:>10}  ops after", "model exporter batch", "rel_l2", "max_abs");
+    println!(
+        "{:<34} {:>10} {:>10}  ops after",
+        "model exporter batch", "rel_l2", "max_abs"
+    );
     for model in FIXTURES {
         for exporter in ["dynamo", "torchscript"] {
             let bytes = std::fs::read(fixture(&format!("{model}/{exporter}.onnx"))).expect("read fixture");
@@ -101,7 +111,10 @@ fn torchscript_shape_chains_fold_away() {
     let bytes = std::fs::read(fixture("shufflenet_v2/torchscript.onnx")).expect("read fixture");
     let (opt, plain) = (session(bytes.clone(), true), session(bytes, false));
     let before = counts(&plain);
-    assert!(before.get("Shape").copied().unwrap_or(0) >= 20, "fixture has no shape chains: {before:?}");
+    assert!(
+        before.get("Shape").copied().unwrap_or(0) >= 20,
+        "fixture has no shape chains: {before:?}"
+    );
     assert!(
         opt.graph().nodes.len() * 3 < plain.graph().nodes.len(),
         "{} nodes before, {} after",
@@ -117,7 +130,9 @@ fn torchscript_shape_chains_fold_away() {
 
 #[test]
 fn optimizer_keeps_zoo_numerics_and_fuses() {
-    let cases: &[(&str, &[&str], &[(&str, usize)])] = &[
+    // (zoo model, ops that must be gone, ops that must be there at least this often)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, usize)]);
+    let cases: &[Case] = &[
         (
             "resnet50",
             &["BatchNormalization", "Relu", "Add"],

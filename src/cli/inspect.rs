@@ -106,7 +106,11 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         }
         return Ok(());
     };
-    println!("  ops ({} nodes before, {} after the optimizer):", g.nodes.len(), opt.nodes.len());
+    println!(
+        "  ops ({} nodes before, {} after the optimizer):",
+        g.nodes.len(),
+        opt.nodes.len()
+    );
     println!("    {:24} {:>7} {:>7}", "op", "before", "after");
     let after = opt.op_counts();
     let mut names: Vec<&str> = counts.iter().chain(&after).map(|(k, _)| *k).collect();
@@ -114,7 +118,11 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     names.dedup();
     let find = |list: &[(&str, usize)], k: &str| list.iter().find(|(n, _)| *n == k).map_or(0, |(_, c)| *c);
     for name in names {
-        println!("    {name:24} {:>7} {:>7}", find(&counts, name), find(&after, name));
+        println!(
+            "    {name:24} {:>7} {:>7}",
+            find(&counts, name),
+            find(&after, name)
+        );
     }
     println!("  fused ops:");
     for (desc, n) in fused_ops(&opt) {

@@ -648,7 +648,10 @@ impl Op {
     pub fn is_fused(&self) -> bool {
         matches!(
             self,
-            Op::FusedConv(_) | Op::ChannelAffine { .. } | Op::SqueezeExcite { .. } | Op::FusedElementwise { .. }
+            Op::FusedConv(_)
+                | Op::ChannelAffine { .. }
+                | Op::SqueezeExcite { .. }
+                | Op::FusedElementwise { .. }
         )
     }
 

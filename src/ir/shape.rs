@@ -792,13 +792,11 @@ fn pool_shape(p: &Pool, xs: &[Dim]) -> R<Vec<Dim>> {
         return Err(format!("pool with {n} spatial axes got input rank {}", xs.len()));
     }
     let spatial = match concrete(&xs[2..]) {
-        Some(input) => {
-            window::output_spatial(&p.window, &input, &p.window.kernel_shape, p.ceil_mode)
-                .map_err(window_message)?
-                .into_iter()
-                .map(known)
-                .collect()
-        }
+        Some(input) => window::output_spatial(&p.window, &input, &p.window.kernel_shape, p.ceil_mode)
+            .map_err(window_message)?
+            .into_iter()
+            .map(known)
+            .collect(),
         None => vec![Dim::unknown(); n],
     };
     Ok(xs[..2].iter().cloned().chain(spatial).collect())

@@ -46,7 +46,9 @@ fn foldable_conv(g: &Graph, x: ValueId, bn: usize, channels: usize) -> Option<us
         Some(b) => const_f32(g, b).is_some_and(|b| b.len() == channels),
         None => true,
     };
-    let weights_ok = g.constant(w).is_some_and(|t| t.dtype() == DType::F32 && t.shape().first() == Some(&channels));
+    let weights_ok = g
+        .constant(w)
+        .is_some_and(|t| t.dtype() == DType::F32 && t.shape().first() == Some(&channels));
     (plain && weights_ok && bias_ok && sole_consumer(g, &consumers(g), x) == Some(bn)).then_some(p)
 }
 
@@ -67,15 +69,25 @@ pub fn fold_batch_norm(g: &mut Graph) -> Result<usize> {
         let c = a.len();
         let name = g.nodes[i].name.clone();
         if let Some(p) = foldable_conv(g, x, i, c) {
-            let (w, old_bias) = (g.nodes[p].inputs[1].unwrap_or(x), g.nodes[p].inputs.get(2).copied().flatten());
-            let wt = g.constant(w).map(|t| (t.shape().to_vec(), t.as_slice::<f32>().map(<[f32]>::to_vec)));
-            let (Some((w_shape, Some(w_vals))), bias_vals) = (wt, old_bias.and_then(|v| const_f32(g, v)).map(<[f32]>::to_vec)) else {
+            let (w, old_bias) = (
+                g.nodes[p].inputs[1].unwrap_or(x),
+                g.nodes[p].inputs.get(2).copied().flatten(),
+            );
+            let wt = g
+                .constant(w)
+                .map(|t| (t.shape().to_vec(), t.as_slice::<f32>().map(<[f32]>::to_vec)));
+            let (Some((w_shape, Some(w_vals))), bias_vals) =
+                (wt, old_bias.and_then(|v| const_f32(g, v)).map(<[f32]>::to_vec))
+            else {
                 continue;
             };
             let per_channel = w_vals.len() / c;
             let new_w = f32_tensor(
                 w_shape,
-                w_vals.iter().enumerate().map(|(k, &v)| v as f64 * a[k / per_channel]),
+                w_vals
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &v)| v as f64 * a[k / per_channel]),
             )?;
             let new_b = f32_tensor(
                 vec![c],

@@ -75,8 +75,10 @@ fn global_pool(g: &mut Graph, i: &mut usize) -> bool {
     let (Some(x), Some(axes)) = (input(g, *i, 0), input(g, *i, 1)) else {
         return false;
     };
-    let (Some(rank), Some(axes)) = (g.values[x].fact.rank(), g.constant(axes).and_then(|t| t.to_i64_vec()))
-    else {
+    let (Some(rank), Some(axes)) = (
+        g.values[x].fact.rank(),
+        g.constant(axes).and_then(|t| t.to_i64_vec()),
+    ) else {
         return false;
     };
     let mut axes: Vec<usize> = axes
@@ -93,7 +95,10 @@ fn global_pool(g: &mut Graph, i: &mut usize) -> bool {
     if !keepdims {
         // The pool keeps the spatial axes as 1s; a Flatten drops them again.
         let dtype = g.values[x].fact.dtype;
-        let pooled = g.add_value(format!("{}:pooled", g.values[out].name), Fact::unknown_shape(dtype));
+        let pooled = g.add_value(
+            format!("{}:pooled", g.values[out].name),
+            Fact::unknown_shape(dtype),
+        );
         g.nodes[*i].outputs[0] = pooled;
         let name = format!("{}:flatten", g.nodes[*i].name);
         g.nodes.insert(
@@ -122,7 +127,10 @@ fn flatten_head(g: &mut Graph, i: usize) -> bool {
     let rest: Option<usize> = dims[1..].iter().map(Dim::known).product();
     let equivalent = match &g.nodes[i].op {
         Op::Reshape { allowzero } => {
-            let Some(target) = input(g, i, 1).and_then(|s| g.constant(s)).and_then(|t| t.to_i64_vec()) else {
+            let Some(target) = input(g, i, 1)
+                .and_then(|s| g.constant(s))
+                .and_then(|t| t.to_i64_vec())
+            else {
                 return false;
             };
             // `allowzero` only changes what a 0 in the target means.
@@ -140,7 +148,10 @@ fn flatten_head(g: &mut Graph, i: usize) -> bool {
             }
         }
         Op::Squeeze => {
-            let Some(axes) = input(g, i, 1).and_then(|a| g.constant(a)).and_then(|t| t.to_i64_vec()) else {
+            let Some(axes) = input(g, i, 1)
+                .and_then(|a| g.constant(a))
+                .and_then(|t| t.to_i64_vec())
+            else {
                 return false;
             };
             let rank = dims.len();
@@ -259,7 +270,8 @@ fn swish_family(g: &mut Graph, i: usize) -> bool {
             let (Some(x), Some(clamped)) = (input(g, mul, k), input(g, mul, 1 - k)) else {
                 continue;
             };
-            let Some((clip, UnaryOp::Clamp { min: 0.0, max: 6.0 })) = unary_producer(g, &prod, clamped) else {
+            let Some((clip, UnaryOp::Clamp { min: 0.0, max: 6.0 })) = unary_producer(g, &prod, clamped)
+            else {
                 continue;
             };
             let Some(added) = input(g, clip, 0) else { continue };

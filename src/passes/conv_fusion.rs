@@ -26,7 +26,13 @@ fn as_fused(op: &Op) -> Option<FusedConv> {
 
 /// The conv producing `v`, if `reader` is its only reader and it has no activation
 /// yet (an activation must come last).
-fn open_conv(g: &Graph, prod: &[Option<usize>], uses: &[Vec<usize>], v: ValueId, reader: usize) -> Option<(usize, FusedConv)> {
+fn open_conv(
+    g: &Graph,
+    prod: &[Option<usize>],
+    uses: &[Vec<usize>],
+    v: ValueId,
+    reader: usize,
+) -> Option<(usize, FusedConv)> {
     let p = prod[v]?;
     let f = as_fused(&g.nodes[p].op)?;
     let ok = f.activation == Activation::None
@@ -41,10 +47,13 @@ pub fn fuse_conv_epilogue(g: &mut Graph) -> Result<usize> {
         let prod = producers(g);
         let uses = consumers(g);
         let node = &g.nodes[i];
-        let Some(&out) = node.outputs.first() else { continue };
+        let Some(&out) = node.outputs.first() else {
+            continue;
+        };
         match node.op {
             Op::Unary(u) => {
-                let (Some(act), Some(Some(x))) = (Activation::from_unary(u), node.inputs.first().copied()) else {
+                let (Some(act), Some(Some(x))) = (Activation::from_unary(u), node.inputs.first().copied())
+                else {
                     continue;
                 };
                 let Some((p, mut f)) = open_conv(g, &prod, &uses, x, i) else {
@@ -66,7 +75,8 @@ pub fn fuse_conv_epilogue(g: &mut Graph) -> Result<usize> {
                     .into_iter()
                     .filter_map(|(conv_out, skip)| {
                         let (p, f) = open_conv(g, &prod, &uses, conv_out, i)?;
-                        (!f.residual && same_shape(g, conv_out, skip) && same_shape(g, conv_out, out)).then_some((p, f, skip))
+                        (!f.residual && same_shape(g, conv_out, skip) && same_shape(g, conv_out, out))
+                            .then_some((p, f, skip))
                     })
                     .collect();
                 candidates.sort_by_key(|c| std::cmp::Reverse(c.0));

@@ -27,7 +27,9 @@ fn step(g: &Graph, n: usize, running: ValueId, operands: &mut Vec<ValueId>) -> O
         return None;
     }
     match node.op {
-        Op::Unary(u) if ChainStep::allows_unary(u) && node.inputs[0] == Some(running) => Some(ChainStep::Unary(u)),
+        Op::Unary(u) if ChainStep::allows_unary(u) && node.inputs[0] == Some(running) => {
+            Some(ChainStep::Unary(u))
+        }
         Op::Binary(op) if ChainStep::allows_binary(op) => {
             let (a, b) = (node.inputs[0]?, node.inputs.get(1).copied().flatten()?);
             let (other, swapped) = match (a == running, b == running) {
@@ -60,7 +62,9 @@ pub fn fuse_elementwise_chains(g: &mut Graph) -> Result<usize> {
             continue;
         }
         // The chain's running value starts at the first node's main input.
-        let Some(&first_out) = g.nodes[start].outputs.first() else { continue };
+        let Some(&first_out) = g.nodes[start].outputs.first() else {
+            continue;
+        };
         let main = g.nodes[start]
             .inputs
             .iter()
@@ -75,7 +79,9 @@ pub fn fuse_elementwise_chains(g: &mut Graph) -> Result<usize> {
         let (mut steps, mut nodes, mut running) = (vec![first], vec![start], first_out);
         while let Some(next) = sole_consumer(g, &uses, running) {
             let mut trial = operands.clone();
-            let Some(s) = step(g, next, running, &mut trial) else { break };
+            let Some(s) = step(g, next, running, &mut trial) else {
+                break;
+            };
             operands = trial;
             steps.push(s);
             nodes.push(next);

@@ -17,7 +17,11 @@ pub fn fold_constants(g: &mut Graph) -> Result<usize> {
     for i in 0..g.nodes.len() {
         let node = &g.nodes[i];
         if node.inputs.iter().flatten().next().is_none()
-            || !node.inputs.iter().flatten().all(|&v| g.values[v].fact.value.is_some())
+            || !node
+                .inputs
+                .iter()
+                .flatten()
+                .all(|&v| g.values[v].fact.value.is_some())
         {
             continue;
         }
@@ -39,7 +43,12 @@ pub fn fold_constants(g: &mut Graph) -> Result<usize> {
         else {
             continue;
         };
-        let input_elements: usize = node.inputs.iter().flatten().map(|&v| g.values[v].fact.value.as_ref().map_or(0, Tensor::len)).sum();
+        let input_elements: usize = node
+            .inputs
+            .iter()
+            .flatten()
+            .map(|&v| g.values[v].fact.value.as_ref().map_or(0, Tensor::len))
+            .sum();
         let output_elements = outputs
             .iter()
             .map(|o| crate::tensor::checked_numel(&o.shape).unwrap_or(usize::MAX))
@@ -47,7 +56,11 @@ pub fn fold_constants(g: &mut Graph) -> Result<usize> {
         if output_elements > ALWAYS_FOLD_ELEMENTS.max(input_elements) {
             continue;
         }
-        let inputs: Vec<Option<&Tensor>> = node.inputs.iter().map(|v| v.and_then(|v| g.values[v].fact.value.as_ref())).collect();
+        let inputs: Vec<Option<&Tensor>> = node
+            .inputs
+            .iter()
+            .map(|v| v.and_then(|v| g.values[v].fact.value.as_ref()))
+            .collect();
         let Ok(values) = cpu::evaluate(&node.op, &inputs, &outputs) else {
             continue;
         };

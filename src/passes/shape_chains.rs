@@ -93,7 +93,10 @@ impl Evaluator<'_> {
                     scalar: false,
                 })
             }
-            Op::Identity | Op::Cast { to: DType::I64 | DType::I32 } => self.sym(input(0)),
+            Op::Identity
+            | Op::Cast {
+                to: DType::I64 | DType::I32,
+            } => self.sym(input(0)),
             Op::Gather { axis: 0 | -1 } => {
                 let data = self.sym(input(0))?;
                 let indices = self.g.constant(input(1)?)?;
@@ -210,7 +213,10 @@ pub fn fold_shape_chains(g: &mut Graph) -> Result<usize> {
         };
         if let Op::Reshape { allowzero } = op {
             let ev = Evaluator { g, known };
-            let target = match (inputs.first().copied().flatten(), inputs.get(1).copied().flatten()) {
+            let target = match (
+                inputs.first().copied().flatten(),
+                inputs.get(1).copied().flatten(),
+            ) {
                 (Some(x), Some(s)) if g.constant(s).is_none() => ev
                     .sym(Some(s))
                     .filter(|t| !t.scalar)

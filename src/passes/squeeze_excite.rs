@@ -14,7 +14,13 @@ use crate::ir::{Graph, Op, ValueId};
 
 /// The 1x1, ungrouped, unpadded conv producing `v` with constant weights, if `v`'s
 /// only reader is `reader`: `(node, activation)`.
-fn pointwise_conv(g: &Graph, prod: &[Option<usize>], uses: &[Vec<usize>], v: ValueId, reader: usize) -> Option<(usize, Activation)> {
+fn pointwise_conv(
+    g: &Graph,
+    prod: &[Option<usize>],
+    uses: &[Vec<usize>],
+    v: ValueId,
+    reader: usize,
+) -> Option<(usize, Activation)> {
     let p = prod[v]?;
     let (conv, activation) = match &g.nodes[p].op {
         Op::Conv(c) => (c, Activation::None),
@@ -31,7 +37,12 @@ fn pointwise_conv(g: &Graph, prod: &[Option<usize>], uses: &[Vec<usize>], v: Val
         && w.shape()[2..] == [1, 1]
         && conv.window.strides.iter().all(|&s| s == 1)
         && conv.window.pads.iter().all(|&p| p == 0);
-    let bias_const = g.nodes[p].inputs.get(2).copied().flatten().is_none_or(|b| g.constant(b).is_some());
+    let bias_const = g.nodes[p]
+        .inputs
+        .get(2)
+        .copied()
+        .flatten()
+        .is_none_or(|b| g.constant(b).is_some());
     (pointwise && bias_const && sole_consumer(g, uses, v) == Some(reader)).then_some((p, activation))
 }
 
@@ -52,19 +63,33 @@ pub fn fuse_squeeze_excite(g: &mut Graph) -> Result<usize> {
             if !matches!(gate_act, Activation::Sigmoid | Activation::HardSigmoid { .. }) {
                 continue;
             }
-            let Some(hidden_v) = g.nodes[expand].inputs[0] else { continue };
+            let Some(hidden_v) = g.nodes[expand].inputs[0] else {
+                continue;
+            };
             let Some((reduce, hidden_act)) = pointwise_conv(g, &prod, &uses, hidden_v, expand) else {
                 continue;
             };
-            let Some(pooled) = g.nodes[reduce].inputs[0] else { continue };
+            let Some(pooled) = g.nodes[reduce].inputs[0] else {
+                continue;
+            };
             let Some(pool) = prod[pooled] else { continue };
             let is_mean = matches!(g.nodes[pool].op, Op::GlobalPool(PoolKind::Avg { .. }));
             let rank4 = g.values[x].fact.rank() == Some(4);
-            if !is_mean || !rank4 || g.nodes[pool].inputs[0] != Some(x) || sole_consumer(g, &uses, pooled) != Some(reduce) {
+            if !is_mean
+                || !rank4
+                || g.nodes[pool].inputs[0] != Some(x)
+                || sole_consumer(g, &uses, pooled) != Some(reduce)
+            {
                 continue;
             }
             let input = |n: usize, k: usize| g.nodes[n].inputs.get(k).copied().flatten();
-            let inputs = vec![Some(x), input(reduce, 1), input(reduce, 2), input(expand, 1), input(expand, 2)];
+            let inputs = vec![
+                Some(x),
+                input(reduce, 1),
+                input(reduce, 2),
+                input(expand, 1),
+                input(expand, 2),
+            ];
             g.nodes[i].op = Op::SqueezeExcite {
                 hidden: hidden_act,
                 gate: gate_act,

@@ -126,8 +126,11 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
             let values = if let Some(v) = shape_value(&node.op, &in_facts) {
                 vec![v]
             } else {
-                let values: Vec<Option<&Tensor>> =
-                    node.inputs.iter().map(|i| i.and_then(|i| facts[i].value.as_ref())).collect();
+                let values: Vec<Option<&Tensor>> = node
+                    .inputs
+                    .iter()
+                    .map(|i| i.and_then(|i| facts[i].value.as_ref()))
+                    .collect();
                 let out_descs: Vec<OutputDesc> = out_facts
                     .iter()
                     .zip(&out_shapes)

@@ -54,7 +54,11 @@ impl Param {
         })
     }
 
-    fn get<'a>(&'a self, inputs: &[Option<crate::tensor::View<'a>>], len: usize) -> Result<Option<&'a [f32]>> {
+    fn get<'a>(
+        &'a self,
+        inputs: &[Option<crate::tensor::View<'a>>],
+        len: usize,
+    ) -> Result<Option<&'a [f32]>> {
         let v = match self {
             Param::Absent => return Ok(None),
             Param::Const(v) => v.as_slice(),

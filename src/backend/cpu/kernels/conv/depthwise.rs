@@ -87,25 +87,31 @@ pub(crate) fn scratch_len(p: &Plane) -> usize {
     p.in_w.div_ceil(p.stride.1) * p.stride.1
 }
 
+/// What is applied to each output row once its taps are summed.
+pub(crate) struct PlaneEpilogue<'a> {
+    pub bias: f32,
+    /// The plane's residual, added before the activation.
+    pub residual: Option<&'a [f32]>,
+    pub activation: Activation,
+}
+
 /// One output plane: `out = act(bias + sum_taps w[tap] * x[shifted] + residual)`.
 /// `phases` is scratch of [`scratch_len`] floats.
 pub(crate) fn plane(
     p: &Plane,
     x: &[f32],
     w: &[f32],
-    bias: f32,
-    residual: Option<&[f32]>,
-    act: Activation,
+    epilogue: &PlaneEpilogue<'_>,
     phases: &mut [f32],
     out: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { plane_avx2(p, x, w, bias, residual, act, phases, out) };
+        unsafe { plane_avx2(p, x, w, epilogue, phases, out) };
         return;
     }
-    plane_body(p, x, w, bias, residual, act, phases, out);
+    plane_body(p, x, w, epilogue, phases, out);
 }
 
 /// [`plane_body`] compiled for AVX2: the row axpys run 8 lanes wide.
@@ -118,13 +124,11 @@ unsafe fn plane_avx2(
     p: &Plane,
     x: &[f32],
     w: &[f32],
-    bias: f32,
-    residual: Option<&[f32]>,
-    act: Activation,
+    epilogue: &PlaneEpilogue<'_>,
     phases: &mut [f32],
     out: &mut [f32],
 ) {
-    plane_body(p, x, w, bias, residual, act, phases, out)
+    plane_body(p, x, w, epilogue, phases, out)
 }
 
 #[inline(always)]
@@ -132,9 +136,7 @@ fn plane_body(
     p: &Plane,
     x: &[f32],
     w: &[f32],
-    bias: f32,
-    residual: Option<&[f32]>,
-    act: Activation,
+    epilogue: &PlaneEpilogue<'_>,
     phases: &mut [f32],
     out: &mut [f32],
 ) {
@@ -146,7 +148,7 @@ fn plane_body(
     // tap a contiguous axpy again.
     let phase_len = p.in_w.div_ceil(sw);
     for (oh, orow) in out.chunks_exact_mut(p.out_w).take(p.out_h).enumerate() {
-        orow.fill(bias);
+        orow.fill(epilogue.bias);
         for kh in 0..p.k_h {
             let ih = (oh * sh + kh * dh) as isize - ph;
             if ih < 0 || ih >= p.in_h as isize {
@@ -176,11 +178,11 @@ fn plane_body(
                 dst.iter_mut().zip(src).for_each(|(d, &s)| *d += wv * s);
             }
         }
-        if let Some(r) = residual {
+        if let Some(r) = epilogue.residual {
             orow.iter_mut()
                 .zip(&r[oh * p.out_w..][..p.out_w])
                 .for_each(|(d, &v)| *d += v);
         }
-        act.apply_slice(orow);
+        epilogue.activation.apply_slice(orow);
     }
 }

@@ -10,15 +10,15 @@
 use rayon::prelude::*;
 
 use super::columns::{gather_row, tap_offsets, Mapping};
-use super::depthwise::{self, Plane};
+use super::depthwise::{self, Plane, PlaneEpilogue};
 use super::{expect_len, run_jobs, Bias};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
 use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, PackedA, RhsSource, RowSource};
-use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::error::{Error, Result};
 use crate::ir::ops::{Activation, FusedConv};
+use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::tensor::{View, ViewMut};
 
 const NAME: &str = "Conv";
@@ -95,7 +95,10 @@ pub(super) fn prepare(
         if r.shape != y.shape.as_slice() {
             return Err(Error::shape(
                 NAME,
-                format!("residual {:?} is not shaped like the output {:?}", r.shape, y.shape),
+                format!(
+                    "residual {:?} is not shaped like the output {:?}",
+                    r.shape, y.shape
+                ),
             ));
         }
     }
@@ -224,9 +227,13 @@ impl ConvKernel {
             let x_plane = &x[(n * self.c_in + ic) * in_len..][..in_len];
             let b = bias.map_or(0.0, |b| b[oc]);
             let w = &w[oc * taps..][..taps];
-            let r = residual.map(|r| &r[idx * out_len..][..out_len]);
+            let epilogue = PlaneEpilogue {
+                bias: b,
+                residual: residual.map(|r| &r[idx * out_len..][..out_len]),
+                activation: self.activation,
+            };
             with_scratch(Slot::Row, depthwise::scratch_len(plane), |phases| {
-                depthwise::plane(plane, x_plane, w, b, r, self.activation, phases, out)
+                depthwise::plane(plane, x_plane, w, &epilogue, phases, out)
             });
         });
     }
@@ -254,7 +261,11 @@ impl ConvKernel {
                 (_, None) => return Err(Error::shape(NAME, "weights missing")),
             };
             let residual = match residual {
-                Some(r) => Some(MatRef::row_major(&r[j * m_g * out_len..][..m_g * out_len], m_g, out_len)?),
+                Some(r) => Some(MatRef::row_major(
+                    &r[j * m_g * out_len..][..m_g * out_len],
+                    m_g,
+                    out_len,
+                )?),
                 None => None,
             };
             let epilogue = Epilogue {

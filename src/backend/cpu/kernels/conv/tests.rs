@@ -4,8 +4,8 @@
 
 use super::prepare;
 use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
-use crate::ir::window::{conv_transpose_geometry, output_spatial};
 use crate::ir::ops::{Activation, AutoPad, Conv, ConvTranspose, FusedConv, Op, Window};
+use crate::ir::window::{conv_transpose_geometry, output_spatial};
 use crate::tensor::{DType, Tensor};
 
 /// Row-major multi-index of flat position `p` in `dims`.
@@ -204,8 +204,7 @@ fn conv_matches_direct_definition_in_1d_2d_3d() {
         let x = rng.tensor(&[&[batch, st.c_in][..], &st.input].concat());
         let w = rng.tensor(&[&[st.c_out, st.c_in / st.group][..], &kernel].concat());
         let b = (rng.range(0, 1) == 1).then(|| rng.tensor(&[st.c_out]));
-        let pads =
-            crate::ir::window::resolve_pads(&st.window, &st.input, &kernel).unwrap();
+        let pads = crate::ir::window::resolve_pads(&st.window, &st.input, &kernel).unwrap();
         let pad: Vec<isize> = pads[..rank].iter().map(|&p| p as isize).collect();
         let want = naive_conv(
             &x,

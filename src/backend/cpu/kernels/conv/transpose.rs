@@ -14,9 +14,9 @@ use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, Ou
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
 use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, PackedA, RhsSource};
-use crate::ir::window::{conv_kernel_shape, conv_transpose_geometry};
 use crate::error::{Error, Result};
 use crate::ir::ops::ConvTranspose;
+use crate::ir::window::{conv_kernel_shape, conv_transpose_geometry};
 use crate::tensor::{View, ViewMut};
 
 const NAME: &str = "ConvTranspose";

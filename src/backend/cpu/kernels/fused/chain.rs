@@ -55,7 +55,10 @@ pub(super) fn prepare(
         if n != len && n != 1 {
             return Err(Error::shape(
                 NAME,
-                format!("operand {i} {:?} is neither {:?} nor a single element", d.shape, x.shape),
+                format!(
+                    "operand {i} {:?} is neither {:?} nor a single element",
+                    d.shape, x.shape
+                ),
             ));
         }
         scalar.push(n == 1 && len != 1);
@@ -64,7 +67,11 @@ pub(super) fn prepare(
     for step in steps {
         cost += match *step {
             ChainStep::Unary(u) if ChainStep::allows_unary(u) => 4,
-            ChainStep::Binary { op, operand, .. } if ChainStep::allows_binary(op) && operand < inputs.len() => 1,
+            ChainStep::Binary { op, operand, .. }
+                if ChainStep::allows_binary(op) && operand < inputs.len() =>
+            {
+                1
+            }
             _ => return Err(Error::shape(NAME, format!("unsupported chain step {step:?}"))),
         };
     }
@@ -111,7 +118,13 @@ impl Kernel for Chain {
 
 impl Chain {
     /// Runs every step over `out`, the block at offset `at`.
-    fn block(&self, operands: &[&[f32]], at: usize, out: &mut [f32], scratch: &mut [f32; BLOCK]) -> Result<()> {
+    fn block(
+        &self,
+        operands: &[&[f32]],
+        at: usize,
+        out: &mut [f32],
+        scratch: &mut [f32; BLOCK],
+    ) -> Result<()> {
         let n = out.len();
         out.copy_from_slice(&operands[0][at..at + n]);
         for step in &self.steps {
@@ -122,9 +135,25 @@ impl Chain {
                 }
                 ChainStep::Binary { op, operand, swapped } => {
                     let scalar = self.scalar[operand];
-                    let other = if scalar { operands[operand] } else { &operands[operand][at..at + n] };
-                    let nan_max = |a: f32, b: f32| if a.is_nan() || b.is_nan() { f32::NAN } else { a.max(b) };
-                    let nan_min = |a: f32, b: f32| if a.is_nan() || b.is_nan() { f32::NAN } else { a.min(b) };
+                    let other = if scalar {
+                        operands[operand]
+                    } else {
+                        &operands[operand][at..at + n]
+                    };
+                    let nan_max = |a: f32, b: f32| {
+                        if a.is_nan() || b.is_nan() {
+                            f32::NAN
+                        } else {
+                            a.max(b)
+                        }
+                    };
+                    let nan_min = |a: f32, b: f32| {
+                        if a.is_nan() || b.is_nan() {
+                            f32::NAN
+                        } else {
+                            a.min(b)
+                        }
+                    };
                     match op {
                         BinaryOp::Add => zip_step(out, other, scalar, swapped, |a, b| a + b),
                         BinaryOp::Sub => zip_step(out, other, scalar, swapped, |a, b| a - b),
@@ -133,7 +162,13 @@ impl Chain {
                         BinaryOp::Max => zip_step(out, other, scalar, swapped, nan_max),
                         BinaryOp::Min => zip_step(out, other, scalar, swapped, nan_min),
                         BinaryOp::PRelu => {
-                            zip_step(out, other, scalar, swapped, |a, b| if a < 0.0 { a * b } else { a })
+                            zip_step(
+                                out,
+                                other,
+                                scalar,
+                                swapped,
+                                |a, b| if a < 0.0 { a * b } else { a },
+                            )
                         }
                         _ => return Err(Error::shape(NAME, "unsupported binary step")),
                     }

@@ -34,7 +34,10 @@ struct SqueezeExcite {
 fn matrix(desc: &InputDesc<'_>) -> Result<(usize, usize)> {
     match desc.shape {
         [rows, cols, rest @ ..] if rest.iter().all(|&d| d == 1) => Ok((*rows, *cols)),
-        s => Err(Error::shape(NAME, format!("weight {s:?} is not a 1x1 convolution"))),
+        s => Err(Error::shape(
+            NAME,
+            format!("weight {s:?} is not a 1x1 convolution"),
+        )),
     }
 }
 
@@ -121,9 +124,7 @@ impl Kernel for SqueezeExcite {
             for (i, out) in chunk.chunks_mut(plane).enumerate() {
                 let p = start / plane + i;
                 let g = gates[p];
-                out.iter_mut()
-                    .zip(&x[p * plane..])
-                    .for_each(|(o, &v)| *o = v * g);
+                out.iter_mut().zip(&x[p * plane..]).for_each(|(o, &v)| *o = v * g);
             }
         });
         Ok(())

@@ -76,7 +76,13 @@ fn squeeze_excite_matches_its_unfused_definition() {
         let got = run_op(
             prepare,
             &op,
-            &[Some(x.clone()), Some(w1.clone()), maybe(&b1), Some(w2.clone()), maybe(&b2)],
+            &[
+                Some(x.clone()),
+                Some(w1.clone()),
+                maybe(&b1),
+                Some(w2.clone()),
+                maybe(&b2),
+            ],
             &[false, true, true, true, true],
             &[(DType::F32, vec![n, c, 5, 5])],
         )
@@ -95,7 +101,13 @@ fn squeeze_excite_rejects_weights_that_do_not_fit() {
     let err = run_op(
         prepare,
         &op,
-        &[Some(rng.tensor(&[1, 6, 2, 2])), Some(rng.tensor(&[3, 5, 1, 1])), None, Some(rng.tensor(&[6, 3, 1, 1])), None],
+        &[
+            Some(rng.tensor(&[1, 6, 2, 2])),
+            Some(rng.tensor(&[3, 5, 1, 1])),
+            None,
+            Some(rng.tensor(&[6, 3, 1, 1])),
+            None,
+        ],
         &[false, true, false, true, false],
         &[(DType::F32, vec![1, 6, 2, 2])],
     );
@@ -110,10 +122,22 @@ fn elementwise_chain_runs_every_step_over_every_block() {
     let len = 3 * 40_001;
     let (x, full, one) = (rng.tensor(&shape), rng.tensor(&shape), rng.tensor(&[1]));
     let steps = vec![
-        ChainStep::Binary { op: BinaryOp::Mul, operand: 1, swapped: false },
-        ChainStep::Binary { op: BinaryOp::Sub, operand: 2, swapped: true },
+        ChainStep::Binary {
+            op: BinaryOp::Mul,
+            operand: 1,
+            swapped: false,
+        },
+        ChainStep::Binary {
+            op: BinaryOp::Sub,
+            operand: 2,
+            swapped: true,
+        },
         ChainStep::Unary(UnaryOp::Sigmoid),
-        ChainStep::Binary { op: BinaryOp::Max, operand: 2, swapped: false },
+        ChainStep::Binary {
+            op: BinaryOp::Max,
+            operand: 2,
+            swapped: false,
+        },
         ChainStep::Unary(UnaryOp::Relu),
     ];
     let (xs, fs, o) = (f64s(&x), f64s(&full), f64s(&one)[0]);
@@ -134,7 +158,11 @@ fn elementwise_chain_runs_every_step_over_every_block() {
 #[test]
 fn elementwise_chain_rejects_operands_that_would_broadcast() {
     let mut rng = Rng::new(5);
-    let steps = vec![ChainStep::Binary { op: BinaryOp::Add, operand: 1, swapped: false }];
+    let steps = vec![ChainStep::Binary {
+        op: BinaryOp::Add,
+        operand: 1,
+        swapped: false,
+    }];
     let err = run_op(
         prepare,
         &Op::FusedElementwise { steps },

@@ -30,10 +30,10 @@ impl Activation {
             Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid(*x)),
             Activation::HardSigmoid { alpha, beta } => xs
                 .iter_mut()
-                .for_each(|x| *x = (alpha * *x + beta).max(0.0).min(1.0)),
+                .for_each(|x| *x = (alpha * *x + beta).clamp(0.0, 1.0)),
             Activation::HardSwish => xs
                 .iter_mut()
-                .for_each(|x| *x *= (*x * (1.0 / 6.0) + 0.5).max(0.0).min(1.0)),
+                .for_each(|x| *x *= (*x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)),
             Activation::Silu => xs.iter_mut().for_each(|x| *x *= sigmoid(*x)),
         }
     }

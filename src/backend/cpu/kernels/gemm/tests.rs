@@ -110,7 +110,10 @@ impl Case {
                 Activation::Clamp { min: -0.5, max: 0.75 },
                 Activation::LeakyRelu { alpha: 0.1 },
                 Activation::Sigmoid,
-                Activation::HardSigmoid { alpha: 0.2, beta: 0.5 },
+                Activation::HardSigmoid {
+                    alpha: 0.2,
+                    beta: 0.5,
+                },
                 Activation::HardSwish,
                 Activation::Silu,
             ]),

@@ -11,9 +11,9 @@ use super::windows::Windows;
 use super::{max_dtype_supported, Lp, MaxElem};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::{numel, output};
-use crate::ir::window::Geometry;
 use crate::error::{Error, Result};
 use crate::ir::ops::{Pool, PoolKind};
+use crate::ir::window::Geometry;
 use crate::tensor::{DType, View, ViewMut};
 
 struct PoolKernel {

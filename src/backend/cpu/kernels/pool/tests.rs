@@ -4,8 +4,8 @@
 
 use super::prepare;
 use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
-use crate::ir::window::{output_spatial, resolve_pads};
 use crate::ir::ops::{AutoPad, Op, Pool, PoolKind, Window};
+use crate::ir::window::{output_spatial, resolve_pads};
 use crate::tensor::{DType, Tensor};
 
 fn unflatten(mut p: usize, dims: &[usize]) -> Vec<usize> {

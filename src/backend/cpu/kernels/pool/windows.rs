@@ -5,8 +5,8 @@
 //! how many taps lie inside the *padded* input (the `count_include_pad` divisor,
 //! which with `ceil_mode` excludes the part of a window hanging past the padding).
 
-use crate::ir::window::Geometry;
 use crate::error::{Error, Result};
+use crate::ir::window::Geometry;
 
 /// Spatial ranks above this are refused: it bounds the stack index arrays.
 pub(crate) const MAX_RANK: usize = 8;
