@@ -2,20 +2,28 @@
 //!
 //! These machines are noisy and absolute times drift between runs, so the number that
 //! means something is the *ratio* of medians taken side by side: each timed iteration
-//! runs kiln once and ORT once on the same input, with the same thread count.
+//! runs kiln, kiln without the optimizer, and ORT once each on the same input, with the
+//! same thread count. The order rotates every iteration and each run starts after a
+//! short pause: a thread pool that just finished keeps spinning for a while (ORT's does
+//! by default), and whoever ran right after it would pay for that.
 //!
 //! ```text
 //! ORT_DYLIB_PATH=.venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1 \
 //!   cargo bench --bench vs_ort -- [--models resnet50,mobilenet_v2] [--threads 1,2] \
-//!   [--batch 1] [--runs 20] [--warmup 3] [--no-optimize]
+//!   [--batch 1] [--runs 20] [--warmup 3]
 //! ```
 //!
-//! Prints one markdown table (kiln median, ORT median, kiln/ORT) and exits 0; without
-//! `ORT_DYLIB_PATH` it says so and exits 0, so `cargo bench` stays usable everywhere.
+//! Prints one markdown table and exits 0: kiln's median, kiln's median with the
+//! optimizer off (the `--no-optimize` A/B, measured in the same loop), ORT's median,
+//! and the ratios. Without `ORT_DYLIB_PATH` it says so and exits 0, so `cargo bench`
+//! stays usable everywhere.
 
 use std::time::Instant;
 
 use kiln::{Session, SessionOptions, Tensor};
+
+/// Pause before each timed run, so no engine's spinning workers overlap the next run.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(30);
 
 struct Args {
     models: Vec<String>,
@@ -23,7 +31,6 @@ struct Args {
     batch: usize,
     runs: usize,
     warmup: usize,
-    optimize: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,7 +42,6 @@ fn parse_args() -> Result<Args, String> {
         batch: 1,
         runs: 20,
         warmup: 3,
-        optimize: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,7 +53,6 @@ fn parse_args() -> Result<Args, String> {
             "--batch" => a.batch = number(&value()?)?,
             "--runs" => a.runs = number(&value()?)?.max(1),
             "--warmup" => a.warmup = number(&value()?)?,
-            "--no-optimize" => a.optimize = false,
             // `cargo bench` passes `--bench` to every harness.
             "--bench" => {}
             other => return Err(format!("unknown flag {other}")),
@@ -79,8 +84,9 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
 
     println!(
-        "| model | threads | batch | kiln median ms | ORT median ms | kiln / ORT |\n|---|---|---|---|---|---|"
+        "| model | threads | batch | kiln ms | kiln --no-optimize ms | ORT ms | kiln / ORT | optimizer speed-up |"
     );
+    println!("|---|---|---|---|---|---|---|---|");
     for name in &args.models {
         let zoo = kiln::zoo::build(name).map_err(|e| e.to_string())?;
         let path = std::env::temp_dir().join(format!("kiln-vs-ort-{}-{name}.onnx", std::process::id()));
@@ -89,12 +95,15 @@ fn main() -> Result<(), String> {
         shape[0] = args.batch;
         let input = Tensor::random_normal(shape, 0).map_err(|e| e.to_string())?;
         for &threads in &args.threads {
-            let options = SessionOptions {
-                threads: Some(threads),
-                optimize: args.optimize,
-                ..SessionOptions::default()
+            let open = |optimize| {
+                let options = SessionOptions {
+                    threads: Some(threads),
+                    optimize,
+                    ..SessionOptions::default()
+                };
+                Session::from_file(&path, options).map_err(|e| e.to_string())
             };
-            let kiln = Session::from_file(&path, options).map_err(|e| e.to_string())?;
+            let (kiln, plain) = (open(true)?, open(false)?);
             let mut ort = ort::session::Session::builder(&environment)
                 .map_err(|e| e.to_string())
                 .and_then(|b| b.with_intra_threads(threads).map_err(|e| e.to_string()))
@@ -106,24 +115,40 @@ fn main() -> Result<(), String> {
                 ort.run(ort::inputs![value]).map_err(|e| e.to_string())?;
                 Ok(())
             };
-            for _ in 0..args.warmup {
-                kiln.run(&inputs).map_err(|e| e.to_string())?;
-                run_ort()?;
-            }
-            let (mut tk, mut to) = (Vec::new(), Vec::new());
-            for _ in 0..args.runs {
+            let time = |f: &mut dyn FnMut() -> Result<(), String>, times: &mut Vec<f64>| {
                 let t = Instant::now();
-                kiln.run(&inputs).map_err(|e| e.to_string())?;
-                tk.push(t.elapsed().as_secs_f64() * 1e3);
-                let t = Instant::now();
-                run_ort()?;
-                to.push(t.elapsed().as_secs_f64() * 1e3);
+                f()?;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                Ok::<(), String>(())
+            };
+            let mut run_kiln = || kiln.run(&inputs).map(drop).map_err(|e| e.to_string());
+            let mut run_plain = || plain.run(&inputs).map(drop).map_err(|e| e.to_string());
+            let (mut tk, mut tp, mut to) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..args.warmup + args.runs {
+                let mut round = [Vec::new(), Vec::new(), Vec::new()];
+                for k in 0..3 {
+                    let which = (i + k) % 3;
+                    std::thread::sleep(SETTLE);
+                    let f: &mut dyn FnMut() -> Result<(), String> = match which {
+                        0 => &mut run_kiln,
+                        1 => &mut run_plain,
+                        _ => &mut run_ort,
+                    };
+                    time(f, &mut round[which])?;
+                }
+                if i >= args.warmup {
+                    let [a, b, c] = round;
+                    tk.extend(a);
+                    tp.extend(b);
+                    to.extend(c);
+                }
             }
-            let (mk, mo) = (median(&mut tk), median(&mut to));
+            let (mk, mp, mo) = (median(&mut tk), median(&mut tp), median(&mut to));
             println!(
-                "| {name} | {threads} | {} | {mk:.2} | {mo:.2} | {:.2} |",
+                "| {name} | {threads} | {} | {mk:.2} | {mp:.2} | {mo:.2} | {:.2} | {:.2} |",
                 args.batch,
-                mk / mo
+                mk / mo,
+                mp / mk
             );
         }
         let _ = std::fs::remove_file(&path);

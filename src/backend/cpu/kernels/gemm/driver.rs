@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use super::buffers::{with_scratch, Slot};
-use super::epilogue::{store_tile, Epilogue, Store};
+use super::epilogue::{finish_block, store_tile, Epilogue, Store};
 use super::mat::{Dense, MatRef, OutRows};
 use super::micro::{micro_generic, Isa, Tile, MR, NR};
 use super::pack::{pack_a, pack_b, pack_b_rows, packed_a_len, packed_b_len, PackedA, PackedB, RowSource};
@@ -284,6 +284,9 @@ fn sequential<C: OutRows + ?Sized>(
                 store_tile(&zero, c, i, j, MR.min(m - i), NR.min(n - j), &how);
             }
         }
+        if let Some(e) = epilogue {
+            finish_block(c, 0, m, 0, n, e);
+        }
         return;
     }
     let b_scratch = packed_b_len(KC.min(k), NC.min(n));
@@ -400,5 +403,8 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
             let (m, n) = (MR.min(blk.mc - i), NR.min(blk.nc - j));
             store_tile(&acc, c, blk.i0 + i, blk.j0 + j, m, n, how);
         }
+    }
+    if let Some(e) = how.epilogue {
+        finish_block(c, blk.i0, blk.mc, blk.j0, blk.nc, e);
     }
 }

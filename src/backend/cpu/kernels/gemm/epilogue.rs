@@ -101,7 +101,8 @@ pub(crate) struct Store<'e, 'a> {
     pub epilogue: Option<&'e Epilogue<'a>>,
 }
 
-/// Writes the `m x n` top-left part of `acc` at `(i0, j0)` of `c`.
+/// Writes the `m x n` top-left part of `acc` at `(i0, j0)` of `c` (scale and
+/// accumulate only: the epilogue runs per cache block, see [`finish_block`]).
 /// With `beta == 0` C is never read: its previous contents may be garbage or NaN.
 #[inline(always)]
 pub(crate) fn store_tile<C: OutRows + ?Sized>(
@@ -126,9 +127,28 @@ pub(crate) fn store_tile<C: OutRows + ?Sized>(
                 .zip(src)
                 .for_each(|(d, &s)| *d = alpha * s + beta * *d);
         }
-        let Some(e) = how.epilogue else { continue };
+    }
+}
+
+/// Applies the epilogue to the finished `m x n` block at `(i0, j0)` of `c`.
+///
+/// Run once per cache block, right after its last k-slice is stored, while the
+/// block is still in L2: each term is then one long vectorized loop per row. Done
+/// per 6x16 tile instead, the epilogue's fixed per-row overhead cost more than a
+/// separate pass over memory on small-K convolutions (a stem, a pointwise layer).
+#[inline(always)]
+pub(crate) fn finish_block<C: OutRows + ?Sized>(
+    c: &mut C,
+    i0: usize,
+    m: usize,
+    j0: usize,
+    n: usize,
+    e: &Epilogue<'_>,
+) {
+    for i in i0..i0 + m {
+        let dst = &mut c.row(i)[j0..j0 + n];
         if let Some(b) = e.row_bias {
-            let b = b[i0 + r];
+            let b = b[i];
             dst.iter_mut().for_each(|d| *d += b);
         }
         if let Some(b) = e.col_bias {
@@ -137,12 +157,12 @@ pub(crate) fn store_tile<C: OutRows + ?Sized>(
         if let Some(res) = e.residual {
             if res.col_stride() == 1 {
                 dst.iter_mut()
-                    .zip(res.row_slice(i0 + r, j0, n))
+                    .zip(res.row_slice(i, j0, n))
                     .for_each(|(d, &v)| *d += v);
             } else {
                 dst.iter_mut()
                     .enumerate()
-                    .for_each(|(j, d)| *d += res.at(i0 + r, j0 + j));
+                    .for_each(|(j, d)| *d += res.at(i, j0 + j));
             }
         }
         e.activation.apply_slice(dst);

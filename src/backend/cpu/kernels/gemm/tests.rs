@@ -539,3 +539,43 @@ fn gemm_gflops() {
         }
     }
 }
+
+/// What a fused epilogue costs on a small-K GEMM (a stem or pointwise conv, where
+/// the store is a large share of the work). Run with
+/// `cargo test --release epilogue_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn epilogue_cost() {
+    let mut rng = Rng::new(7);
+    // A stem-like small-K product, and a ResNet-50 stage-2 3x3 conv.
+    for (m, n, k) in [(32, 12544, 32), (128, 784, 1152)] {
+        let (a, b, bias, res) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m), rng.vec(m * n));
+        let mut c = vec![0.0; m * n];
+        let packed = PackedA::new(MatRef::row_major(&a, m, k).unwrap());
+        let rhs = RhsSource::Mat(MatRef::row_major(&b, k, n).unwrap());
+        let residual = Some(MatRef::row_major(&res, m, n).unwrap());
+        let with = |row_bias, residual, activation| Epilogue {
+            row_bias,
+            residual,
+            activation,
+            ..Epilogue::default()
+        };
+        for (label, e) in [
+            ("none", Epilogue::default()),
+            ("bias+relu", with(Some(&bias), None, Activation::Relu)),
+            (
+                "bias+residual+relu",
+                with(Some(&bias), residual, Activation::Relu),
+            ),
+            ("bias+silu", with(Some(&bias), None, Activation::Silu)),
+        ] {
+            let mut best = f64::INFINITY;
+            for _ in 0..50 {
+                let start = std::time::Instant::now();
+                gemm(LhsSource::Packed(&packed), rhs, &mut c, n, 1.0, 0.0, &e, false).unwrap();
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            println!("gemm {m}x{n}x{k} epilogue {label}: {:.3} ms", best * 1e3);
+        }
+    }
+}
