@@ -231,6 +231,18 @@ impl Builder<'_, '_> {
                     Fact::unknown_shape(DType::F32)
                 }
             };
+            // A declared input bigger than any tensor kiln may hold can never be fed:
+            // say so now rather than on every run.
+            let mut known = fact.shape.iter().flatten().filter_map(Dim::known);
+            let elements = known.try_fold(1usize, |acc, d| acc.checked_mul(d));
+            if elements.is_none_or(|n| n > self.src.limits.max_tensor_elements) {
+                return Err(Error::Limit(format!(
+                    "graph input '{}' declares shape {}, more than {} elements",
+                    input.name,
+                    crate::ir::graph::shape_string(&fact.shape),
+                    self.src.limits.max_tensor_elements
+                )));
+            }
             let id = self.g.add_value(input.name, fact);
             self.names.insert(input.name.to_string(), id);
             self.g.inputs.push(id);
@@ -353,6 +365,13 @@ impl Builder<'_, '_> {
         inputs: &[Option<ValueId>],
         conv: bool,
     ) -> Result<Window> {
+        if conv && inputs.get(1).copied().flatten().is_none() {
+            return Err(Error::invalid(format!(
+                "node '{}' ({}) has no weight input",
+                node_label(node, index),
+                node.op_type
+            )));
+        }
         let mut kernel_shape = a.usizes_opt("kernel_shape")?.unwrap_or_default();
         if kernel_shape.is_empty() {
             // Conv may omit kernel_shape: take it from the weight's declared shape.
