@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 mod fuzz_harness;
 
 fuzz_target!(|data: &[u8]| {
-    let bytes = Arc::new(data.to_vec());
+    let bytes: kiln::tensor::SharedBytes = Arc::new(data.to_vec());
     let _ = kiln::onnx::load_graph(&bytes, None, &fuzz_harness::fuzz_limits());
     let _ = kiln::onnx::parse_tensor_proto(data);
 });

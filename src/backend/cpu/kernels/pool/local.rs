@@ -7,10 +7,11 @@
 
 use rayon::prelude::*;
 
-use super::windows::Windows;
+use super::windows::{Planar, Windows};
 use super::{max_dtype_supported, Lp, MaxElem};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::{numel, output};
+use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
 use crate::error::{Error, Result};
 use crate::ir::ops::{Pool, PoolKind};
 use crate::ir::window::Geometry;
@@ -95,6 +96,11 @@ impl Kernel for PoolKernel {
             Some(v) => Some(v.typed::<i64>()?),
             None => None,
         };
+        if let (Some(planar), None, DType::F32) = (self.windows.planar(), &indices, self.dtype) {
+            if !matches!(self.kind, PoolKind::Lp { .. }) {
+                return self.planar_f32(&planar, x.typed::<f32>()?, y.typed()?);
+            }
+        }
         match (self.kind, self.dtype) {
             (PoolKind::Max, DType::F32) => self.max(x.typed::<f32>()?, y.typed()?, indices),
             (PoolKind::Max, DType::F64) => self.max(x.typed::<f64>()?, y.typed()?, indices),
@@ -181,6 +187,62 @@ impl PoolKernel {
                 .enumerate()
                 .for_each(|(p, yp)| plane(p, yp, None)),
         }
+        Ok(())
+    }
+
+    /// 1-D / 2-D f32 max and average pooling without indices: the hot path of every
+    /// CNN stem. Per output row, the window's input rows are first reduced into one
+    /// row (a vectorized pass across the width), then each output takes the max or
+    /// sum of its columns in that row. Max ignores NaN unless a whole window is NaN.
+    fn planar_f32(&self, w: &Planar<'_>, x: &[f32], y: &mut [f32]) -> Result<()> {
+        self.check(x.len(), y.len())?;
+        let out_w = w.cols_first.len();
+        if self.out_len == 0 || out_w == 0 {
+            return Ok(());
+        }
+        let max = self.kind == PoolKind::Max;
+        let include_pad = matches!(
+            self.kind,
+            PoolKind::Avg {
+                count_include_pad: true
+            }
+        );
+        let in_w = w.in_width;
+        y.par_chunks_mut(self.out_len).enumerate().for_each(|(p, yp)| {
+            let xp = &x[p * self.in_len..][..self.in_len];
+            with_scratch(Slot::Row, in_w, |acc| {
+                for (oh, yrow) in yp.chunks_exact_mut(out_w).enumerate() {
+                    let (first, rows) = (w.rows_first[oh], w.rows_valid[oh]);
+                    if rows == 0 {
+                        acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+                    } else {
+                        acc.copy_from_slice(&xp[first * in_w..][..in_w]);
+                    }
+                    for r in 1..rows {
+                        let row = &xp[(first + r * w.row_step) * in_w..][..in_w];
+                        if max {
+                            acc.iter_mut().zip(row).for_each(|(a, &v)| *a = a.max(v));
+                        } else {
+                            acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+                        }
+                    }
+                    for (ow, out) in yrow.iter_mut().enumerate() {
+                        let (c0, cols) = (w.cols_first[ow], w.cols_valid[ow]);
+                        let taps = acc[c0..].iter().step_by(w.col_step).take(cols);
+                        *out = if max {
+                            taps.fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+                        } else {
+                            let count = if include_pad {
+                                w.rows_padded[oh] * w.cols_padded[ow]
+                            } else {
+                                rows * cols
+                            };
+                            taps.sum::<f32>() / count as f32
+                        };
+                    }
+                }
+            });
+        });
         Ok(())
     }
 

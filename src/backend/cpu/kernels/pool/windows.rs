@@ -60,6 +60,19 @@ impl Axis {
     }
 }
 
+/// The per-axis tables of a 1-D or 2-D pooling geometry (see [`Windows::planar`]).
+pub(crate) struct Planar<'w> {
+    pub rows_first: &'w [usize],
+    pub rows_valid: &'w [usize],
+    pub rows_padded: &'w [usize],
+    pub row_step: usize,
+    pub cols_first: &'w [usize],
+    pub cols_valid: &'w [usize],
+    pub cols_padded: &'w [usize],
+    pub col_step: usize,
+    pub in_width: usize,
+}
+
 /// All windows of one pooling geometry, for any spatial rank (1-D is handled as 2-D
 /// with a leading axis of size 1, so the two innermost axes are always plain loops).
 pub(crate) struct Windows {
@@ -153,6 +166,26 @@ impl Windows {
                 f(row + i * b.step);
             }
         }
+    }
+
+    /// For 1-D and 2-D windows: per axis (rows, then columns), the valid taps of
+    /// each output index as `(first, count)`, their step, and the input row length.
+    /// `None` for higher ranks.
+    pub fn planar(&self) -> Option<Planar<'_>> {
+        let [rows, cols] = self.axes.as_slice() else {
+            return None;
+        };
+        Some(Planar {
+            rows_first: &rows.first,
+            rows_valid: &rows.valid,
+            rows_padded: &rows.padded,
+            row_step: rows.step,
+            cols_first: &cols.first,
+            cols_valid: &cols.valid,
+            cols_padded: &cols.padded,
+            col_step: cols.step,
+            in_width: self.in_strides[0],
+        })
     }
 
     /// Number of non-padding elements in the window of `o`.
