@@ -89,6 +89,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// The variant's name (`"Malformed"`, `"Limit"`, ...): stable, for logs, metrics
+    /// and tests that check which kind of failure happened.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "Io",
+            Error::Malformed(_) => "Malformed",
+            Error::Unsupported(_) => "Unsupported",
+            Error::InvalidGraph(_) => "InvalidGraph",
+            Error::Shape { .. } => "Shape",
+            Error::InputMismatch { .. } => "InputMismatch",
+            Error::Limit(_) => "Limit",
+            Error::ExternalData { .. } => "ExternalData",
+            Error::BackendUnavailable { .. } => "BackendUnavailable",
+            Error::Usage(_) => "Usage",
+        }
+    }
+
     pub(crate) fn shape(node: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Shape {
             node: node.into(),

@@ -224,20 +224,7 @@ fn read_tensors(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
 }
 
 fn short_error(e: &Error) -> String {
-    let kind = match e {
-        Error::Io { .. } => "Io",
-        Error::Malformed(_) => "Malformed",
-        Error::Unsupported(_) => "Unsupported",
-        Error::InvalidGraph(_) => "InvalidGraph",
-        Error::Shape { .. } => "Shape",
-        Error::InputMismatch { .. } => "InputMismatch",
-        Error::Limit(_) => "Limit",
-        Error::ExternalData { .. } => "ExternalData",
-        Error::BackendUnavailable { .. } => "BackendUnavailable",
-        Error::Usage(_) => "Usage",
-        #[allow(unreachable_patterns)]
-        _ => "Other",
-    };
+    let kind = e.kind();
     let mut msg = format!("{kind}: {e}");
     if msg.len() > 300 {
         let mut cut = 300;

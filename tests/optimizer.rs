@@ -11,14 +11,7 @@ use common::{f32s, fixture, max_abs, read_npy, rel_l2};
 use kiln::{Session, SessionOptions, Tensor};
 
 const MAX_REL_L2: f64 = 1e-5;
-const FIXTURES: &[&str] = &[
-    "mobilenet_v2",
-    "resnet_basic",
-    "resnet_bottleneck",
-    "regnet_x",
-    "regnet_y",
-    "shufflenet_v2",
-];
+const FIXTURES: &[&str] = common::FIXTURE_MODELS;
 
 fn session(bytes: Vec<u8>, optimize: bool) -> Session {
     let options = SessionOptions {

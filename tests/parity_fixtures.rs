@@ -9,15 +9,7 @@ use std::path::Path;
 use common::{f32s, fixture, fixtures_dir, max_abs, read_npy, rel_l2, top1};
 use kiln::{Session, SessionOptions, Tensor};
 
-/// Models `scripts/make_fixtures.py` writes; the test fails if one is missing.
-const MODELS: &[&str] = &[
-    "mobilenet_v2",
-    "resnet_basic",
-    "resnet_bottleneck",
-    "regnet_x",
-    "regnet_y",
-    "shufflenet_v2",
-];
+const MODELS: &[&str] = common::FIXTURE_MODELS;
 const EXPORTERS: &[&str] = &["dynamo", "torchscript"];
 const BATCHES: &[usize] = &[1, 8];
 const MAX_REL_L2: f64 = 1e-4;

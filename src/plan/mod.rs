@@ -119,6 +119,14 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
             })
             .collect::<Result<Vec<_>>>()?;
 
+        let out_descs: Vec<OutputDesc> = out_facts
+            .iter()
+            .zip(&out_shapes)
+            .map(|(f, s)| OutputDesc {
+                dtype: f.dtype,
+                shape: s.clone(),
+            })
+            .collect();
         let all_constant = node.inputs.iter().flatten().all(|&i| facts[i].value.is_some());
         let shape_only = matches!(node.op, Op::Shape { .. } | Op::Size);
         if all_constant || shape_only {
@@ -131,14 +139,6 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
                     .iter()
                     .map(|i| i.and_then(|i| facts[i].value.as_ref()))
                     .collect();
-                let out_descs: Vec<OutputDesc> = out_facts
-                    .iter()
-                    .zip(&out_shapes)
-                    .map(|(f, s)| OutputDesc {
-                        dtype: f.dtype,
-                        shape: s.clone(),
-                    })
-                    .collect();
                 cpu::evaluate(&node.op, &values, &out_descs).map_err(|e| annotate(e, &node.name))?
             };
             for ((&out, fact), value) in node.outputs.iter().zip(&mut out_facts).zip(values) {
@@ -150,14 +150,6 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
             locs[node.outputs[0]] = Some(relabel(&locs[src], &out_shapes[0], &mut constants)?);
         } else {
             let descs = descs(&node.inputs, &facts);
-            let out_descs: Vec<OutputDesc> = out_facts
-                .iter()
-                .zip(&out_shapes)
-                .map(|(f, s)| OutputDesc {
-                    dtype: f.dtype,
-                    shape: s.clone(),
-                })
-                .collect();
             let kernel = kernels::prepare(&node.op, &as_input_descs(&descs), &out_descs)
                 .map_err(|e| annotate(e, &node.name))?;
             let inputs = node

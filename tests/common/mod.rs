@@ -8,6 +8,17 @@ use std::path::{Path, PathBuf};
 
 use kiln::Tensor;
 
+/// The model fixtures `scripts/make_fixtures.py` writes (each exported by both
+/// PyTorch exporters); tests fail if one is missing.
+pub const FIXTURE_MODELS: &[&str] = &[
+    "mobilenet_v2",
+    "resnet_basic",
+    "resnet_bottleneck",
+    "regnet_x",
+    "regnet_y",
+    "shufflenet_v2",
+];
+
 /// `tests/fixtures/` in the source tree.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,9 +1,9 @@
 //! Preparation-time checks shared by the f32 compute kernels (GEMM, Conv, pooling,
-//! Resize): dtypes, output descriptions, constant operands.
+//! Resize): dtypes, output descriptions, constant operands; and their f32 output.
 
 use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
 use crate::error::{Error, Result};
-use crate::tensor::DType;
+use crate::tensor::{DType, ViewMut};
 
 /// Fails unless every present input among `which` and every output is f32.
 pub(crate) fn expect_f32(
@@ -52,4 +52,12 @@ pub(crate) fn const_f32<'a>(desc: &InputDesc<'a>) -> Option<&'a [f32]> {
 /// Product of dims, or an error naming `op` if it overflows.
 pub(crate) fn numel(op: &str, shape: &[usize]) -> Result<usize> {
     crate::tensor::checked_numel(shape).ok_or_else(|| Error::shape(op, format!("shape {shape:?} overflows")))
+}
+
+/// Output 0 of a running f32 kernel.
+pub(crate) fn output_f32<'o>(op: &str, outputs: &'o mut [ViewMut<'_>]) -> Result<&'o mut [f32]> {
+    outputs
+        .get_mut(0)
+        .ok_or_else(|| Error::shape(op, "missing output"))?
+        .typed::<f32>()
 }

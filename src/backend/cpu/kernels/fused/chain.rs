@@ -6,7 +6,7 @@
 
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::elementwise::unary::float_op;
-use crate::backend::cpu::kernels::float_io::expect_f32;
+use crate::backend::cpu::kernels::float_io::{expect_f32, output_f32};
 use crate::backend::cpu::kernels::numeric::par::par_chunks;
 use crate::error::{Error, Result};
 use crate::ir::ops::{BinaryOp, ChainStep};
@@ -93,10 +93,7 @@ impl Kernel for Chain {
                 return Err(Error::shape(NAME, "operand size differs from the plan"));
             }
         }
-        let y = outputs
-            .get_mut(0)
-            .ok_or_else(|| Error::shape(NAME, "missing output"))?
-            .typed::<f32>()?;
+        let y = output_f32(NAME, outputs)?;
         if y.len() != self.len {
             return Err(Error::shape(NAME, "output size differs from the plan"));
         }

@@ -2,7 +2,7 @@
 
 use super::{planes, Param};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
-use crate::backend::cpu::kernels::float_io::expect_f32;
+use crate::backend::cpu::kernels::float_io::{expect_f32, output_f32};
 use crate::backend::cpu::kernels::numeric::par::par_chunks;
 use crate::error::{Error, Result};
 use crate::ir::ops::Activation;
@@ -43,10 +43,7 @@ pub(super) fn prepare(
 impl Kernel for ChannelAffine {
     fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
         let x = required(inputs, 0)?.typed::<f32>()?;
-        let y = outputs
-            .get_mut(0)
-            .ok_or_else(|| Error::shape(NAME, "missing output"))?
-            .typed::<f32>()?;
+        let y = output_f32(NAME, outputs)?;
         if x.len() != y.len() || (self.plane > 0 && x.len() % (self.channels * self.plane) != 0) {
             return Err(Error::shape(NAME, "input and output sizes differ from the plan"));
         }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::{planes, Param};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
-use crate::backend::cpu::kernels::float_io::expect_f32;
+use crate::backend::cpu::kernels::float_io::{expect_f32, output_f32};
 use crate::backend::cpu::kernels::numeric::par::{par_chunks, PAR_THRESHOLD};
 use crate::backend::cpu::kernels::numeric::sums::sum_map;
 use crate::error::{Error, Result};
@@ -89,10 +89,7 @@ fn mat_vec(w: &[f32], v: &[f32], bias: Option<&[f32]>, act: Activation, out: &mu
 impl Kernel for SqueezeExcite {
     fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
         let x = required(inputs, 0)?.typed::<f32>()?;
-        let y = outputs
-            .get_mut(0)
-            .ok_or_else(|| Error::shape(NAME, "missing output"))?
-            .typed::<f32>()?;
+        let y = output_f32(NAME, outputs)?;
         let image = self.channels * self.plane;
         if x.len() != y.len() || image == 0 || x.len() % image != 0 {
             return Err(Error::shape(NAME, "input and output sizes differ from the plan"));
