@@ -1,16 +1,19 @@
 //! kiln vs ONNX Runtime on the zoo models, measured in one process, runs interleaved.
 //!
 //! These machines are noisy and absolute times drift between runs, so the number that
-//! means something is the *ratio* of medians taken side by side: each timed iteration
-//! runs kiln, kiln without the optimizer, and ORT once each on the same input, with the
-//! same thread count. The order rotates every iteration and each run starts after a
-//! short pause: a thread pool that just finished keeps spinning for a while (ORT's does
-//! by default), and whoever ran right after it would pay for that.
+//! means something is the *ratio* of medians taken side by side. The engines (kiln,
+//! kiln without the optimizer, ORT; same input, same thread count) take turns in
+//! short blocks, in rotating order: each block starts with one untimed run, then
+//! times [`BLOCK`] back-to-back runs. Within a block an engine's threads are warm, as
+//! in a service under load. (Runs separated by idle gaps are slower for every
+//! engine: the CPU and the thread pools go to sleep. A version of this bench that
+//! paused 30 ms before each run measured kiln's mobilenet_v2 at 2 threads at 21 ms,
+//! against 11 ms back to back.)
 //!
 //! ```text
 //! ORT_DYLIB_PATH=.venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1 \
 //!   cargo bench --bench vs_ort -- [--models resnet50,mobilenet_v2] [--threads 1,2] \
-//!   [--batch 1] [--runs 20] [--warmup 3]
+//!   [--batch 1] [--runs 20] [--warmup 3]     (--runs: timed runs per engine)
 //! ```
 //!
 //! Prints one markdown table and exits 0: kiln's median, kiln's median with the
@@ -22,8 +25,9 @@ use std::time::Instant;
 
 use kiln::{Session, SessionOptions, Tensor};
 
-/// Pause before each timed run, so no engine's spinning workers overlap the next run.
-const SETTLE: std::time::Duration = std::time::Duration::from_millis(30);
+/// Timed runs per block, after one untimed run that re-warms the engine's threads
+/// and caches (and lets the previous engine's spinning workers settle).
+const BLOCK: usize = 4;
 
 struct Args {
     models: Vec<String>,
@@ -123,26 +127,27 @@ fn main() -> Result<(), String> {
             };
             let mut run_kiln = || kiln.run(&inputs).map(drop).map_err(|e| e.to_string());
             let mut run_plain = || plain.run(&inputs).map(drop).map_err(|e| e.to_string());
-            let (mut tk, mut tp, mut to) = (Vec::new(), Vec::new(), Vec::new());
-            for i in 0..args.warmup + args.runs {
-                let mut round = [Vec::new(), Vec::new(), Vec::new()];
+            for _ in 0..args.warmup {
+                run_kiln()?;
+                run_plain()?;
+                run_ort()?;
+            }
+            let mut times = [Vec::new(), Vec::new(), Vec::new()];
+            for round in 0..args.runs.div_ceil(BLOCK) {
                 for k in 0..3 {
-                    let which = (i + k) % 3;
-                    std::thread::sleep(SETTLE);
+                    let which = (round + k) % 3;
                     let f: &mut dyn FnMut() -> Result<(), String> = match which {
                         0 => &mut run_kiln,
                         1 => &mut run_plain,
                         _ => &mut run_ort,
                     };
-                    time(f, &mut round[which])?;
-                }
-                if i >= args.warmup {
-                    let [a, b, c] = round;
-                    tk.extend(a);
-                    tp.extend(b);
-                    to.extend(c);
+                    f()?;
+                    for _ in 0..BLOCK {
+                        time(f, &mut times[which])?;
+                    }
                 }
             }
+            let [mut tk, mut tp, mut to] = times;
             let (mk, mp, mo) = (median(&mut tk), median(&mut tp), median(&mut to));
             println!(
                 "| {name} | {threads} | {} | {mk:.2} | {mp:.2} | {mo:.2} | {:.2} | {:.2} |",
