@@ -2,8 +2,15 @@
 //!
 //! With one input channel per group, im2col + GEMM degenerates into a GEMM with
 //! M = channel multiplier (usually 1) and K = kernel taps: no reuse, all overhead.
-//! Instead each output row accumulates `w * input_row` for every tap, an axpy over
-//! contiguous slices when the stride is 1, which LLVM vectorises.
+//! Instead every tap is an axpy `acc += w * shifted input`, which LLVM vectorises.
+//!
+//! Undilated windows (every real CNN's) take the *flat* path. The input plane is
+//! copied once into a zero-padded buffer, split into `stride_h x stride_w` phase
+//! planes, so that each tap reads one contiguous run. Each tap is then a single axpy
+//! over the whole output plane, with rows at the padded pitch; the extra columns are
+//! garbage and are dropped when the epilogue stores the row. Small planes (7x7, 14x14
+//! in the late layers) thus get long vector loops instead of 7-wide ones. Dilated
+//! windows keep the row-by-row path.
 
 use super::super::gemm::Activation;
 use crate::ir::window::Geometry;
@@ -24,6 +31,35 @@ pub(crate) struct Plane {
     /// and where their inputs start in the phase-split row (see [`plane_body`]).
     /// Precomputed: the divisions cost more than the short axpys they guard.
     cols: Vec<(usize, usize, usize)>,
+    /// The padded phase-plane layout, for undilated windows.
+    flat: Option<FlatLayout>,
+}
+
+/// Layout of the flat path's scratch: `stride_h * stride_w` phase planes of
+/// `rows x pitch` floats, then the `out_h x pitch` accumulator.
+#[derive(Clone, Debug)]
+struct FlatLayout {
+    rows: usize,
+    pitch: usize,
+}
+
+impl FlatLayout {
+    fn new(p: &Plane) -> Option<FlatLayout> {
+        let ((sh, sw), (pt, pl)) = (p.stride, p.pad);
+        if p.dilation != (1, 1) || p.in_h == 0 || p.in_w == 0 {
+            return None;
+        }
+        // Rows: every input row must have a place, and the taps of the last output
+        // row read `(k_h - 1) / sh` rows further, plus one row of slack for the
+        // pitch overrun of the right-most taps.
+        let rows = ((p.in_h - 1 + pt) / sh + 1).max(p.out_h + (p.k_h - 1) / sh) + 1;
+        let pitch = ((p.in_w - 1 + pl) / sw + 1).max(p.out_w + (p.k_w - 1) / sw);
+        Some(FlatLayout { rows, pitch })
+    }
+
+    fn phase_len(&self) -> usize {
+        self.rows * self.pitch
+    }
 }
 
 impl Plane {
@@ -40,6 +76,7 @@ impl Plane {
                 dilation: (1, g.dilations[0]),
                 pad: (0, g.pads_begin[0]),
                 cols: vec![],
+                flat: None,
             },
             2 => Plane {
                 in_h: g.input[0],
@@ -52,6 +89,7 @@ impl Plane {
                 dilation: (g.dilations[0], g.dilations[1]),
                 pad: (g.pads_begin[0], g.pads_begin[1]),
                 cols: vec![],
+                flat: None,
             },
             _ => return None,
         };
@@ -65,6 +103,7 @@ impl Plane {
                 (lo, hi, (first % sw) * phase_len + first / sw)
             })
             .collect();
+        p.flat = FlatLayout::new(&p);
         Some(p)
     }
 }
@@ -82,9 +121,13 @@ fn valid_range(out: usize, input: usize, stride: usize, off: isize) -> (usize, u
     (lo, hi.max(lo))
 }
 
-/// Scratch floats [`plane`] needs: the input row split into `stride` phases.
+/// Scratch floats [`plane`] needs: the padded phase planes and accumulator of the
+/// flat path, or the input row split into `stride` phases for the row path.
 pub(crate) fn scratch_len(p: &Plane) -> usize {
-    p.in_w.div_ceil(p.stride.1) * p.stride.1
+    match &p.flat {
+        Some(f) => p.stride.0 * p.stride.1 * f.phase_len() + p.out_h * f.pitch,
+        None => p.in_w.div_ceil(p.stride.1) * p.stride.1,
+    }
 }
 
 /// What is applied to each output row once its taps are summed.
@@ -131,6 +174,62 @@ unsafe fn plane_avx2(
     plane_body(p, x, w, epilogue, phases, out)
 }
 
+/// The flat path (see the module docs).
+#[inline(always)]
+fn flat_body(
+    p: &Plane,
+    f: &FlatLayout,
+    x: &[f32],
+    w: &[f32],
+    epilogue: &PlaneEpilogue<'_>,
+    scratch: &mut [f32],
+    out: &mut [f32],
+) {
+    let ((sh, sw), (pt, pl), pitch) = (p.stride, p.pad, f.pitch);
+    let phase_len = f.phase_len();
+    let (phases, acc) = scratch.split_at_mut(sh * sw * phase_len);
+    let acc = &mut acc[..p.out_h * pitch];
+    // Padded input position (r, c) lives in phase (r % sh, c % sw) at (r / sh, c / sw).
+    phases.fill(0.0);
+    for (ih, row) in x.chunks_exact(p.in_w).take(p.in_h).enumerate() {
+        let r = ih + pt;
+        let base = (r % sh) * sw * phase_len + (r / sh) * pitch;
+        if sw == 1 {
+            phases[base + pl..][..p.in_w].copy_from_slice(row);
+        } else {
+            // Column phase q holds input columns iw0, iw0 + sw, ... contiguously.
+            for q in 0..sw {
+                let iw0 = (q + sw - pl % sw) % sw;
+                if iw0 >= p.in_w {
+                    continue;
+                }
+                let dst = &mut phases[base + q * phase_len + (iw0 + pl) / sw..];
+                dst.iter_mut()
+                    .zip(row[iw0..].iter().step_by(sw))
+                    .for_each(|(d, &v)| *d = v);
+            }
+        }
+    }
+    acc.fill(epilogue.bias);
+    for kh in 0..p.k_h {
+        for kw in 0..p.k_w {
+            let wv = w[kh * p.k_w + kw];
+            let start = ((kh % sh) * sw + kw % sw) * phase_len + (kh / sh) * pitch + kw / sw;
+            let src = &phases[start..start + acc.len()];
+            acc.iter_mut().zip(src).for_each(|(a, &v)| *a += wv * v);
+        }
+    }
+    for (oh, orow) in out.chunks_exact_mut(p.out_w).take(p.out_h).enumerate() {
+        orow.copy_from_slice(&acc[oh * pitch..][..p.out_w]);
+        if let Some(r) = epilogue.residual {
+            orow.iter_mut()
+                .zip(&r[oh * p.out_w..][..p.out_w])
+                .for_each(|(d, &v)| *d += v);
+        }
+        epilogue.activation.apply_slice(orow);
+    }
+}
+
 #[inline(always)]
 fn plane_body(
     p: &Plane,
@@ -140,6 +239,9 @@ fn plane_body(
     phases: &mut [f32],
     out: &mut [f32],
 ) {
+    if let Some(f) = &p.flat {
+        return flat_body(p, f, x, w, epilogue, phases, out);
+    }
     let (sh, sw) = p.stride;
     let dh = p.dilation.0;
     let ph = p.pad.0 as isize;
