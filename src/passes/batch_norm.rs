@@ -7,25 +7,26 @@
 //! with no convolution to fold into becomes a `ChannelAffine`.
 
 use super::rewrite::{add_constant, const_f32, consumers, kill, producers, sole_consumer, sweep};
+use crate::backend::cpu::kernels::normalization::batch_norm_affine;
 use crate::error::Result;
 use crate::ir::ops::Activation;
 use crate::ir::{Graph, Op, ValueId};
 use crate::tensor::{DType, Tensor};
 
-/// The BatchNorm's `(a, b)` per channel, when all its parameters are constants.
-/// Computed in f64 so folding adds no rounding beyond the final f32 store.
-fn affine(g: &Graph, inputs: &[Option<ValueId>], epsilon: f32) -> Option<(Vec<f64>, Vec<f64>)> {
-    let param = |k: usize| inputs.get(k).copied().flatten().and_then(|v| const_f32(g, v));
+/// The BatchNorm's `(a, b)` per channel (`y = x * a + b`), when all its parameters
+/// are constants: the kernel's own fold, in f64, so folding adds no rounding beyond
+/// the final f32 store.
+fn affine(g: &Graph, inputs: &[Option<ValueId>], epsilon: f32) -> Option<Vec<(f64, f64)>> {
+    let param = |k: usize| {
+        let v = const_f32(g, inputs.get(k).copied().flatten()?)?;
+        Some(v.iter().map(|&x| x as f64).collect::<Vec<f64>>())
+    };
     let (scale, bias, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
     let c = scale.len();
     if [bias.len(), mean.len(), var.len()].iter().any(|&n| n != c) {
         return None;
     }
-    let a: Vec<f64> = (0..c)
-        .map(|i| scale[i] as f64 / (var[i] as f64 + epsilon as f64).sqrt())
-        .collect();
-    let b = (0..c).map(|i| bias[i] as f64 - mean[i] as f64 * a[i]).collect();
-    Some((a, b))
+    Some(batch_norm_affine(&scale, &bias, &mean, &var, epsilon as f64))
 }
 
 fn f32_tensor(shape: Vec<usize>, v: impl Iterator<Item = f64>) -> Result<Tensor> {
@@ -60,13 +61,13 @@ pub fn fold_batch_norm(g: &mut Graph) -> Result<usize> {
         };
         let inputs = g.nodes[i].inputs.clone();
         let Some(x) = inputs[0] else { continue };
-        let Some((a, b)) = affine(g, &inputs, epsilon) else {
+        let Some(ab) = affine(g, &inputs, epsilon) else {
             continue;
         };
         if g.values[x].fact.dtype != DType::F32 {
             continue;
         }
-        let c = a.len();
+        let c = ab.len();
         let name = g.nodes[i].name.clone();
         if let Some(p) = foldable_conv(g, x, i, c) {
             let (w, old_bias) = (
@@ -87,11 +88,11 @@ pub fn fold_batch_norm(g: &mut Graph) -> Result<usize> {
                 w_vals
                     .iter()
                     .enumerate()
-                    .map(|(k, &v)| v as f64 * a[k / per_channel]),
+                    .map(|(k, &v)| v as f64 * ab[k / per_channel].0),
             )?;
             let new_b = f32_tensor(
                 vec![c],
-                (0..c).map(|oc| bias_vals.as_ref().map_or(0.0, |bv| bv[oc] as f64) * a[oc] + b[oc]),
+                (0..c).map(|oc| bias_vals.as_ref().map_or(0.0, |bv| bv[oc] as f64) * ab[oc].0 + ab[oc].1),
             )?;
             let w_id = add_constant(g, &format!("{name}:folded_weight"), new_w);
             let b_id = add_constant(g, &format!("{name}:folded_bias"), new_b);
@@ -107,8 +108,16 @@ pub fn fold_batch_norm(g: &mut Graph) -> Result<usize> {
             if !rank_ok {
                 continue;
             }
-            let scale = add_constant(g, &format!("{name}:scale"), f32_tensor(vec![c], a.into_iter())?);
-            let shift = add_constant(g, &format!("{name}:shift"), f32_tensor(vec![c], b.into_iter())?);
+            let scale = add_constant(
+                g,
+                &format!("{name}:scale"),
+                f32_tensor(vec![c], ab.iter().map(|p| p.0))?,
+            );
+            let shift = add_constant(
+                g,
+                &format!("{name}:shift"),
+                f32_tensor(vec![c], ab.iter().map(|p| p.1))?,
+            );
             let node = &mut g.nodes[i];
             node.op = Op::ChannelAffine {
                 activation: Activation::None,

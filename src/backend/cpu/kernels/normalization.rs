@@ -4,17 +4,20 @@
 //! multiply-add in the input's compute type (f32 for f32/f16/bf16, f64 for f64).
 
 mod batch_norm;
+
+pub(crate) use batch_norm::fold as batch_norm_affine;
 mod instance_norm;
 mod layer_norm;
 
 #[cfg(test)]
 mod tests;
 
-use crate::backend::cpu::kernel::{InputDesc, Kernel, OutputDesc};
+use crate::backend::cpu::kernel::{required_desc, InputDesc, Kernel, OutputDesc};
+use crate::backend::cpu::kernels::elementwise::loops::single_output;
 use crate::backend::cpu::kernels::numeric::floats_to_f64;
 use crate::error::{Error, Result};
 use crate::ir::ops::Op;
-use crate::tensor::{checked_numel, DType, View};
+use crate::tensor::{checked_numel, View};
 
 /// Prepares a kernel for `Op::BatchNorm`, `Op::InstanceNorm` or `Op::LayerNorm`.
 pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
@@ -26,13 +29,33 @@ pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]
     }
 }
 
-fn is_float(dtype: DType) -> bool {
-    matches!(dtype, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+/// Checks `x` is a float `[N, C, ...]` tensor and the one output matches it; returns
+/// `(x, channels, elements per (n, c) plane)`. Shared by BatchNorm and InstanceNorm.
+fn channel_input<'a>(
+    node: &str,
+    inputs: &[Option<InputDesc<'a>>],
+    outputs: &[OutputDesc],
+) -> Result<(InputDesc<'a>, usize, usize)> {
+    let x = required_desc(inputs, 0)?;
+    let out = single_output(node, outputs)?;
+    if x.shape.len() < 2 || !x.dtype.is_float() || out.dtype != x.dtype || out.shape != x.shape {
+        return Err(Error::shape(
+            node,
+            format!(
+                "x must be a float [N, C, ...] tensor, got {} {:?}",
+                x.dtype, x.shape
+            ),
+        ));
+    }
+    let inner = checked_numel(x.shape)
+        .and(checked_numel(&x.shape[2..]))
+        .ok_or_else(|| Error::shape(node, "shape overflows"))?;
+    Ok((x, x.shape[1], inner))
 }
 
 /// A per-channel parameter: checks it has `len` elements and reads it when constant.
 fn channel_param(node: &str, what: &str, desc: &InputDesc<'_>, len: usize) -> Result<Option<Vec<f64>>> {
-    if !is_float(desc.dtype) || checked_numel(desc.shape) != Some(len) {
+    if !desc.dtype.is_float() || checked_numel(desc.shape) != Some(len) {
         return Err(Error::shape(
             node,
             format!(

@@ -3,12 +3,12 @@
 //! computed once at preparation when the four parameters are constants (the usual
 //! case) and per run otherwise.
 
-use super::{channel_param, is_float, runtime_param};
+use super::{channel_input, channel_param, runtime_param};
 use crate::backend::cpu::kernel::{required_desc, InputDesc, Kernel, OutputDesc};
-use crate::backend::cpu::kernels::elementwise::loops::{expect_len, single_output};
+use crate::backend::cpu::kernels::elementwise::loops::expect_len;
 use crate::backend::cpu::kernels::numeric::{par_chunks, Float, FloatStore};
 use crate::error::{Error, Result};
-use crate::tensor::{checked_numel, DType, Element, View, ViewMut};
+use crate::tensor::{DType, Element, View, ViewMut};
 
 const NAME: &str = "BatchNormalization";
 
@@ -17,21 +17,7 @@ pub fn prepare(
     inputs: &[Option<InputDesc<'_>>],
     outputs: &[OutputDesc],
 ) -> Result<Box<dyn Kernel>> {
-    let x = required_desc(inputs, 0)?;
-    let out = single_output(NAME, outputs)?;
-    if x.shape.len() < 2 || !is_float(x.dtype) || out.dtype != x.dtype || out.shape != x.shape {
-        return Err(Error::shape(
-            NAME,
-            format!(
-                "x must be a float [N, C, ...] tensor, got {} {:?}",
-                x.dtype, x.shape
-            ),
-        ));
-    }
-    let channels = x.shape[1];
-    let inner = checked_numel(x.shape)
-        .and(checked_numel(&x.shape[2..]))
-        .ok_or_else(|| Error::shape(NAME, "shape overflows"))?;
+    let (x, channels, inner) = channel_input(NAME, inputs, outputs)?;
     let mut params = Vec::with_capacity(4);
     for (i, what) in ["scale", "bias", "mean", "var"].iter().enumerate() {
         params.push(channel_param(
@@ -54,8 +40,9 @@ pub fn prepare(
     })
 }
 
-/// Per-channel `(a, b)` such that `y = x * a + b`.
-fn fold(scale: &[f64], bias: &[f64], mean: &[f64], var: &[f64], eps: f64) -> Vec<(f64, f64)> {
+/// Per-channel `(a, b)` such that `y = x * a + b`, in f64. The optimizer folds
+/// BatchNorm into convolutions with this same function.
+pub(crate) fn fold(scale: &[f64], bias: &[f64], mean: &[f64], var: &[f64], eps: f64) -> Vec<(f64, f64)> {
     (0..scale.len())
         .map(|c| {
             let a = scale[c] / (var[c] + eps).sqrt();

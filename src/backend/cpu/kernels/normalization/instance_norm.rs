@@ -2,13 +2,13 @@
 //! mean and variance, then scaled and shifted per channel. Planes are independent, so
 //! they are the unit of parallel work.
 
-use super::{channel_param, is_float, runtime_param};
+use super::{channel_input, channel_param, runtime_param};
 use crate::backend::cpu::kernel::{required_desc, InputDesc, Kernel, OutputDesc};
-use crate::backend::cpu::kernels::elementwise::loops::{expect_len, single_output};
+use crate::backend::cpu::kernels::elementwise::loops::expect_len;
 use crate::backend::cpu::kernels::numeric::sums::mean_var;
 use crate::backend::cpu::kernels::numeric::{par_chunks, Float, FloatStore};
 use crate::error::{Error, Result};
-use crate::tensor::{checked_numel, DType, Element, View, ViewMut};
+use crate::tensor::{DType, Element, View, ViewMut};
 
 const NAME: &str = "InstanceNormalization";
 
@@ -17,24 +17,10 @@ pub fn prepare(
     inputs: &[Option<InputDesc<'_>>],
     outputs: &[OutputDesc],
 ) -> Result<Box<dyn Kernel>> {
-    let x = required_desc(inputs, 0)?;
-    let out = single_output(NAME, outputs)?;
-    if x.shape.len() < 2 || !is_float(x.dtype) || out.dtype != x.dtype || out.shape != x.shape {
-        return Err(Error::shape(
-            NAME,
-            format!(
-                "x must be a float [N, C, ...] tensor, got {} {:?}",
-                x.dtype, x.shape
-            ),
-        ));
-    }
-    let channels = x.shape[1];
+    let (x, channels, inner) = channel_input(NAME, inputs, outputs)?;
     let scale = channel_param(NAME, "scale", &required_desc(inputs, 1)?, channels)?;
     let bias = channel_param(NAME, "bias", &required_desc(inputs, 2)?, channels)?;
     let params = scale.zip(bias);
-    let inner = checked_numel(x.shape)
-        .and(checked_numel(&x.shape[2..]))
-        .ok_or_else(|| Error::shape(NAME, "shape overflows"))?;
     let eps = epsilon as f64;
     Ok(match x.dtype {
         DType::F32 => Box::new(InstanceNorm::<f32>::new(eps, channels, inner, params)),

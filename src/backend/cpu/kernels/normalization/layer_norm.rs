@@ -5,7 +5,6 @@
 //! when the optional statistics outputs are wanted (training exports, tests), rows
 //! run on one thread so that the three outputs can be written together.
 
-use super::is_float;
 use crate::backend::cpu::kernel::{required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::broadcast::Broadcast;
 use crate::backend::cpu::kernels::elementwise::loops::{expand, expect_len};
@@ -38,7 +37,7 @@ pub fn prepare(
     let y = outputs
         .first()
         .ok_or_else(|| Error::shape(NAME, "missing output"))?;
-    if !is_float(x.dtype) || y.dtype != x.dtype || y.shape != x.shape || outputs.len() > 3 {
+    if !x.dtype.is_float() || y.dtype != x.dtype || y.shape != x.shape || outputs.len() > 3 {
         return Err(Error::shape(
             NAME,
             format!(
@@ -48,7 +47,7 @@ pub fn prepare(
         ));
     }
     for stat in &outputs[1..] {
-        if !is_float(stat.dtype) || checked_numel(&stat.shape) != Some(rows) {
+        if !stat.dtype.is_float() || checked_numel(&stat.shape) != Some(rows) {
             return Err(Error::shape(
                 NAME,
                 format!(
@@ -82,7 +81,7 @@ impl Param {
         let Some(desc) = desc else {
             return Ok(Param::Absent);
         };
-        if !is_float(desc.dtype) {
+        if !desc.dtype.is_float() {
             return Err(Error::shape(
                 NAME,
                 format!("{what} must be float, got {}", desc.dtype),
