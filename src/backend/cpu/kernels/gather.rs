@@ -39,6 +39,24 @@ fn normalize_indices(values: &[i64], dim: usize, kernel: &str) -> Result<Vec<usi
 }
 
 /// The indices input as integers, checked against the prepared shape.
+/// The normalised indices for this run: the ones prepared from a constant, or input
+/// 1 read, checked and normalised now.
+fn run_indices<'a>(
+    prepared: &'a Option<Vec<usize>>,
+    inputs: &[Option<View<'_>>],
+    shape: &[usize],
+    dim: usize,
+    kernel: &str,
+) -> Result<std::borrow::Cow<'a, [usize]>> {
+    Ok(match prepared {
+        Some(i) => std::borrow::Cow::Borrowed(i),
+        None => {
+            let values = index_values(required(inputs, 1)?, shape, kernel)?;
+            std::borrow::Cow::Owned(normalize_indices(&values, dim, kernel)?)
+        }
+    })
+}
+
 fn index_values(v: View<'_>, shape: &[usize], kernel: &str) -> Result<Vec<i64>> {
     super::layout::params::expect_shape(v.shape, shape, "indices", kernel)?;
     v.to_i64_vec()
@@ -98,18 +116,7 @@ impl Kernel for Gather {
         const NAME: &str = "Gather";
         let x = required(inputs, 0)?;
         super::layout::params::expect_shape(x.shape, &self.in_shape, "data", NAME)?;
-        let owned;
-        let indices = match &self.indices {
-            Some(i) => i,
-            None => {
-                owned = normalize_indices(
-                    &index_values(required(inputs, 1)?, &self.ind_shape, NAME)?,
-                    self.dim,
-                    NAME,
-                )?;
-                &owned
-            }
-        };
+        let indices = run_indices(&self.indices, inputs, &self.ind_shape, self.dim, NAME)?;
         let src = x.data.as_bytes();
         let dst = outputs
             .first_mut()
@@ -198,15 +205,8 @@ impl Kernel for GatherElements {
         const NAME: &str = "GatherElements";
         let x = required(inputs, 0)?;
         super::layout::params::expect_shape(x.shape, &self.in_shape, "data", NAME)?;
-        let owned;
-        let indices = match &self.indices {
-            Some(i) => i,
-            None => {
-                let values = index_values(required(inputs, 1)?, &self.ind_shape, NAME)?;
-                owned = normalize_indices(&values, self.in_shape[self.axis], NAME)?;
-                &owned
-            }
-        };
+        let dim = self.in_shape[self.axis];
+        let indices = run_indices(&self.indices, inputs, &self.ind_shape, dim, NAME)?;
         let dst = outputs
             .first_mut()
             .ok_or_else(|| Error::shape(NAME, "missing output 0"))?
@@ -218,7 +218,7 @@ impl Kernel for GatherElements {
         by_elem_size!(
             self.esize,
             NAME,
-            gather_elements(self, indices, x.data.as_bytes(), dst)
+            gather_elements(self, &indices, x.data.as_bytes(), dst)
         )
     }
 
