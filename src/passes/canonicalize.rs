@@ -227,9 +227,12 @@ fn unary_producer(g: &Graph, prod: &[Option<usize>], v: ValueId) -> Option<(usiz
 /// `x * Sigmoid(x)` → `Silu`, `x * HardSigmoid(x)` (1/6, 1/2) → `HardSwish`, and
 /// the older exporters' `x * Clip(x + 3, 0, 6) / 6` → `HardSwish`.
 fn swish_family(g: &mut Graph, i: usize) -> bool {
+    let op = g.nodes[i].op.clone();
+    if op != Op::Binary(BinaryOp::Mul) && op != Op::Binary(BinaryOp::Div) {
+        return false;
+    }
     let prod = producers(g);
     let uses = consumers(g);
-    let op = g.nodes[i].op.clone();
     let (Some(a), Some(b)) = (input(g, i, 0), input(g, i, 1)) else {
         return false;
     };

@@ -57,7 +57,7 @@ fn elem_of(d: &Dim) -> Elem {
 
 struct Evaluator<'g> {
     g: &'g Graph,
-    known: HashMap<ValueId, Sym>,
+    known: &'g HashMap<ValueId, Sym>,
 }
 
 impl Evaluator<'_> {
@@ -212,7 +212,7 @@ pub fn fold_shape_chains(g: &mut Graph) -> Result<usize> {
             (n.op.clone(), n.inputs.clone(), n.outputs.clone())
         };
         if let Op::Reshape { allowzero } = op {
-            let ev = Evaluator { g, known };
+            let ev = Evaluator { g, known: &known };
             let target = match (
                 inputs.first().copied().flatten(),
                 inputs.get(1).copied().flatten(),
@@ -224,7 +224,6 @@ pub fn fold_shape_chains(g: &mut Graph) -> Result<usize> {
                     .and_then(|(t, dims)| reshape_target(&t, dims, allowzero)),
                 _ => None,
             };
-            known = ev.known;
             if let Some(target) = target {
                 let len = target.len();
                 let t = Tensor::from_vec(vec![len], target)?;
@@ -235,10 +234,9 @@ pub fn fold_shape_chains(g: &mut Graph) -> Result<usize> {
             continue;
         }
         let [out] = outputs[..] else { continue };
-        let ev = Evaluator { g, known };
-        let sym = ev.eval(&op, &inputs);
-        known = ev.known;
-        let Some(sym) = sym else { continue };
+        let Some(sym) = (Evaluator { g, known: &known }).eval(&op, &inputs) else {
+            continue;
+        };
         match (sym.all_ints(), g.values[out].fact.dtype) {
             (Some(ints), dtype @ (DType::I64 | DType::I32)) if !matches!(op, Op::Identity) => {
                 let shape = if sym.scalar { vec![] } else { vec![ints.len()] };
