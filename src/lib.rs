@@ -15,6 +15,7 @@ pub mod session;
 pub mod tensor;
 pub mod zoo;
 
+pub use backend::cpu::CpuOptions;
 pub use error::{Error, Result};
-pub use session::{Backend, Session, SessionOptions};
+pub use session::{Backend, Session, SessionOptions, StepProfile};
 pub use tensor::{DType, Tensor};

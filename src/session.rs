@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::backend::cpu::executor::{self, Arena};
+use crate::backend::cpu::CpuOptions;
 use crate::error::{Error, Result};
 use crate::ir::{graph::shape_string, Dim, Graph};
 use crate::onnx::{self, Limits};
@@ -49,6 +50,8 @@ pub struct SessionOptions {
     /// Run the graph optimizer (`false` runs the graph exactly as loaded).
     pub optimize: bool,
     pub limits: Limits,
+    /// CPU kernel algorithm choices.
+    pub cpu: CpuOptions,
 }
 
 impl Default for SessionOptions {
@@ -58,8 +61,25 @@ impl Default for SessionOptions {
             threads: None,
             optimize: true,
             limits: Limits::default(),
+            cpu: CpuOptions::default(),
         }
     }
+}
+
+/// One kernel's run, as reported by [`Session::run_profiled`].
+#[derive(Clone, Debug)]
+pub struct StepProfile<'a> {
+    /// The graph node's name.
+    pub node: &'a str,
+    /// Its op, as named in profiles (`FusedConv`, `MaxPool`, ...).
+    pub op: &'a str,
+    /// The algorithm the kernel chose (`"winograd f(4x4,3x3)"`), or `""`.
+    pub algorithm: &'static str,
+    /// Shape of the node's first output.
+    pub output_shape: &'a [usize],
+    /// Floating-point operations, for arithmetic-bound kernels.
+    pub flops: Option<u64>,
+    pub elapsed: std::time::Duration,
 }
 
 /// Plans are keyed by input shapes (and the values of small integer inputs).
@@ -153,18 +173,26 @@ impl Session {
         self.run_with_hook(inputs, None)
     }
 
-    /// Like [`Session::run`], calling `hook(step, node name, op name, duration)`
-    /// after every kernel (used by `kiln profile`).
+    /// Like [`Session::run`], calling `hook` after every kernel with what it ran
+    /// and how long it took (used by `kiln profile`).
     pub fn run_profiled(
         &self,
         inputs: &[Tensor],
-        hook: &mut (dyn FnMut(&str, &str, std::time::Duration) + Send),
+        hook: &mut (dyn FnMut(&StepProfile<'_>) + Send),
     ) -> Result<Vec<Tensor>> {
         let entry = self.plan_for(inputs)?;
         let graph = &self.graph;
-        let mut per_step = |i: usize, d| {
-            let node = &graph.nodes[entry.plan.steps[i].node];
-            hook(&node.name, node.op.name(), d)
+        let mut per_step = |i: usize, elapsed| {
+            let step = &entry.plan.steps[i];
+            let node = &graph.nodes[step.node];
+            hook(&StepProfile {
+                node: &node.name,
+                op: node.op.name(),
+                algorithm: step.kernel.label(),
+                output_shape: step.outputs.first().map_or(&[], |(_, s)| s.as_slice()),
+                flops: step.kernel.flops(),
+                elapsed,
+            })
         };
         self.run_with_hook(inputs, Some(&mut per_step))
     }
@@ -211,7 +239,7 @@ impl Session {
         }
         let plan = self
             .pool
-            .install(|| plan::build(&self.graph, inputs, &self.options.limits))?;
+            .install(|| plan::build(&self.graph, inputs, &self.options.limits, &self.options.cpu))?;
         let entry = Arc::new(PlanEntry {
             plan,
             arenas: Mutex::new(Vec::new()),

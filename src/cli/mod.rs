@@ -62,6 +62,9 @@ pub struct EngineArgs {
     /// Run the graph exactly as loaded, without the optimizer.
     #[arg(long)]
     no_optimize: bool,
+    /// Never use Winograd for 3x3 convolutions (less weight memory, im2col's rounding).
+    #[arg(long)]
+    no_winograd: bool,
 }
 
 impl EngineArgs {
@@ -70,6 +73,9 @@ impl EngineArgs {
             backend: self.backend.parse::<Backend>()?,
             threads: self.threads,
             optimize: !self.no_optimize,
+            cpu: kiln::CpuOptions {
+                winograd: !self.no_winograd,
+            },
             ..SessionOptions::default()
         })
     }

@@ -1,4 +1,5 @@
-//! `kiln profile`: where the time goes, per op.
+//! `kiln profile`: where the time goes, per op and per node, with the algorithm
+//! each kernel chose and the arithmetic rate it reached.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,50 +18,125 @@ pub struct ProfileArgs {
     /// Profiled runs (times are averaged).
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Nodes listed, slowest first (0: all, in graph order).
+    #[arg(long, default_value_t = 20)]
+    top: usize,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+/// One node's totals over the profiled runs.
+struct NodeTime {
+    node: String,
+    op: String,
+    algorithm: &'static str,
+    shape: Vec<usize>,
+    flops: Option<u64>,
+    total: Duration,
+}
+
+impl NodeTime {
+    fn ms(&self, runs: f64) -> f64 {
+        self.total.as_secs_f64() / runs * 1e3
+    }
+}
+
+/// GFLOP/s of `flops` done in `ms`, as a column entry.
+fn rate(flops: Option<u64>, ms: f64) -> String {
+    match flops {
+        Some(f) if ms > 0.0 => format!("{:.1}", f as f64 / ms / 1e6),
+        _ => String::new(),
+    }
 }
 
 pub fn profile(a: ProfileArgs) -> Result<()> {
     let session = open_model(&a.model, a.engine.options()?)?;
     let inputs = random_inputs(&session, a.batch, 0)?;
     session.run(&inputs)?;
-    let mut per_node: Vec<(String, String, Duration)> = Vec::new();
+    let mut nodes: Vec<NodeTime> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for _ in 0..a.runs.max(1) {
-        session.run_profiled(&inputs, &mut |node, op, d| {
-            let i = *index.entry(node.to_string()).or_insert_with(|| {
-                per_node.push((node.to_string(), op.to_string(), Duration::ZERO));
-                per_node.len() - 1
+        session.run_profiled(&inputs, &mut |step| {
+            let i = *index.entry(step.node.to_string()).or_insert_with(|| {
+                nodes.push(NodeTime {
+                    node: step.node.to_string(),
+                    op: step.op.to_string(),
+                    algorithm: step.algorithm,
+                    shape: step.output_shape.to_vec(),
+                    flops: step.flops,
+                    total: Duration::ZERO,
+                });
+                nodes.len() - 1
             });
-            per_node[i].2 += d;
+            nodes[i].total += step.elapsed;
         })?;
     }
     let runs = a.runs.max(1) as f64;
-    let total: f64 = per_node.iter().map(|n| n.2.as_secs_f64()).sum::<f64>() / runs * 1e3;
-    let mut by_op: HashMap<&str, (usize, f64)> = HashMap::new();
-    for (_, op, d) in &per_node {
-        let e = by_op.entry(op).or_default();
-        e.0 += 1;
-        e.1 += d.as_secs_f64() / runs * 1e3;
-    }
-    let mut ops: Vec<_> = by_op.into_iter().collect();
-    ops.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    let total: f64 = nodes.iter().map(|n| n.ms(runs)).sum();
+    let flops: u64 = nodes.iter().filter_map(|n| n.flops).sum();
     println!(
-        "{} batch {} on {} thread(s): {total:.2} ms in kernels",
+        "{} batch {} on {} thread(s): {total:.2} ms in kernels, {:.2} GFLOP, {} GFLOP/s",
         a.model,
         a.batch,
-        session.threads()
+        session.threads(),
+        flops as f64 / 1e9,
+        rate(Some(flops), total)
     );
-    println!("{:24} {:>6} {:>10} {:>7}", "op", "count", "ms", "%");
-    for (op, (count, ms)) in &ops {
-        println!("{op:24} {count:>6} {ms:>10.3} {:>6.1}%", 100.0 * ms / total);
+
+    // Per op and algorithm.
+    let mut groups: HashMap<(&str, &str), (usize, f64, Option<u64>)> = HashMap::new();
+    for n in &nodes {
+        let g = groups.entry((&n.op, n.algorithm)).or_insert((0, 0.0, None));
+        g.0 += 1;
+        g.1 += n.ms(runs);
+        g.2 = match (g.2, n.flops) {
+            (None, f) => f,
+            (Some(a), Some(b)) => Some(a + b),
+            (Some(a), None) => Some(a),
+        };
     }
-    per_node.sort_by_key(|n| std::cmp::Reverse(n.2));
-    println!("\nslowest nodes:");
-    for (node, op, d) in per_node.iter().take(15) {
-        let ms = d.as_secs_f64() / runs * 1e3;
-        println!("  {node:40} {op:20} {ms:>8.3} ms {:>6.1}%", 100.0 * ms / total);
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    println!(
+        "\n{:18} {:22} {:>5} {:>10} {:>6} {:>8}",
+        "op", "algorithm", "count", "ms", "%", "GFLOP/s"
+    );
+    for ((op, algorithm), (count, ms, f)) in &groups {
+        println!(
+            "{op:18} {algorithm:22} {count:>5} {ms:>10.3} {:>5.1}% {:>8}",
+            100.0 * ms / total,
+            rate(*f, *ms)
+        );
+    }
+
+    // Per node.
+    let shown: Vec<&NodeTime> = if a.top == 0 {
+        nodes.iter().collect()
+    } else {
+        let mut sorted: Vec<&NodeTime> = nodes.iter().collect();
+        sorted.sort_by_key(|n| std::cmp::Reverse(n.total));
+        sorted.into_iter().take(a.top).collect()
+    };
+    println!(
+        "\n{:36} {:18} {:22} {:18} {:>8} {:>6} {:>8}",
+        "node", "op", "algorithm", "output", "ms", "%", "GFLOP/s"
+    );
+    for n in shown {
+        let ms = n.ms(runs);
+        let shape = n
+            .shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x");
+        println!(
+            "{:36} {:18} {:22} {shape:18} {ms:>8.3} {:>5.1}% {:>8}",
+            n.node,
+            n.op,
+            n.algorithm,
+            100.0 * ms / total,
+            rate(n.flops, ms)
+        );
     }
     Ok(())
 }

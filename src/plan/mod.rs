@@ -16,7 +16,7 @@ mod memory;
 use std::sync::Arc;
 
 use crate::backend::cpu::kernel::{InputDesc, Kernel, OutputDesc};
-use crate::backend::cpu::{self, kernels};
+use crate::backend::cpu::{self, kernels, CpuOptions};
 use crate::error::{Error, Result};
 use crate::ir::{shape, Fact, Graph, Op};
 use crate::onnx::Limits;
@@ -71,7 +71,7 @@ pub fn is_shape_input(t: &Tensor) -> bool {
 }
 
 /// Specialises `graph` to the given inputs' shapes.
-pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> {
+pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits, cpu_options: &CpuOptions) -> Result<Plan> {
     let mut facts: Vec<Fact> = graph.values.iter().map(|v| v.fact.clone()).collect();
     let mut locs: Vec<Option<Loc>> = vec![None; graph.values.len()];
     let mut constants = Vec::new();
@@ -150,7 +150,7 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits) -> Result<Plan> 
             locs[node.outputs[0]] = Some(relabel(&locs[src], &out_shapes[0], &mut constants)?);
         } else {
             let descs = descs(&node.inputs, &facts);
-            let kernel = kernels::prepare(&node.op, &as_input_descs(&descs), &out_descs)
+            let kernel = kernels::prepare(&node.op, &as_input_descs(&descs), &out_descs, cpu_options)
                 .map_err(|e| annotate(e, &node.name))?;
             let inputs = node
                 .inputs

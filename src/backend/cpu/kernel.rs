@@ -36,6 +36,14 @@ pub trait Kernel: Send + Sync {
     fn label(&self) -> &'static str {
         ""
     }
+
+    /// Floating-point operations of one run (a multiply-add counts two), for the
+    /// GFLOP/s column of profiles; `None` for ops that are not arithmetic-bound.
+    /// Counted as the direct algorithm would, whatever algorithm runs (Winograd's
+    /// rate is thus an *effective* one, as is customary).
+    fn flops(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Fetches required input `i`, or a shape error naming it.

@@ -63,6 +63,15 @@ fn poisoned(dtype: DType, len: usize) -> Data {
 
 /// Prepares `op` with the given inputs (`constant[i]` marks those whose value the
 /// kernel may see at preparation), runs it once on poisoned outputs, returns them.
+/// The whole kernel dispatcher with the default algorithm choices, as a [`PrepareFn`].
+pub fn prepare_any(
+    op: &Op,
+    inputs: &[Option<InputDesc<'_>>],
+    outputs: &[OutputDesc],
+) -> Result<Box<dyn Kernel>> {
+    super::prepare(op, inputs, outputs, &crate::backend::cpu::CpuOptions::default())
+}
+
 pub fn run_op(
     prepare: PrepareFn,
     op: &Op,

@@ -1,4 +1,5 @@
-//! Convolution kernels: `Conv` (pointwise GEMM, im2col + GEMM, direct depthwise) and
+//! Convolution kernels: `Conv` (pointwise GEMM, im2col + GEMM, Winograd, direct
+//! depthwise) and
 //! `ConvTranspose` (GEMM + col2im), for any number of spatial axes.
 
 pub mod columns;
@@ -7,6 +8,7 @@ mod forward;
 #[cfg(test)]
 mod tests;
 mod transpose;
+mod winograd;
 
 use rayon::prelude::*;
 
@@ -14,6 +16,7 @@ use super::gemm::micro::NR;
 use super::gemm::PARALLEL_MIN_MACS;
 use crate::backend::cpu::kernel::{required, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::const_f32;
+use crate::backend::cpu::CpuOptions;
 use crate::error::{Error, Result};
 use crate::ir::ops::{Activation, FusedConv, Op};
 use crate::tensor::View;
@@ -25,7 +28,12 @@ use crate::tensor::View;
 pub const COLUMNS_PANEL_FLOATS: usize = 1 << 18;
 
 /// Prepares `Conv`, the optimizer's `FusedConv` and `ConvTranspose` (f32 only).
-pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
+pub fn prepare(
+    op: &Op,
+    inputs: &[Option<InputDesc<'_>>],
+    outputs: &[OutputDesc],
+    options: &CpuOptions,
+) -> Result<Box<dyn Kernel>> {
     match op {
         Op::Conv(c) => {
             let plain = FusedConv {
@@ -33,9 +41,9 @@ pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]
                 activation: Activation::None,
                 residual: false,
             };
-            forward::prepare(&plain, inputs, outputs)
+            forward::prepare(&plain, inputs, outputs, options.winograd)
         }
-        Op::FusedConv(f) => forward::prepare(f, inputs, outputs),
+        Op::FusedConv(f) => forward::prepare(f, inputs, outputs, options.winograd),
         Op::ConvTranspose(c) => transpose::prepare(c, inputs, outputs),
         other => Err(Error::shape(other.name(), "not a convolution op")),
     }

@@ -19,11 +19,17 @@ pub mod reduce;
 pub mod resize;
 
 use crate::backend::cpu::kernel::{InputDesc, Kernel, OutputDesc};
+use crate::backend::cpu::CpuOptions;
 use crate::error::Result;
 use crate::ir::Op;
 
 /// Prepares the kernel for `op` with concrete input/output descriptions.
-pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
+pub fn prepare(
+    op: &Op,
+    inputs: &[Option<InputDesc<'_>>],
+    outputs: &[OutputDesc],
+    options: &CpuOptions,
+) -> Result<Box<dyn Kernel>> {
     match op {
         Op::Unary(_) | Op::Binary(_) | Op::Variadic { .. } | Op::Clip | Op::Where | Op::Cast { .. } => {
             elementwise::prepare(op, inputs, outputs)
@@ -35,7 +41,7 @@ pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]
             reduce::prepare(op, inputs, outputs)
         }
         Op::Gemm(_) | Op::MatMul => gemm::prepare(op, inputs, outputs),
-        Op::Conv(_) | Op::FusedConv(_) | Op::ConvTranspose(_) => conv::prepare(op, inputs, outputs),
+        Op::Conv(_) | Op::FusedConv(_) | Op::ConvTranspose(_) => conv::prepare(op, inputs, outputs, options),
         Op::ChannelAffine { .. } | Op::SqueezeExcite { .. } | Op::FusedElementwise { .. } => {
             fused::prepare(op, inputs, outputs)
         }

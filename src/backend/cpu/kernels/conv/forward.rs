@@ -4,13 +4,15 @@
 //! cols [Cg*taps, positions]`. Pointwise windows (1x1, stride 1, no padding) use
 //! the input itself as `cols`; others generate it by im2col straight into the GEMM's
 //! packed B panels (a cache block at a time, so no column matrix is ever stored).
-//! One input channel per group (depthwise) skips the GEMM for a direct kernel.
-//! Constant weights are packed once, here.
+//! One input channel per group (depthwise) skips the GEMM for a direct kernel, and
+//! large enough stride-1 3x3 convolutions use Winograd F(4x4, 3x3): see
+//! [`choose_algo`]. Constant weights are packed (or transformed) once, here.
 
 use rayon::prelude::*;
 
 use super::columns::{gather_row, tap_offsets, Mapping};
 use super::depthwise::{self, Plane, PlaneEpilogue};
+use super::winograd::{ImageEpilogue, Winograd};
 use super::{expect_len, run_jobs, Bias};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
@@ -28,11 +30,47 @@ enum Algo {
     Pointwise,
     Im2col,
     Depthwise(Plane),
+    /// Needs constant weights: [`Weights::Winograd`].
+    Winograd,
+}
+
+/// Winograd needs at least this many input and output channels: the transforms
+/// cost a fixed amount per channel and tile, the GEMM saves in proportion to the
+/// other side's channel count. (Measured: `winograd_vs_im2col`, ignored test.)
+const WINOGRAD_MIN_CHANNELS: usize = 16;
+/// ... and at least this many 4x4 output tiles. Late ResNet layers (7x7: 4 tiles,
+/// most of them padding) give the GEMMs too few columns to pay for the transforms.
+const WINOGRAD_MIN_TILES: usize = 16;
+
+/// Picks the algorithm for one convolution. `winograd_ok` says the weights are
+/// constant (Winograd transforms them once, at prepare).
+fn choose_algo(geom: &Geometry, c_in: usize, c_out: usize, group: usize, winograd_ok: bool) -> Algo {
+    let c_g = c_in / group;
+    if c_g == 1 {
+        if let Some(plane) = Plane::new(geom) {
+            return Algo::Depthwise(plane);
+        }
+    }
+    if geom.is_pointwise() {
+        return Algo::Pointwise;
+    }
+    let tiles: usize = geom.output.iter().map(|&o| o.div_ceil(4)).product();
+    if winograd_ok
+        && group == 1
+        && Winograd::fits(geom)
+        && c_in.min(c_out) >= WINOGRAD_MIN_CHANNELS
+        && tiles >= WINOGRAD_MIN_TILES
+    {
+        return Algo::Winograd;
+    }
+    Algo::Im2col
 }
 
 enum Weights {
     /// One packed `[Mg, Kg]` matrix per group.
     Packed(Vec<PackedA>),
+    /// Transformed and packed for [`Algo::Winograd`].
+    Winograd(Box<Winograd>),
     /// A copy of constant weights, for the depthwise kernel.
     Copied(Vec<f32>),
     /// Read input 1 at run time (weights computed by the graph).
@@ -56,10 +94,12 @@ struct ConvKernel {
     residual: bool,
 }
 
+/// `allow_winograd` false rules Winograd out (an option of the session).
 pub(super) fn prepare(
     fused: &FusedConv,
     inputs: &[Option<InputDesc<'_>>],
     outputs: &[OutputDesc],
+    allow_winograd: bool,
 ) -> Result<Box<dyn Kernel>> {
     let conv = &fused.conv;
     expect_f32(NAME, inputs, &[0, 1, 2, 3], outputs)?;
@@ -109,15 +149,18 @@ pub(super) fn prepare(
     numel(NAME, &y.shape)?;
     let bias = Bias::prepare(NAME, inputs.get(2).copied().flatten(), c_out)?;
     let c_g = c_in / group;
-    let plane = if c_g == 1 { Plane::new(&geom) } else { None };
-    let algo = match plane {
-        Some(p) => Algo::Depthwise(p),
-        None if geom.is_pointwise() => Algo::Pointwise,
-        None => Algo::Im2col,
-    };
-    let weights = match (const_f32(&w), &algo) {
+    let const_weights = const_f32(&w);
+    let algo = choose_algo(
+        &geom,
+        c_in,
+        c_out,
+        group,
+        const_weights.is_some() && allow_winograd,
+    );
+    let weights = match (const_weights, &algo) {
         (None, _) => Weights::Input,
         (Some(v), Algo::Depthwise(_)) => Weights::Copied(v.to_vec()),
+        (Some(v), Algo::Winograd) => Weights::Winograd(Box::new(Winograd::new(&geom, c_in, c_out, v)?)),
         (Some(v), _) => {
             let (m_g, k_g) = (c_out / group, c_g * geom.kernel_len());
             let packed = (0..group)
@@ -171,7 +214,7 @@ impl Kernel for ConvKernel {
                 Some(w)
             }
             Weights::Copied(v) => Some(v.as_slice()),
-            Weights::Packed(_) => None,
+            Weights::Packed(_) | Weights::Winograd(_) => None,
         };
         let bias = self.bias.get(NAME, inputs, self.c_out)?;
         let residual = match self.residual {
@@ -182,12 +225,14 @@ impl Kernel for ConvKernel {
             }
             false => None,
         };
-        match &self.algo {
-            Algo::Depthwise(plane) => {
+        match (&self.algo, &self.weights) {
+            (Algo::Depthwise(plane), _) => {
                 let w = w.ok_or_else(|| Error::shape(NAME, "depthwise weights missing"))?;
                 self.depthwise(plane, x, w, bias, residual, y);
                 Ok(())
             }
+            (Algo::Winograd, Weights::Winograd(wino)) => self.winograd(wino, x, bias, residual, y),
+            (Algo::Winograd, _) => Err(Error::shape(NAME, "Winograd weights missing")),
             _ => self.gemm_path(x, w, bias, residual, y),
         }
     }
@@ -197,7 +242,21 @@ impl Kernel for ConvKernel {
             Algo::Pointwise => "pointwise gemm",
             Algo::Im2col => "im2col+gemm",
             Algo::Depthwise(_) => "direct depthwise",
+            Algo::Winograd => "winograd f(4x4,3x3)",
         }
+    }
+
+    fn flops(&self) -> Option<u64> {
+        let macs = [
+            self.batch,
+            self.c_out,
+            self.geom.output_len(),
+            self.c_in / self.group,
+            self.geom.kernel_len(),
+        ]
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
+        macs.checked_mul(2)
     }
 }
 
@@ -236,6 +295,30 @@ impl ConvKernel {
                 depthwise::plane(plane, x_plane, w, &epilogue, phases, out)
             });
         });
+    }
+
+    /// One image at a time; each is parallel inside (over channels and the 36 GEMMs).
+    fn winograd(
+        &self,
+        wino: &Winograd,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let (in_len, out_len) = (
+            self.c_in * self.geom.input_len(),
+            self.c_out * self.geom.output_len(),
+        );
+        for (n, y_n) in y.chunks_mut(out_len).enumerate() {
+            let epilogue = ImageEpilogue {
+                bias,
+                residual: residual.map(|r| &r[n * out_len..][..out_len]),
+                activation: self.activation,
+            };
+            wino.run(&x[n * in_len..][..in_len], y_n, &epilogue)?;
+        }
+        Ok(())
     }
 
     /// GEMM per (image, group), with the input or im2col panels as the right operand.

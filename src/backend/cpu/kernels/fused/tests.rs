@@ -1,7 +1,6 @@
 //! The fused kernels against direct f64 definitions, on poisoned outputs.
 
-use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
-use crate::backend::cpu::kernels::prepare;
+use crate::backend::cpu::kernels::compute_tests::{assert_close, prepare_any as prepare, run_op, Rng};
 use crate::ir::ops::{Activation, BinaryOp, ChainStep, Op, UnaryOp};
 use crate::tensor::{DType, Tensor};
 

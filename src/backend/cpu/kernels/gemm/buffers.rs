@@ -50,8 +50,13 @@ pub(crate) enum Slot {
     PackB,
     /// col2im panels of the convolution kernels.
     Columns,
-    /// One row of a [`super::pack::RowSource`] on its way into B panels.
+    /// One row of a [`super::pack::RowSource`] on its way into B panels; also the
+    /// per-task temporaries of the direct and Winograd convolution kernels.
     Row,
+    /// Winograd: the transformed input of one block.
+    Transformed,
+    /// Winograd: the 36 GEMM products of one block.
+    Products,
 }
 
 thread_local! {
@@ -59,6 +64,8 @@ thread_local! {
     static PACK_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static TRANSFORMED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PRODUCTS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on `len` floats of this thread's `slot` scratch (aligned, contents
@@ -71,6 +78,8 @@ pub(crate) fn with_scratch<R>(slot: Slot, len: usize, f: impl FnOnce(&mut [f32])
         Slot::PackB => &PACK_B,
         Slot::Columns => &COLUMNS,
         Slot::Row => &ROW,
+        Slot::Transformed => &TRANSFORMED,
+        Slot::Products => &PRODUCTS,
     };
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => f(aligned_window(&mut v, len)),

@@ -184,6 +184,10 @@ impl Kernel for GemmKernel {
         gemm(a, b, y, n, self.g.alpha, beta, &epilogue, true)
     }
 
+    fn flops(&self) -> Option<u64> {
+        Some(2 * self.m as u64 * self.n as u64 * self.k as u64)
+    }
+
     fn label(&self) -> &'static str {
         match (&self.a_packed, &self.b_packed) {
             (None, Some(_)) => "gemm(packed B)",

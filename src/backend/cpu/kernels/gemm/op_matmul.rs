@@ -28,6 +28,8 @@ struct MatMulKernel {
     n: usize,
     k: usize,
     plan: Plan,
+    /// Of one run: `2 * k` per output element.
+    flops: u64,
 }
 
 pub(super) fn prepare(inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
@@ -80,7 +82,8 @@ pub(super) fn prepare(inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) 
             offsets: batch_offsets(&batch, batch_a, batch_b, m * k, k * n)?,
         }
     };
-    Ok(Box::new(MatMulKernel { m, n, k, plan }))
+    let flops = 2 * k as u64 * numel(NAME, &outputs[0].shape)? as u64;
+    Ok(Box::new(MatMulKernel { m, n, k, plan, flops }))
 }
 
 /// numpy broadcast of two batch shapes.
@@ -195,6 +198,10 @@ impl Kernel for MatMulKernel {
                 }
             }
         }
+    }
+
+    fn flops(&self) -> Option<u64> {
+        Some(self.flops)
     }
 
     fn label(&self) -> &'static str {
