@@ -2,7 +2,7 @@
 //!
 //! These machines are noisy and absolute times drift between runs, so the number that
 //! means something is the *ratio* of medians taken side by side. The engines (kiln,
-//! kiln without the optimizer, ORT; same input, same thread count) take turns in
+//! kiln with one feature off for an A/B, ORT; same input, same thread count) take turns in
 //! short blocks, in rotating order: each block starts with one untimed run, then
 //! times [`BLOCK`] back-to-back runs. Within a block an engine's threads are warm, as
 //! in a service under load. (Runs separated by idle gaps are slower for every
@@ -13,17 +13,18 @@
 //! ```text
 //! ORT_DYLIB_PATH=.venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1 \
 //!   cargo bench --bench vs_ort -- [--models resnet50,mobilenet_v2] [--threads 1,2] \
-//!   [--batch 1] [--runs 20] [--warmup 3]     (--runs: timed runs per engine)
+//!   [--batch 1] [--runs 20] [--warmup 3] [--ab winograd|optimizer]
+//!   (--runs: timed runs per engine)
 //! ```
 //!
 //! Prints one markdown table and exits 0: kiln's median, kiln's median with the
-//! optimizer off (the `--no-optimize` A/B, measured in the same loop), ORT's median,
-//! and the ratios. Without `ORT_DYLIB_PATH` it says so and exits 0, so `cargo bench`
+//! `--ab` feature off (Winograd by default, or the whole optimizer), measured in the
+//! same loop, ORT's median, and the ratios. Without `ORT_DYLIB_PATH` it says so and exits 0, so `cargo bench`
 //! stays usable everywhere.
 
 use std::time::Instant;
 
-use kiln::{Session, SessionOptions, Tensor};
+use kiln::{CpuOptions, Session, SessionOptions, Tensor};
 
 /// Timed runs per block, after one untimed run that re-warms the engine's threads
 /// and caches (and lets the previous engine's spinning workers settle).
@@ -35,17 +36,26 @@ struct Args {
     batch: usize,
     runs: usize,
     warmup: usize,
+    /// What the A/B engine turns off.
+    ab: Ab,
+}
+
+#[derive(Copy, Clone, PartialEq)]
+enum Ab {
+    Winograd,
+    Optimizer,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        models: ["resnet50", "mobilenet_v2", "regnet_x_400mf"]
+        models: ["resnet50", "resnet18", "mobilenet_v2", "regnet_x_400mf"]
             .map(String::from)
             .to_vec(),
         threads: vec![1, 2],
         batch: 1,
         runs: 20,
         warmup: 3,
+        ab: Ab::Winograd,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,6 +67,13 @@ fn parse_args() -> Result<Args, String> {
             "--batch" => a.batch = number(&value()?)?,
             "--runs" => a.runs = number(&value()?)?.max(1),
             "--warmup" => a.warmup = number(&value()?)?,
+            "--ab" => {
+                a.ab = match value()?.as_str() {
+                    "winograd" => Ab::Winograd,
+                    "optimizer" => Ab::Optimizer,
+                    other => return Err(format!("--ab: unknown feature {other}")),
+                }
+            }
             // `cargo bench` passes `--bench` to every harness.
             "--bench" => {}
             other => return Err(format!("unknown flag {other}")),
@@ -87,8 +104,12 @@ fn main() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
 
+    let ab = match args.ab {
+        Ab::Winograd => "winograd",
+        Ab::Optimizer => "optimizer",
+    };
     println!(
-        "| model | threads | batch | kiln ms | kiln --no-optimize ms | ORT ms | kiln / ORT | optimizer speed-up |"
+        "| model | threads | batch | kiln ms | kiln --no-{ab} ms | ORT ms | kiln / ORT | {ab} speed-up |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for name in &args.models {
@@ -99,10 +120,13 @@ fn main() -> Result<(), String> {
         shape[0] = args.batch;
         let input = Tensor::random_normal(shape, 0).map_err(|e| e.to_string())?;
         for &threads in &args.threads {
-            let open = |optimize| {
+            let open = |full: bool| {
                 let options = SessionOptions {
                     threads: Some(threads),
-                    optimize,
+                    optimize: full || args.ab != Ab::Optimizer,
+                    cpu: CpuOptions {
+                        winograd: full || args.ab != Ab::Winograd,
+                    },
                     ..SessionOptions::default()
                 };
                 Session::from_file(&path, options).map_err(|e| e.to_string())

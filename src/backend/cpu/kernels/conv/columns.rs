@@ -38,6 +38,7 @@ pub(crate) fn tap_offsets(kernel: &[usize], dilations: &[usize], pads_begin: &[i
 
 /// A stretch of panel positions: all outside the target, or inside with target flat
 /// index `first + i * step` for the i-th position.
+#[derive(Copy, Clone, Debug)]
 pub(crate) enum Segment {
     Outside,
     Inside { first: usize, step: usize },
@@ -151,4 +152,60 @@ pub(crate) fn scatter_add_row(map: &Mapping<'_>, src: &[f32], p0: usize, y: &mut
             dst.zip(&src[range]).for_each(|(d, &s)| *d += s);
         }
     });
+}
+
+/// Most segments a [`GatherPlan`] may hold (about 24 MiB); beyond that im2col maps
+/// positions on the fly.
+const MAX_PLANNED_SEGMENTS: usize = 1 << 20;
+
+/// The segments of every tap over the whole source grid, computed once at prepare.
+/// im2col rows then need no index arithmetic at run time: on small planes (7x7,
+/// 14x14) the arithmetic cost more than the copies it guards.
+#[derive(Debug)]
+pub(crate) struct GatherPlan {
+    /// Per tap: `(source positions, segment)` in order, covering the grid.
+    taps: Vec<Vec<(Range<usize>, Segment)>>,
+}
+
+impl GatherPlan {
+    /// `None` when the plan would be too large to be worth keeping.
+    pub fn new<'m>(maps: impl Iterator<Item = Mapping<'m>>, grid_len: usize) -> Option<GatherPlan> {
+        let mut taps = Vec::new();
+        let mut total = 0;
+        for map in maps {
+            let mut segments = Vec::new();
+            for_each_segment(&map, 0, grid_len, |range, seg| segments.push((range, seg)));
+            total += segments.len();
+            if total > MAX_PLANNED_SEGMENTS {
+                return None;
+            }
+            taps.push(segments);
+        }
+        Some(GatherPlan { taps })
+    }
+
+    /// [`gather_row`] for `tap`, reading the channel plane `x`.
+    pub fn gather_row(&self, tap: usize, x: &[f32], p0: usize, dst: &mut [f32]) {
+        let segments = &self.taps[tap];
+        let end = p0 + dst.len();
+        let first = segments.partition_point(|(r, _)| r.end <= p0);
+        for (range, seg) in &segments[first..] {
+            if range.start >= end {
+                break;
+            }
+            let (lo, hi) = (range.start.max(p0), range.end.min(end));
+            let out = &mut dst[lo - p0..hi - p0];
+            match *seg {
+                Segment::Outside => out.fill(0.0),
+                Segment::Inside { first, step: 1 } => {
+                    let at = first + (lo - range.start);
+                    out.copy_from_slice(&x[at..at + out.len()]);
+                }
+                Segment::Inside { first, step } => {
+                    let src = x[first + (lo - range.start) * step..].iter().step_by(step);
+                    out.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
+                }
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use super::columns::{gather_row, tap_offsets, Mapping};
+use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
 use super::depthwise::{self, Plane, PlaneEpilogue};
 use super::winograd::{ImageEpilogue, Winograd};
 use super::{expect_len, run_jobs, Bias};
@@ -81,6 +81,8 @@ struct ConvKernel {
     geom: Geometry,
     /// Per-tap offsets for im2col (see [`tap_offsets`]).
     taps: Vec<isize>,
+    /// im2col's segments, precomputed (im2col only, when small enough).
+    gather: Option<GatherPlan>,
     batch: usize,
     c_in: usize,
     c_out: usize,
@@ -177,9 +179,23 @@ pub(super) fn prepare(
     };
     let pads: Vec<isize> = geom.pads_begin.iter().map(|&p| p as isize).collect();
     let taps = tap_offsets(&geom.kernel, &geom.dilations, &pads);
+    let gather = match algo {
+        Algo::Im2col => {
+            let rank = geom.rank();
+            let maps = taps.chunks_exact(rank).map(|offsets| Mapping {
+                source: &geom.output,
+                target: &geom.input,
+                strides: &geom.strides,
+                offsets,
+            });
+            GatherPlan::new(maps, geom.output_len())
+        }
+        _ => None,
+    };
     Ok(Box::new(ConvKernel {
         geom,
         taps,
+        gather,
         batch,
         c_in,
         c_out,
@@ -400,12 +416,16 @@ impl RowSource for Im2col<'_> {
         let g = &self.conv.geom;
         let (in_len, taps, rank) = (g.input_len(), g.kernel_len(), g.rank());
         let (c, tap) = (r / taps, r % taps);
+        let x = &self.x[c * in_len..][..in_len];
+        if let Some(plan) = &self.conv.gather {
+            return plan.gather_row(tap, x, j0, dst);
+        }
         let map = Mapping {
             source: &g.output,
             target: &g.input,
             strides: &g.strides,
             offsets: &self.conv.taps[tap * rank..][..rank],
         };
-        gather_row(&map, &self.x[c * in_len..][..in_len], j0, dst);
+        gather_row(&map, x, j0, dst);
     }
 }

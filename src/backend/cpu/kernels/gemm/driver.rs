@@ -384,6 +384,8 @@ unsafe fn macro_avx2<C: OutRows + ?Sized>(blk: &Block<'_>, c: &mut C, how: &Stor
 #[inline(always)]
 fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
     let kc = blk.kc;
+    // Full tiles with nothing to scale go straight from registers to C.
+    let direct = how.alpha == 1.0 && (how.beta == 0.0 || how.beta == 1.0);
     let mut acc: Tile = [0.0; MR * NR];
     let b_panels = blk.b.chunks_exact(kc * NR).take(blk.nc.div_ceil(NR));
     for (jp, b_panel) in b_panels.enumerate() {
@@ -391,6 +393,23 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
         let a_panels = blk.a.chunks_exact(kc * MR).take(blk.mc.div_ceil(MR));
         for (ip, a_panel) in a_panels.enumerate() {
             let i = ip * MR;
+            #[cfg(target_arch = "x86_64")]
+            if AVX2 && direct && blk.mc - i >= MR && blk.nc - j >= NR {
+                if let Some(mut rows) = c.tile_rows(blk.i0 + i) {
+                    // SAFETY: `AVX2` is true only in `macro_avx2`, which requires AVX2 + FMA.
+                    unsafe {
+                        super::avx2::micro_6x16_into(
+                            kc,
+                            a_panel,
+                            b_panel,
+                            &mut rows,
+                            blk.j0 + j,
+                            how.beta == 1.0,
+                        )
+                    };
+                    continue;
+                }
+            }
             if AVX2 {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `AVX2` is true only in `macro_avx2`, which requires AVX2 + FMA.

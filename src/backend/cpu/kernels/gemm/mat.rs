@@ -4,6 +4,7 @@
 //! and sub-matrix operands. Construction checks every element is inside the slice,
 //! so later indexing cannot go out of bounds.
 
+use super::micro::MR;
 use crate::error::{Error, Result};
 
 /// A read-only `rows x cols` matrix: element `(i, j)` is `data[off + i * rs + j * cs]`.
@@ -114,6 +115,19 @@ impl<'a> MatRef<'a> {
 pub trait OutRows {
     /// Row `i`, starting at the block's first column, at least as long as the block is wide.
     fn row(&mut self, i: usize) -> &mut [f32];
+
+    /// Rows `i..i + MR` at once (disjoint), for micro-kernels that store a whole
+    /// tile straight from registers; `None` if fewer rows remain.
+    fn tile_rows(&mut self, i: usize) -> Option<[&mut [f32]; MR]>;
+}
+
+/// `MR` items of `it` as an array, or `None` if it runs out first.
+fn take_tile<'r>(mut it: impl Iterator<Item = &'r mut [f32]>) -> Option<[&'r mut [f32]; MR]> {
+    let rows: [Option<&mut [f32]>; MR] = std::array::from_fn(|_| it.next());
+    if rows.iter().any(Option::is_none) {
+        return None;
+    }
+    Some(rows.map(|r| r.unwrap_or_default()))
 }
 
 /// `rows` rows of `cols` elements, `ld` apart, in one slice.
@@ -161,11 +175,29 @@ impl OutRows for Dense<'_> {
         let start = i * self.ld;
         &mut self.data[start..start + self.cols]
     }
+
+    #[inline(always)]
+    fn tile_rows(&mut self, i: usize) -> Option<[&mut [f32]; MR]> {
+        if i + MR > self.rows {
+            return None;
+        }
+        let cols = self.cols;
+        let rows = self.data[i * self.ld..].chunks_mut(self.ld.max(1));
+        take_tile(rows.map(move |r| {
+            let n = cols.min(r.len());
+            &mut r[..n]
+        }))
+    }
 }
 
 impl OutRows for Vec<&mut [f32]> {
     #[inline(always)]
     fn row(&mut self, i: usize) -> &mut [f32] {
         self[i]
+    }
+
+    #[inline(always)]
+    fn tile_rows(&mut self, i: usize) -> Option<[&mut [f32]; MR]> {
+        take_tile(self.get_mut(i..i + MR)?.iter_mut().map(|r| &mut **r))
     }
 }
