@@ -158,13 +158,23 @@ pub(crate) fn scatter_add_row(map: &Mapping<'_>, src: &[f32], p0: usize, y: &mut
 /// positions on the fly.
 const MAX_PLANNED_SEGMENTS: usize = 1 << 20;
 
-/// The segments of every tap over the whole source grid, computed once at prepare.
-/// im2col rows then need no index arithmetic at run time: on small planes (7x7,
-/// 14x14) the arithmetic cost more than the copies it guards.
+/// Segments shorter than this on average make [`GatherPlan`] keep one source index
+/// per position instead: a copy call per 7-float run (a 7x7 plane) costs several
+/// times the copy itself.
+const MIN_MEAN_SEGMENT: usize = 16;
+
+/// Marks a padding position in an indexed plan (any index past the plane reads 0).
+const PADDING: u32 = u32::MAX;
+
+/// im2col's source positions for every tap over the whole output grid, computed once
+/// at prepare, so im2col rows need no index arithmetic at run time: on small planes
+/// (7x7, 14x14) the arithmetic cost more than the copies it guards.
 #[derive(Debug)]
-pub(crate) struct GatherPlan {
+pub(crate) enum GatherPlan {
     /// Per tap: `(source positions, segment)` in order, covering the grid.
-    taps: Vec<Vec<(Range<usize>, Segment)>>,
+    Segments(Vec<Vec<(Range<usize>, Segment)>>),
+    /// Per tap: the source index of every position (`PADDING` in the padding).
+    Indexed { grid_len: usize, index: Vec<u32> },
 }
 
 impl GatherPlan {
@@ -181,12 +191,36 @@ impl GatherPlan {
             }
             taps.push(segments);
         }
-        Some(GatherPlan { taps })
+        let positions = taps.len().saturating_mul(grid_len);
+        let short = total.saturating_mul(MIN_MEAN_SEGMENT) > positions;
+        if !short || positions > MAX_PLANNED_SEGMENTS || u32::try_from(grid_len).is_err() {
+            return Some(GatherPlan::Segments(taps));
+        }
+        let mut index = Vec::with_capacity(positions);
+        for segments in &taps {
+            for (range, seg) in segments {
+                match *seg {
+                    Segment::Outside => index.extend(range.clone().map(|_| PADDING)),
+                    Segment::Inside { first, step } => index
+                        .extend((0..range.len()).map(|i| u32::try_from(first + i * step).unwrap_or(PADDING))),
+                }
+            }
+        }
+        Some(GatherPlan::Indexed { grid_len, index })
     }
 
     /// [`gather_row`] for `tap`, reading the channel plane `x`.
     pub fn gather_row(&self, tap: usize, x: &[f32], p0: usize, dst: &mut [f32]) {
-        let segments = &self.taps[tap];
+        let segments = match self {
+            GatherPlan::Segments(taps) => &taps[tap],
+            GatherPlan::Indexed { grid_len, index } => {
+                let index = &index[tap * grid_len + p0..][..dst.len()];
+                for (d, &i) in dst.iter_mut().zip(index) {
+                    *d = x.get(i as usize).copied().unwrap_or(0.0);
+                }
+                return;
+            }
+        };
         let end = p0 + dst.len();
         let first = segments.partition_point(|(r, _)| r.end <= p0);
         for (range, seg) in &segments[first..] {

@@ -122,6 +122,7 @@ pub trait OutRows {
 }
 
 /// `MR` items of `it` as an array, or `None` if it runs out first.
+#[inline(always)]
 fn take_tile<'r>(mut it: impl Iterator<Item = &'r mut [f32]>) -> Option<[&'r mut [f32]; MR]> {
     let rows: [Option<&mut [f32]>; MR] = std::array::from_fn(|_| it.next());
     if rows.iter().any(Option::is_none) {
