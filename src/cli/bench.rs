@@ -71,9 +71,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             "median_ms": median, "p90_ms": p90, "min_ms": min, "mean_ms": mean,
             "throughput_per_s": a.batch as f64 * 1e3 / median, "load_ms": load_ms, "arena_mb": arena_mb,
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!(
+        outln!(
             "{} batch {} on {} ({} thread(s)): median {median:.2} ms, p90 {p90:.2} ms, min {min:.2} ms, {:.1} images/s \
              (load {load_ms:.0} ms, arena {arena_mb:.1} MB)",
             a.model,

@@ -84,10 +84,10 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             obj.insert("fused".into(), counts_json(&fused_ops(opt)));
             obj.insert("passes".into(), counts_json(&report.rewrites));
         }
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     }
-    println!(
+    outln!(
         "{} (opset {}, {} nodes, {} parameters)",
         a.model,
         g.opset,
@@ -96,41 +96,41 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     );
     for (kind, list) in [("input", &inputs), ("output", &outputs)] {
         for (n, d, s) in list {
-            println!("  {kind:6} {n}: {d} {s}");
+            outln!("  {kind:6} {n}: {d} {s}");
         }
     }
     let Some((opt, report)) = optimized else {
-        println!("  ops:");
+        outln!("  ops:");
         for (op, n) in counts {
-            println!("    {op:24} {n}");
+            outln!("    {op:24} {n}");
         }
         return Ok(());
     };
-    println!(
+    outln!(
         "  ops ({} nodes before, {} after the optimizer):",
         g.nodes.len(),
         opt.nodes.len()
     );
-    println!("    {:24} {:>7} {:>7}", "op", "before", "after");
+    outln!("    {:24} {:>7} {:>7}", "op", "before", "after");
     let after = opt.op_counts();
     let mut names: Vec<&str> = counts.iter().chain(&after).map(|(k, _)| *k).collect();
     names.sort_unstable();
     names.dedup();
     let find = |list: &[(&str, usize)], k: &str| list.iter().find(|(n, _)| *n == k).map_or(0, |(_, c)| *c);
     for name in names {
-        println!(
+        outln!(
             "    {name:24} {:>7} {:>7}",
             find(&counts, name),
             find(&after, name)
         );
     }
-    println!("  fused ops:");
+    outln!("  fused ops:");
     for (desc, n) in fused_ops(&opt) {
-        println!("    {desc:40} {n}");
+        outln!("    {desc:40} {n}");
     }
-    println!("  passes (rewrites):");
+    outln!("  passes (rewrites):");
     for (pass, n) in &report.rewrites {
-        println!("    {pass:24} {n}");
+        outln!("    {pass:24} {n}");
     }
     Ok(())
 }

@@ -1,6 +1,19 @@
 //! Command-line front end. Each subcommand lives in its own file; they share the
 //! model/input helpers below.
 
+/// `println!` that turns a failed write (stdout closed, as in `kiln inspect m | head`)
+/// into an error the caller returns, instead of a panic. `main` exits quietly on a
+/// broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(|source| kiln::Error::Io {
+            path: "<stdout>".into(),
+            source,
+        })?
+    }};
+}
+
 mod bench;
 mod inspect;
 mod npy;
@@ -94,7 +107,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 fn zoo(a: ZooArgs) -> Result<()> {
     if a.list || a.name.is_none() {
         for name in kiln::zoo::names() {
-            println!("{name}");
+            outln!("{name}");
         }
         return Ok(());
     }
@@ -105,7 +118,7 @@ fn zoo(a: ZooArgs) -> Result<()> {
         path: path.clone(),
         source,
     })?;
-    println!(
+    outln!(
         "wrote {} ({:.1} MB, {:.2} GMACs at batch 1)",
         path.display(),
         model.onnx.len() as f64 / 1e6,

@@ -74,7 +74,7 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     let runs = a.runs.max(1) as f64;
     let total: f64 = nodes.iter().map(|n| n.ms(runs)).sum();
     let flops: u64 = nodes.iter().filter_map(|n| n.flops).sum();
-    println!(
+    outln!(
         "{} batch {} on {} thread(s): {total:.2} ms in kernels, {:.2} GFLOP, {} GFLOP/s",
         a.model,
         a.batch,
@@ -97,12 +97,17 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     }
     let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
-    println!(
+    outln!(
         "\n{:18} {:22} {:>5} {:>10} {:>6} {:>8}",
-        "op", "algorithm", "count", "ms", "%", "GFLOP/s"
+        "op",
+        "algorithm",
+        "count",
+        "ms",
+        "%",
+        "GFLOP/s"
     );
     for ((op, algorithm), (count, ms, f)) in &groups {
-        println!(
+        outln!(
             "{op:18} {algorithm:22} {count:>5} {ms:>10.3} {:>5.1}% {:>8}",
             100.0 * ms / total,
             rate(*f, *ms)
@@ -117,9 +122,15 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
         sorted.sort_by_key(|n| std::cmp::Reverse(n.total));
         sorted.into_iter().take(a.top).collect()
     };
-    println!(
+    outln!(
         "\n{:36} {:18} {:22} {:18} {:>8} {:>6} {:>8}",
-        "node", "op", "algorithm", "output", "ms", "%", "GFLOP/s"
+        "node",
+        "op",
+        "algorithm",
+        "output",
+        "ms",
+        "%",
+        "GFLOP/s"
     );
     for n in shown {
         let ms = n.ms(runs);
@@ -129,7 +140,7 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
             .join("x");
-        println!(
+        outln!(
             "{:36} {:18} {:22} {shape:18} {ms:>8.3} {:>5.1}% {:>8}",
             n.node,
             n.op,

@@ -40,7 +40,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let t1 = Instant::now();
     let outputs = session.run(&inputs)?;
     let elapsed = t1.elapsed();
-    println!(
+    outln!(
         "{}: loaded in {:.1} ms, ran in {:.2} ms on {} thread(s)",
         a.model,
         load.as_secs_f64() * 1e3,
@@ -68,7 +68,7 @@ pub fn run(a: RunArgs) -> Result<()> {
                 |b, (j, &v)| if v > b.1 { (j, v) } else { b },
             )
             .0;
-        println!(
+        outln!(
             "  output {i} '{name}': {} {:?}, min {lo:.4}, max {hi:.4}, argmax {argmax}",
             t.dtype(),
             t.shape()

@@ -5,6 +5,7 @@
 pub mod columns;
 pub mod depthwise;
 mod forward;
+use forward::WinogradPolicy;
 #[cfg(test)]
 mod tests;
 mod transpose;
@@ -41,11 +42,18 @@ pub fn prepare(
                 activation: Activation::None,
                 residual: false,
             };
-            forward::prepare(&plain, inputs, outputs, options.winograd)
+            forward::prepare(&plain, inputs, outputs, policy(options))
         }
-        Op::FusedConv(f) => forward::prepare(f, inputs, outputs, options.winograd),
+        Op::FusedConv(f) => forward::prepare(f, inputs, outputs, policy(options)),
         Op::ConvTranspose(c) => transpose::prepare(c, inputs, outputs),
         other => Err(Error::shape(other.name(), "not a convolution op")),
+    }
+}
+
+fn policy(options: &CpuOptions) -> WinogradPolicy {
+    match options.winograd {
+        true => WinogradPolicy::WhenFaster,
+        false => WinogradPolicy::Never,
     }
 }
 

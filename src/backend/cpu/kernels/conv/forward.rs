@@ -34,17 +34,40 @@ enum Algo {
     Winograd,
 }
 
-/// Winograd needs at least this many input and output channels: the transforms
-/// cost a fixed amount per channel and tile, the GEMM saves in proportion to the
-/// other side's channel count. (Measured: `winograd_vs_im2col`, ignored test.)
-const WINOGRAD_MIN_CHANNELS: usize = 16;
-/// ... and at least this many 4x4 output tiles. Late ResNet layers (7x7: 4 tiles,
-/// most of them padding) give the GEMMs too few columns to pay for the transforms.
-const WINOGRAD_MIN_TILES: usize = 16;
+/// When a convolution that Winograd can compute should use it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum WinogradPolicy {
+    Never,
+    /// Where [`choose_algo`]'s thresholds say it is faster than im2col.
+    WhenFaster,
+    /// Wherever it applies, however small (tests of the kernel on small shapes).
+    #[cfg(test)]
+    Always,
+}
 
-/// Picks the algorithm for one convolution. `winograd_ok` says the weights are
-/// constant (Winograd transforms them once, at prepare).
-fn choose_algo(geom: &Geometry, c_in: usize, c_out: usize, group: usize, winograd_ok: bool) -> Algo {
+// Thresholds from `winograd_vs_im2col` (ignored test; 1 thread, this repo's EPYC VMs).
+// The transforms cost a fixed amount per channel and tile; the GEMM saves in
+// proportion to the *other* side's channel count. Winograd won at 64->64 @56x56
+// (1.6x), 128 @28 (1.6x) and 32 @56 (1.2x); it broke even at 256 @14 and lost at
+// 224 @14, 512 @7, 16 @112, 16 @28 and 32 @14.
+/// Winograd needs at least this many input and output channels ...
+const WINOGRAD_MIN_CHANNELS: usize = 32;
+/// ... at least this many 4x4 output tiles: a 14x14 plane has 16, covering 16x16
+/// (a quarter of the work is padding) and giving each GEMM one 16-wide panel ...
+const WINOGRAD_MIN_TILES: usize = 32;
+/// ... and at least this much of (fewer channels x tiles).
+const WINOGRAD_MIN_CHANNEL_TILES: usize = 2048;
+
+/// Picks the algorithm for one convolution. `const_weights`: Winograd transforms
+/// the weights once, at prepare, so it needs them constant.
+fn choose_algo(
+    geom: &Geometry,
+    c_in: usize,
+    c_out: usize,
+    group: usize,
+    const_weights: bool,
+    winograd: WinogradPolicy,
+) -> Algo {
     let c_g = c_in / group;
     if c_g == 1 {
         if let Some(plane) = Plane::new(geom) {
@@ -55,12 +78,17 @@ fn choose_algo(geom: &Geometry, c_in: usize, c_out: usize, group: usize, winogra
         return Algo::Pointwise;
     }
     let tiles: usize = geom.output.iter().map(|&o| o.div_ceil(4)).product();
-    if winograd_ok
-        && group == 1
-        && Winograd::fits(geom)
-        && c_in.min(c_out) >= WINOGRAD_MIN_CHANNELS
+    let channels = c_in.min(c_out);
+    let faster = channels >= WINOGRAD_MIN_CHANNELS
         && tiles >= WINOGRAD_MIN_TILES
-    {
+        && channels.saturating_mul(tiles) >= WINOGRAD_MIN_CHANNEL_TILES;
+    let wanted = match winograd {
+        WinogradPolicy::Never => false,
+        WinogradPolicy::WhenFaster => faster,
+        #[cfg(test)]
+        WinogradPolicy::Always => true,
+    };
+    if wanted && const_weights && group == 1 && Winograd::fits(geom) {
         return Algo::Winograd;
     }
     Algo::Im2col
@@ -96,12 +124,12 @@ struct ConvKernel {
     residual: bool,
 }
 
-/// `allow_winograd` false rules Winograd out (an option of the session).
+/// `winograd` comes from the session's options.
 pub(super) fn prepare(
     fused: &FusedConv,
     inputs: &[Option<InputDesc<'_>>],
     outputs: &[OutputDesc],
-    allow_winograd: bool,
+    winograd: WinogradPolicy,
 ) -> Result<Box<dyn Kernel>> {
     let conv = &fused.conv;
     expect_f32(NAME, inputs, &[0, 1, 2, 3], outputs)?;
@@ -152,13 +180,7 @@ pub(super) fn prepare(
     let bias = Bias::prepare(NAME, inputs.get(2).copied().flatten(), c_out)?;
     let c_g = c_in / group;
     let const_weights = const_f32(&w);
-    let algo = choose_algo(
-        &geom,
-        c_in,
-        c_out,
-        group,
-        const_weights.is_some() && allow_winograd,
-    );
+    let algo = choose_algo(&geom, c_in, c_out, group, const_weights.is_some(), winograd);
     let weights = match (const_weights, &algo) {
         (None, _) => Weights::Input,
         (Some(v), Algo::Depthwise(_)) => Weights::Copied(v.to_vec()),

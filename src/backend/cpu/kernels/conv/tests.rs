@@ -2,6 +2,7 @@
 //! groups, depthwise (with multiplier), strides, dilations, asymmetric and auto
 //! pads, constant and run-time weights.
 
+use super::forward::WinogradPolicy;
 use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
 use crate::ir::ops::{Activation, AutoPad, Conv, ConvTranspose, FusedConv, Op, Window};
 use crate::ir::window::{conv_transpose_geometry, output_spatial};
@@ -552,8 +553,8 @@ fn fused_activation_and_residual_apply_on_every_path() {
     }
 }
 
-/// Prepares a 2-D `FusedConv` with constant weights and bias; `allow_winograd`
-/// false forces the im2col path.
+/// Prepares a 2-D `FusedConv` with constant weights and bias, with the given
+/// Winograd policy.
 fn prepare_2d(
     op: &FusedConv,
     x: &Tensor,
@@ -561,7 +562,7 @@ fn prepare_2d(
     b: &Tensor,
     residual: Option<&Tensor>,
     y_shape: &[usize],
-    allow_winograd: bool,
+    winograd: WinogradPolicy,
 ) -> Box<dyn crate::backend::cpu::kernel::Kernel> {
     use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
     fn desc(t: &Tensor, constant: bool) -> InputDesc<'_> {
@@ -581,7 +582,7 @@ fn prepare_2d(
         dtype: DType::F32,
         shape: y_shape.to_vec(),
     }];
-    super::forward::prepare(op, &descs, &outs, allow_winograd).unwrap()
+    super::forward::prepare(op, &descs, &outs, winograd).unwrap()
 }
 
 /// Runs a prepared kernel on a NaN-poisoned output, so unwritten elements show.
@@ -642,7 +643,7 @@ fn winograd_matches_direct_definition() {
             residual,
         };
         let res = residual.then_some(&r);
-        let kernel = prepare_2d(&op, &x, &w, &b, res, &y_shape, true);
+        let kernel = prepare_2d(&op, &x, &w, &b, res, &y_shape, WinogradPolicy::Always);
         let what = format!("winograd {c_in}->{c_out} {h}x{w_} pads {pads:?} batch {batch}");
         assert_eq!(kernel.label(), "winograd f(4x4,3x3)", "{what}");
         let got = run_poisoned(&*kernel, &[Some(&x), Some(&w), Some(&b), res], &y_shape);
@@ -650,7 +651,7 @@ fn winograd_matches_direct_definition() {
             got.iter().all(|v| v.is_finite()),
             "{what}: unwritten or non-finite output"
         );
-        let im2col = prepare_2d(&op, &x, &w, &b, res, &y_shape, false);
+        let im2col = prepare_2d(&op, &x, &w, &b, res, &y_shape, WinogradPolicy::Never);
         let reference = run_poisoned(&*im2col, &[Some(&x), Some(&w), Some(&b), res], &y_shape);
         let (err, max_abs) = errors(&got, &want);
         let (ref_err, ref_max_abs) = errors(&reference, &want);
@@ -717,8 +718,8 @@ fn winograd_vs_im2col() {
         };
         let macs = (c_out * c_in * 9 * hw * hw) as f64;
         let mut line = format!("3x3 {c_in}->{c_out} @{hw}:");
-        for allow in [false, true] {
-            let kernel = prepare_2d(&op, &x, &w, &b, None, &y_shape, allow);
+        for policy in [WinogradPolicy::Never, WinogradPolicy::Always] {
+            let kernel = prepare_2d(&op, &x, &w, &b, None, &y_shape, policy);
             let inputs = [Some(&x), Some(&w), Some(&b)];
             let mut best = f64::INFINITY;
             for _ in 0..(1e9 / macs).clamp(5.0, 100.0) as usize {
