@@ -47,14 +47,16 @@ pub(super) enum WinogradPolicy {
 
 // Thresholds from `winograd_vs_im2col` (ignored test; 1 thread, this repo's EPYC VMs).
 // The transforms cost a fixed amount per channel and tile; the GEMM saves in
-// proportion to the *other* side's channel count. Winograd won at 64->64 @56x56
-// (1.6x), 128 @28 (1.6x) and 32 @56 (1.2x); it broke even at 256 @14 and lost at
-// 224 @14, 512 @7, 16 @112, 16 @28 and 32 @14.
+// proportion to the *other* side's channel count. Alone, Winograd won at 64->64
+// @56x56 (1.6x), 128 @28 (1.6x) and 32 @56 (1.2x), broke even at 256 @14 and 224
+// @14 (+-10 %), and lost at 512 @7, 16 @112, 16 @28 and 32 @14. Inside whole
+// models 14x14 layers still pay: resnet18 with them on Winograd measured 1.21-1.39x
+// faster than with none, against 1.09-1.23x without them (benches/RESULTS.md).
 /// Winograd needs at least this many input and output channels ...
 const WINOGRAD_MIN_CHANNELS: usize = 32;
-/// ... at least this many 4x4 output tiles: a 14x14 plane has 16, covering 16x16
-/// (a quarter of the work is padding) and giving each GEMM one 16-wide panel ...
-const WINOGRAD_MIN_TILES: usize = 32;
+/// ... at least this many 4x4 output tiles (a 14x14 plane has 16; a 7x7 one 4,
+/// mostly padding) ...
+const WINOGRAD_MIN_TILES: usize = 16;
 /// ... and at least this much of (fewer channels x tiles).
 const WINOGRAD_MIN_CHANNEL_TILES: usize = 2048;
 
