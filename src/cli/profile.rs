@@ -73,7 +73,10 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
     }
     let runs = a.runs.max(1) as f64;
     let total: f64 = nodes.iter().map(|n| n.ms(runs)).sum();
-    let flops: u64 = nodes.iter().filter_map(|n| n.flops).sum();
+    let flops = nodes
+        .iter()
+        .filter_map(|n| n.flops)
+        .fold(0u64, u64::saturating_add);
     outln!(
         "{} batch {} on {} thread(s): {total:.2} ms in kernels, {:.2} GFLOP, {} GFLOP/s",
         a.model,
@@ -90,9 +93,8 @@ pub fn profile(a: ProfileArgs) -> Result<()> {
         g.0 += 1;
         g.1 += n.ms(runs);
         g.2 = match (g.2, n.flops) {
-            (None, f) => f,
-            (Some(a), Some(b)) => Some(a + b),
-            (Some(a), None) => Some(a),
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+            (a, b) => a.or(b),
         };
     }
     let mut groups: Vec<_> = groups.into_iter().collect();

@@ -46,6 +46,13 @@ pub trait Kernel: Send + Sync {
     }
 }
 
+/// `2 * product(dims)`: the FLOPs of that many multiply-adds, for [`Kernel::flops`];
+/// `None` if it overflows (a model may declare absurd sizes).
+pub fn multiply_add_flops(dims: &[usize]) -> Option<u64> {
+    dims.iter()
+        .try_fold(2u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
+}
+
 /// Fetches required input `i`, or a shape error naming it.
 pub fn required<'a>(inputs: &[Option<View<'a>>], i: usize) -> Result<View<'a>> {
     inputs

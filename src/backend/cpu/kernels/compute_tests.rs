@@ -61,8 +61,6 @@ fn poisoned(dtype: DType, len: usize) -> Data {
     data
 }
 
-/// Prepares `op` with the given inputs (`constant[i]` marks those whose value the
-/// kernel may see at preparation), runs it once on poisoned outputs, returns them.
 /// The whole kernel dispatcher with the default algorithm choices, as a [`PrepareFn`].
 pub fn prepare_any(
     op: &Op,
@@ -72,6 +70,8 @@ pub fn prepare_any(
     super::prepare(op, inputs, outputs, &crate::backend::cpu::CpuOptions::default())
 }
 
+/// Prepares `op` with the given inputs (`constant[i]` marks those whose value the
+/// kernel may see at preparation), runs it once on poisoned outputs, returns them.
 pub fn run_op(
     prepare: PrepareFn,
     op: &Op,

@@ -1,11 +1,9 @@
 //! Convolution kernels: `Conv` (pointwise GEMM, im2col + GEMM, Winograd, direct
-//! depthwise) and
-//! `ConvTranspose` (GEMM + col2im), for any number of spatial axes.
+//! depthwise) and `ConvTranspose` (GEMM + col2im), for any number of spatial axes.
 
 pub mod columns;
 pub mod depthwise;
 mod forward;
-use forward::WinogradPolicy;
 #[cfg(test)]
 mod tests;
 mod transpose;
@@ -21,6 +19,7 @@ use crate::backend::cpu::CpuOptions;
 use crate::error::{Error, Result};
 use crate::ir::ops::{Activation, FusedConv, Op};
 use crate::tensor::View;
+use forward::WinogradPolicy;
 
 /// Budget, in floats, for one ConvTranspose column panel (1 MiB: about one core's
 /// L2). Input positions are processed in panels this size so the temporary stays
@@ -101,6 +100,30 @@ impl Bias {
             return Err(Error::shape(op, "bias has the wrong length"));
         }
         Ok(Some(b))
+    }
+}
+
+/// What the direct kernels (depthwise, Winograd) apply to each finished output row
+/// of one plane.
+pub(crate) struct PlaneEpilogue<'a> {
+    pub bias: f32,
+    /// The plane's residual, added before the activation.
+    pub residual: Option<&'a [f32]>,
+    pub activation: Activation,
+}
+
+impl PlaneEpilogue<'_> {
+    /// Adds the residual to the finished output row that starts at element `start`
+    /// of the plane, then applies the activation. (The bias is the caller's: the
+    /// kernels fold it in where it is cheapest.) Always inlined, so that inside an
+    /// AVX2-compiled kernel body these loops are AVX2 too.
+    #[inline(always)]
+    pub fn finish_row(&self, row: &mut [f32], start: usize) {
+        if let Some(r) = self.residual {
+            let r = &r[start..][..row.len()];
+            row.iter_mut().zip(r).for_each(|(d, &v)| *d += v);
+        }
+        self.activation.apply_slice(row);
     }
 }
 

@@ -131,17 +131,25 @@ fn outer_base(map: &Mapping<'_>, mut outer: usize) -> Option<usize> {
 /// One im2col row: `dst[i] = x[target(p0 + i)]`, 0 where the window is in the padding.
 pub(crate) fn gather_row(map: &Mapping<'_>, x: &[f32], p0: usize, dst: &mut [f32]) {
     let len = dst.len();
-    for_each_segment(map, p0, len, |range, seg| match seg {
-        Segment::Outside => dst[range].fill(0.0),
+    for_each_segment(map, p0, len, |range, seg| {
+        read_segment(seg, 0, x, &mut dst[range])
+    });
+}
+
+/// Fills `out` from positions `skip..` of segment `seg` of `x`.
+#[inline(always)]
+fn read_segment(seg: Segment, skip: usize, x: &[f32], out: &mut [f32]) {
+    match seg {
+        Segment::Outside => out.fill(0.0),
         Segment::Inside { first, step: 1 } => {
-            let n = range.len();
-            dst[range].copy_from_slice(&x[first..first + n]);
+            let at = first + skip;
+            out.copy_from_slice(&x[at..at + out.len()]);
         }
         Segment::Inside { first, step } => {
-            let src = x[first..].iter().step_by(step);
-            dst[range].iter_mut().zip(src).for_each(|(d, &s)| *d = s);
+            let src = x[first + skip * step..].iter().step_by(step);
+            out.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
         }
-    });
+    }
 }
 
 /// One col2im row: `y[target(p0 + i)] += src[i]` where the target is inside.
@@ -228,18 +236,7 @@ impl GatherPlan {
                 break;
             }
             let (lo, hi) = (range.start.max(p0), range.end.min(end));
-            let out = &mut dst[lo - p0..hi - p0];
-            match *seg {
-                Segment::Outside => out.fill(0.0),
-                Segment::Inside { first, step: 1 } => {
-                    let at = first + (lo - range.start);
-                    out.copy_from_slice(&x[at..at + out.len()]);
-                }
-                Segment::Inside { first, step } => {
-                    let src = x[first + (lo - range.start) * step..].iter().step_by(step);
-                    out.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
-                }
-            }
+            read_segment(*seg, lo - range.start, x, &mut dst[lo - p0..hi - p0]);
         }
     }
 }

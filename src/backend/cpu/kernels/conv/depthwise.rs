@@ -12,7 +12,7 @@
 //! in the late layers) thus get long vector loops instead of 7-wide ones. Dilated
 //! windows keep the row-by-row path.
 
-use super::super::gemm::Activation;
+use super::PlaneEpilogue;
 use crate::ir::window::Geometry;
 
 /// 2-D view of a 1-D or 2-D window (1-D gets a height of 1).
@@ -130,14 +130,6 @@ pub(crate) fn scratch_len(p: &Plane) -> usize {
     }
 }
 
-/// What is applied to each output row once its taps are summed.
-pub(crate) struct PlaneEpilogue<'a> {
-    pub bias: f32,
-    /// The plane's residual, added before the activation.
-    pub residual: Option<&'a [f32]>,
-    pub activation: Activation,
-}
-
 /// One output plane: `out = act(bias + sum_taps w[tap] * x[shifted] + residual)`.
 /// `phases` is scratch of [`scratch_len`] floats.
 pub(crate) fn plane(
@@ -221,12 +213,7 @@ fn flat_body(
     }
     for (oh, orow) in out.chunks_exact_mut(p.out_w).take(p.out_h).enumerate() {
         orow.copy_from_slice(&acc[oh * pitch..][..p.out_w]);
-        if let Some(r) = epilogue.residual {
-            orow.iter_mut()
-                .zip(&r[oh * p.out_w..][..p.out_w])
-                .for_each(|(d, &v)| *d += v);
-        }
-        epilogue.activation.apply_slice(orow);
+        epilogue.finish_row(orow, oh * p.out_w);
     }
 }
 
@@ -280,11 +267,6 @@ fn plane_body(
                 dst.iter_mut().zip(src).for_each(|(d, &s)| *d += wv * s);
             }
         }
-        if let Some(r) = epilogue.residual {
-            orow.iter_mut()
-                .zip(&r[oh * p.out_w..][..p.out_w])
-                .for_each(|(d, &v)| *d += v);
-        }
-        epilogue.activation.apply_slice(orow);
+        epilogue.finish_row(orow, oh * p.out_w);
     }
 }

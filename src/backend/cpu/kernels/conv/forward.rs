@@ -11,10 +11,12 @@
 use rayon::prelude::*;
 
 use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
-use super::depthwise::{self, Plane, PlaneEpilogue};
+use super::depthwise::{self, Plane};
 use super::winograd::{ImageEpilogue, Winograd};
-use super::{expect_len, run_jobs, Bias};
-use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
+use super::{expect_len, run_jobs, Bias, PlaneEpilogue};
+use crate::backend::cpu::kernel::{
+    multiply_add_flops, required, required_desc, InputDesc, Kernel, OutputDesc,
+};
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
 use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, PackedA, RhsSource, RowSource};
@@ -205,13 +207,9 @@ pub(super) fn prepare(
     let taps = tap_offsets(&geom.kernel, &geom.dilations, &pads);
     let gather = match algo {
         Algo::Im2col => {
-            let rank = geom.rank();
-            let maps = taps.chunks_exact(rank).map(|offsets| Mapping {
-                source: &geom.output,
-                target: &geom.input,
-                strides: &geom.strides,
-                offsets,
-            });
+            let maps = taps
+                .chunks_exact(geom.rank())
+                .map(|offsets| im2col_mapping(&geom, offsets));
             GatherPlan::new(maps, geom.output_len())
         }
         _ => None,
@@ -287,16 +285,13 @@ impl Kernel for ConvKernel {
     }
 
     fn flops(&self) -> Option<u64> {
-        let macs = [
+        multiply_add_flops(&[
             self.batch,
             self.c_out,
             self.geom.output_len(),
             self.c_in / self.group,
             self.geom.kernel_len(),
-        ]
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))?;
-        macs.checked_mul(2)
+        ])
     }
 }
 
@@ -444,12 +439,17 @@ impl RowSource for Im2col<'_> {
         if let Some(plan) = &self.conv.gather {
             return plan.gather_row(tap, x, j0, dst);
         }
-        let map = Mapping {
-            source: &g.output,
-            target: &g.input,
-            strides: &g.strides,
-            offsets: &self.conv.taps[tap * rank..][..rank],
-        };
+        let map = im2col_mapping(g, &self.conv.taps[tap * rank..][..rank]);
         gather_row(&map, x, j0, dst);
+    }
+}
+
+/// im2col's mapping for one tap: output positions to the input positions they read.
+fn im2col_mapping<'g>(geom: &'g Geometry, offsets: &'g [isize]) -> Mapping<'g> {
+    Mapping {
+        source: &geom.output,
+        target: &geom.input,
+        strides: &geom.strides,
+        offsets,
     }
 }

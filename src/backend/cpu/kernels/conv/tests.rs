@@ -3,19 +3,10 @@
 //! pads, constant and run-time weights.
 
 use super::forward::WinogradPolicy;
-use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
+use crate::backend::cpu::kernels::compute_tests::{assert_close, prepare_any as prepare, run_op, Rng};
 use crate::ir::ops::{Activation, AutoPad, Conv, ConvTranspose, FusedConv, Op, Window};
 use crate::ir::window::{conv_transpose_geometry, output_spatial};
 use crate::tensor::{DType, Tensor};
-
-/// The conv kernels with the default algorithm choices.
-fn prepare(
-    op: &Op,
-    inputs: &[Option<crate::backend::cpu::kernel::InputDesc<'_>>],
-    outputs: &[crate::backend::cpu::kernel::OutputDesc],
-) -> crate::error::Result<Box<dyn crate::backend::cpu::kernel::Kernel>> {
-    super::prepare(op, inputs, outputs, &crate::backend::cpu::CpuOptions::default())
-}
 
 /// Row-major multi-index of flat position `p` in `dims`.
 fn unflatten(mut p: usize, dims: &[usize]) -> Vec<usize> {

@@ -31,6 +31,7 @@ use rayon::prelude::*;
 
 use super::super::gemm::buffers::{with_scratch, Slot};
 use super::super::gemm::{gemm, Activation, Epilogue, LhsSource, MatRef, PackedA, RhsSource};
+use super::PlaneEpilogue;
 use crate::error::{Error, Result};
 use crate::ir::window::Geometry;
 
@@ -199,8 +200,14 @@ impl Winograd {
             let last = rows * qw - 1;
             for r0 in (0..rows).step_by(strip_rows) {
                 let start = r0 * qw;
-                let n = (strip_len).min(last - start);
-                input_strip(phases, plane_len, qw, start, n, tmp, out, strip_len);
+                let n = strip_len.min(last - start);
+                // Tile t's input (row j, column l) is phase plane (j % 4, l % 4) at
+                // t + (j / 4) * qw + l / 4.
+                let inputs = |j: usize, l: usize| {
+                    let plane = (j % TILE) * TILE + l % TILE;
+                    &phases[plane * plane_len + start + (j / TILE) * qw + l / TILE..][..n]
+                };
+                input_strip(&inputs, n, tmp, out, strip_len);
                 for r in r0..(r0 + strip_rows).min(rows) {
                     for xi in 0..POINTS {
                         let src = &out[xi * strip_len + (r - r0) * qw..][..self.tiles_w];
@@ -281,30 +288,15 @@ impl Winograd {
                                 .zip(src)
                                 .for_each(|(d, &v)| *d = v);
                         }
-                        finish_row(row, oy * self.out_w, e);
+                        if e.bias != 0.0 {
+                            row.iter_mut().for_each(|d| *d += e.bias);
+                        }
+                        e.finish_row(row, oy * self.out_w);
                     }
                 }
             }
         });
     }
-}
-
-/// Bias, residual and activation of one output plane.
-struct PlaneEpilogue<'a> {
-    bias: f32,
-    residual: Option<&'a [f32]>,
-    activation: Activation,
-}
-
-fn finish_row(row: &mut [f32], start: usize, e: &PlaneEpilogue<'_>) {
-    if e.bias != 0.0 {
-        row.iter_mut().for_each(|d| *d += e.bias);
-    }
-    if let Some(r) = e.residual {
-        let r = &r[start..][..row.len()];
-        row.iter_mut().zip(r).for_each(|(d, &v)| *d += v);
-    }
-    e.activation.apply_slice(row);
 }
 
 /// `G g Gᵀ` of one 3x3 filter, computed in f64, as 36 values (row-major 6x6).
@@ -324,14 +316,11 @@ fn transform_weight(g: &[f32]) -> [f32; POINTS] {
     u
 }
 
-/// Input transform of `n` flat tiles starting at `start`: `out[ξ][t] = (Bᵀ d_t B)[ξ]`.
-/// `tmp` and `out` hold 36 rows of `stride` floats.
-#[allow(clippy::too_many_arguments)]
-fn input_strip(
-    phases: &[f32],
-    plane_len: usize,
-    qw: usize,
-    start: usize,
+/// Input transform of `n` tiles: `out[ξ][t] = (Bᵀ d_t B)[ξ]`, with `inputs(j, l)`
+/// the run of input values at row `j`, column `l` of each tile. `tmp` and `out`
+/// hold 36 rows of `stride` floats.
+fn input_strip<'p>(
+    inputs: &dyn Fn(usize, usize) -> &'p [f32],
     n: usize,
     tmp: &mut [f32],
     out: &mut [f32],
@@ -340,10 +329,10 @@ fn input_strip(
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { input_strip_avx2(phases, plane_len, qw, start, n, tmp, out, stride) };
+        unsafe { input_strip_avx2(inputs, n, tmp, out, stride) };
         return;
     }
-    input_strip_body(phases, plane_len, qw, start, n, tmp, out, stride);
+    input_strip_body(inputs, n, tmp, out, stride);
 }
 
 /// [`input_strip_body`] compiled for AVX2: the transforms run 8 tiles wide.
@@ -352,38 +341,25 @@ fn input_strip(
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn input_strip_avx2(
-    phases: &[f32],
-    plane_len: usize,
-    qw: usize,
-    start: usize,
+unsafe fn input_strip_avx2<'p>(
+    inputs: &dyn Fn(usize, usize) -> &'p [f32],
     n: usize,
     tmp: &mut [f32],
     out: &mut [f32],
     stride: usize,
 ) {
-    input_strip_body(phases, plane_len, qw, start, n, tmp, out, stride)
+    input_strip_body(inputs, n, tmp, out, stride)
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn input_strip_body(
-    phases: &[f32],
-    plane_len: usize,
-    qw: usize,
-    start: usize,
+fn input_strip_body<'p>(
+    inputs: &dyn Fn(usize, usize) -> &'p [f32],
     n: usize,
     tmp: &mut [f32],
     out: &mut [f32],
     stride: usize,
 ) {
-    // Tile t's input (row j, column l) is phase plane (j % 4, l % 4) at
-    // t + (j / 4) * qw + l / 4.
-    let d = |j: usize, l: usize| {
-        let plane = (j % TILE) * TILE + l % TILE;
-        &phases[plane * plane_len + start + (j / TILE) * qw + l / TILE..][..n]
-    };
+    let d = |j: usize, l: usize| &inputs(j, l)[..n];
     // Columns first: tmp[l][i] = Σ_j Bᵀ[i][j] d[j][l].
     for l in 0..SPAN {
         let rows = six_rows(tmp, l * SPAN * stride, stride, n);

@@ -4,7 +4,9 @@ use super::driver::{gemm, LhsSource, RhsSource};
 use super::epilogue::Epilogue;
 use super::mat::MatRef;
 use super::pack::{PackedA, PackedB};
-use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
+use crate::backend::cpu::kernel::{
+    multiply_add_flops, required, required_desc, InputDesc, Kernel, OutputDesc,
+};
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::error::{Error, Result};
 use crate::ir::ops::Gemm;
@@ -185,7 +187,7 @@ impl Kernel for GemmKernel {
     }
 
     fn flops(&self) -> Option<u64> {
-        Some(2 * self.m as u64 * self.n as u64 * self.k as u64)
+        multiply_add_flops(&[self.m, self.n, self.k])
     }
 
     fn label(&self) -> &'static str {

@@ -8,7 +8,9 @@ use super::epilogue::Epilogue;
 use super::mat::MatRef;
 use super::pack::PackedB;
 use super::PARALLEL_MIN_MACS;
-use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
+use crate::backend::cpu::kernel::{
+    multiply_add_flops, required, required_desc, InputDesc, Kernel, OutputDesc,
+};
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::error::{Error, Result};
 use crate::tensor::{View, ViewMut};
@@ -29,7 +31,7 @@ struct MatMulKernel {
     k: usize,
     plan: Plan,
     /// Of one run: `2 * k` per output element.
-    flops: u64,
+    flops: Option<u64>,
 }
 
 pub(super) fn prepare(inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
@@ -82,7 +84,7 @@ pub(super) fn prepare(inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) 
             offsets: batch_offsets(&batch, batch_a, batch_b, m * k, k * n)?,
         }
     };
-    let flops = 2 * k as u64 * numel(NAME, &outputs[0].shape)? as u64;
+    let flops = multiply_add_flops(&[k, numel(NAME, &outputs[0].shape)?]);
     Ok(Box::new(MatMulKernel { m, n, k, plan, flops }))
 }
 
@@ -201,7 +203,7 @@ impl Kernel for MatMulKernel {
     }
 
     fn flops(&self) -> Option<u64> {
-        Some(self.flops)
+        self.flops
     }
 
     fn label(&self) -> &'static str {
