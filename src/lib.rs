@@ -16,6 +16,7 @@ pub mod tensor;
 pub mod zoo;
 
 pub use backend::cpu::CpuOptions;
+pub use backend::Precision;
 pub use error::{Error, Result};
 pub use session::{Backend, Session, SessionOptions, StepProfile};
 pub use tensor::{DType, Tensor};

@@ -15,10 +15,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::backend::cpu::executor::{self, Arena};
 use crate::backend::cpu::CpuOptions;
+use crate::backend::Precision;
 use crate::error::{Error, Result};
 use crate::ir::{graph::shape_string, Dim, Graph};
 use crate::onnx::{self, Limits};
-use crate::plan::{self, Plan};
+use crate::backend::cpu::CpuPlan;
+use crate::plan;
 use crate::tensor::{SharedBytes, Tensor};
 
 /// Where a session's kernels run.
@@ -26,6 +28,8 @@ use crate::tensor::{SharedBytes, Tensor};
 pub enum Backend {
     #[default]
     Cpu,
+    /// Any GPU, through wgpu (cargo feature `wgpu`).
+    Wgpu,
 }
 
 impl std::str::FromStr for Backend {
@@ -33,11 +37,32 @@ impl std::str::FromStr for Backend {
     fn from_str(s: &str) -> Result<Backend> {
         match s {
             "cpu" => Ok(Backend::Cpu),
-            "cuda" | "wgpu" => Err(Error::BackendUnavailable {
+            "wgpu" => Ok(Backend::Wgpu),
+            "cuda" => Err(Error::BackendUnavailable {
                 backend: s.into(),
                 reason: "this build of kiln has no such backend".into(),
             }),
-            other => Err(Error::Usage(format!("unknown backend '{other}' (known: cpu)"))),
+            other => Err(Error::Usage(format!("unknown backend '{other}' (known: cpu, wgpu)"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Wgpu => "wgpu",
+        })
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Precision> {
+        match s {
+            "f32" | "fp32" => Ok(Precision::F32),
+            "f16" | "fp16" => Ok(Precision::F16),
+            other => Err(Error::Usage(format!("unknown precision '{other}' (known: f32, f16)"))),
         }
     }
 }
@@ -52,6 +77,8 @@ pub struct SessionOptions {
     pub limits: Limits,
     /// CPU kernel algorithm choices.
     pub cpu: CpuOptions,
+    /// Storage precision on GPU backends (the CPU backend computes f32 only).
+    pub precision: Precision,
 }
 
 impl Default for SessionOptions {
@@ -62,6 +89,7 @@ impl Default for SessionOptions {
             optimize: true,
             limits: Limits::default(),
             cpu: CpuOptions::default(),
+            precision: Precision::F32,
         }
     }
 }
@@ -85,10 +113,22 @@ pub struct StepProfile<'a> {
 /// Plans are keyed by input shapes (and the values of small integer inputs).
 type PlanKey = Vec<(Vec<usize>, Option<Vec<i64>>)>;
 
-struct PlanEntry {
-    plan: Plan,
-    /// Arenas not in use by a running call; one per concurrent caller at most.
-    arenas: Mutex<Vec<Arena>>,
+/// A plan ready to run on the session's backend.
+enum PlanEntry {
+    Cpu {
+        plan: CpuPlan,
+        /// Arenas not in use by a running call; one per concurrent caller at most.
+        arenas: Mutex<Vec<Arena>>,
+    },
+    #[cfg(feature = "wgpu")]
+    Wgpu(crate::backend::wgpu::GpuProgram),
+}
+
+/// The device a GPU session holds.
+enum Device {
+    Cpu,
+    #[cfg(feature = "wgpu")]
+    Wgpu(Arc<crate::backend::wgpu::Gpu>),
 }
 
 /// A loaded, optimised model. `Send + Sync`: share it between threads with `Arc`.
@@ -96,6 +136,7 @@ pub struct Session {
     graph: Graph,
     options: SessionOptions,
     pool: rayon::ThreadPool,
+    device: Device,
     plans: Mutex<HashMap<PlanKey, Arc<PlanEntry>>>,
 }
 
@@ -125,6 +166,7 @@ impl Session {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let device = open_device(&graph, &options)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("kiln-{i}"))
@@ -134,6 +176,7 @@ impl Session {
             graph,
             options,
             pool,
+            device,
             plans: Mutex::new(HashMap::new()),
         })
     }
@@ -181,9 +224,15 @@ impl Session {
         hook: &mut (dyn FnMut(&StepProfile<'_>) + Send),
     ) -> Result<Vec<Tensor>> {
         let entry = self.plan_for(inputs)?;
+        let PlanEntry::Cpu { plan, .. } = &*entry else {
+            return Err(Error::Usage(format!(
+                "per-op profiles are measured on the CPU backend only, not {}",
+                self.options.backend
+            )));
+        };
         let graph = &self.graph;
         let mut per_step = |i: usize, elapsed| {
-            let step = &entry.plan.steps[i];
+            let step = &plan.steps[i];
             let node = &graph.nodes[step.node];
             hook(&StepProfile {
                 node: &node.name,
@@ -199,16 +248,20 @@ impl Session {
 
     fn run_with_hook(&self, inputs: &[Tensor], hook: Option<executor::StepHook>) -> Result<Vec<Tensor>> {
         let entry = self.plan_for(inputs)?;
-        let mut arena = entry
-            .arenas
+        let (plan, arenas) = match &*entry {
+            PlanEntry::Cpu { plan, arenas } => (plan, arenas),
+            #[cfg(feature = "wgpu")]
+            PlanEntry::Wgpu(program) => return program.run(inputs),
+        };
+        let mut arena = arenas
             .lock()
             .map_err(|_| Error::invalid("arena pool poisoned"))?
             .pop()
-            .unwrap_or_else(|| Arena::for_plan(&entry.plan));
+            .unwrap_or_else(|| Arena::for_plan(plan));
         let result = self
             .pool
-            .install(|| executor::execute(&entry.plan, &mut arena, inputs, hook));
-        if let Ok(mut arenas) = entry.arenas.lock() {
+            .install(|| executor::execute(plan, &mut arena, inputs, hook));
+        if let Ok(mut arenas) = arenas.lock() {
             arenas.push(arena);
         }
         result
@@ -216,7 +269,20 @@ impl Session {
 
     /// Activation bytes the plan for these inputs uses.
     pub fn arena_bytes(&self, inputs: &[Tensor]) -> Result<usize> {
-        Ok(self.plan_for(inputs)?.plan.arena_bytes())
+        Ok(match &*self.plan_for(inputs)? {
+            PlanEntry::Cpu { plan, .. } => plan.arena_bytes(),
+            #[cfg(feature = "wgpu")]
+            PlanEntry::Wgpu(program) => program.plan().arena_bytes(),
+        })
+    }
+
+    /// The adapter a GPU session runs on, e.g. `NVIDIA H200 (Vulkan, DiscreteGpu)`.
+    pub fn device_name(&self) -> String {
+        match &self.device {
+            Device::Cpu => "cpu".into(),
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu(gpu) => crate::backend::wgpu::describe(&gpu.info),
+        }
     }
 
     fn plan_for(&self, inputs: &[Tensor]) -> Result<Arc<PlanEntry>> {
@@ -237,12 +303,20 @@ impl Session {
         if let Some(entry) = plans.get(&key) {
             return Ok(entry.clone());
         }
-        let plan = self
-            .pool
-            .install(|| plan::build(&self.graph, inputs, &self.options.limits, &self.options.cpu))?;
-        let entry = Arc::new(PlanEntry {
-            plan,
-            arenas: Mutex::new(Vec::new()),
+        let limits = &self.options.limits;
+        let entry = Arc::new(match &self.device {
+            Device::Cpu => PlanEntry::Cpu {
+                plan: self
+                    .pool
+                    .install(|| plan::build(&self.graph, inputs, limits, &self.options.cpu))?,
+                arenas: Mutex::new(Vec::new()),
+            },
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu(gpu) => {
+                let prepare = crate::backend::wgpu::WgpuPrepare;
+                let plan = self.pool.install(|| plan::build(&self.graph, inputs, limits, &prepare))?;
+                PlanEntry::Wgpu(crate::backend::wgpu::GpuProgram::new(gpu.clone(), plan, inputs)?)
+            }
         });
         plans.insert(key, entry.clone());
         Ok(entry)
@@ -288,6 +362,48 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+/// Opens the options' backend, after checking it can run every node of `graph`.
+fn open_device(graph: &Graph, options: &SessionOptions) -> Result<Device> {
+    match options.backend {
+        Backend::Cpu => {
+            if options.precision != Precision::F32 {
+                return Err(Error::Usage(format!(
+                    "the CPU backend computes f32 only, not {:?}",
+                    options.precision
+                )));
+            }
+            Ok(Device::Cpu)
+        }
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => {
+            use crate::backend::wgpu;
+            let missing: Vec<crate::error::Unsupported> = graph
+                .nodes
+                .iter()
+                .filter(|n| !wgpu::claims(&n.op))
+                .map(|n| crate::error::Unsupported {
+                    node: n.name.clone(),
+                    op: n.op.name().into(),
+                    opset: graph.opset,
+                    reason: "not implemented by the wgpu backend".into(),
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::Unsupported(missing));
+            }
+            Ok(Device::Wgpu(Arc::new(wgpu::Gpu::open(options.precision)?)))
+        }
+        #[cfg(not(feature = "wgpu"))]
+        Backend::Wgpu => {
+            let _ = graph;
+            Err(Error::BackendUnavailable {
+                backend: "wgpu".into(),
+                reason: "this build of kiln has no wgpu backend (rebuild with `--features wgpu`)".into(),
+            })
+        }
     }
 }
 

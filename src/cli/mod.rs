@@ -66,9 +66,12 @@ struct ZooArgs {
 /// Options shared by the subcommands that build a session.
 #[derive(Args, Clone)]
 pub struct EngineArgs {
-    /// Backend to run on.
+    /// Backend to run on: cpu, or wgpu (builds with the `wgpu` feature).
     #[arg(long, default_value = "cpu")]
     backend: String,
+    /// Storage precision on a GPU backend: f32 or f16.
+    #[arg(long, default_value = "f32")]
+    precision: String,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -86,6 +89,7 @@ impl EngineArgs {
             backend: self.backend.parse::<Backend>()?,
             threads: self.threads,
             optimize: !self.no_optimize,
+            precision: self.precision.parse()?,
             cpu: kiln::CpuOptions {
                 winograd: !self.no_winograd,
             },

@@ -338,6 +338,17 @@ pub struct FusedConv {
     pub residual: bool,
 }
 
+impl FusedConv {
+    /// A convolution with nothing fused into it.
+    pub fn plain(conv: Conv) -> FusedConv {
+        FusedConv {
+            conv,
+            activation: Activation::None,
+            residual: false,
+        }
+    }
+}
+
 /// One step of a [`Op::FusedElementwise`] chain, applied to the running value `v`.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub enum ChainStep {

@@ -22,7 +22,7 @@ pub struct SlotInfo {
 
 /// Rewrites the plan's provisional slot numbers (the id of the value that owns the
 /// memory) into real arena slots, and fills `plan.slots`.
-pub(super) fn assign_slots(plan: &mut Plan, facts: &[Fact]) -> Result<()> {
+pub(super) fn assign_slots<K>(plan: &mut Plan<K>, facts: &[Fact]) -> Result<()> {
     let n_steps = plan.steps.len();
     // Last step reading each owner; graph outputs live to the end.
     let mut last_use: HashMap<usize, usize> = HashMap::new();

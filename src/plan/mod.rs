@@ -13,10 +13,7 @@
 
 mod memory;
 
-use std::sync::Arc;
-
-use crate::backend::cpu::kernel::{InputDesc, Kernel, OutputDesc};
-use crate::backend::cpu::{self, kernels, CpuOptions};
+use crate::backend::cpu;
 use crate::error::{Error, Result};
 use crate::ir::{shape, Fact, Graph, Op};
 use crate::onnx::Limits;
@@ -35,25 +32,50 @@ pub enum Loc {
     Slot { slot: usize, shape: Vec<usize> },
 }
 
+/// What a backend may know about one input when it prepares a kernel.
+#[derive(Copy, Clone, Debug)]
+pub struct InputDesc<'a> {
+    pub dtype: DType,
+    pub shape: &'a [usize],
+    /// The input's contents when it is a constant (weights, folded shape tensors).
+    pub value: Option<&'a Tensor>,
+}
+
+/// dtype and shape of one output, as computed by shape inference.
+#[derive(Clone, Debug)]
+pub struct OutputDesc {
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// A backend's kernel preparation: called once per step while a plan is built, with
+/// every shape concrete and constant inputs available. This is where a backend packs
+/// weights and picks algorithms; the plan itself (schedule, folding, memory) is the
+/// same for every backend.
+pub trait Prepare {
+    type Kernel;
+    fn prepare(&self, op: &Op, inputs: &[Option<InputDesc>], outputs: &[OutputDesc]) -> Result<Self::Kernel>;
+}
+
 /// One kernel invocation.
-pub struct Step {
+pub struct Step<K> {
     /// Index of the IR node, for errors and profiles.
     pub node: usize,
-    pub kernel: Box<dyn Kernel>,
+    pub kernel: K,
     pub inputs: Vec<Option<Loc>>,
     /// Output slots and shapes.
     pub outputs: Vec<(usize, Vec<usize>)>,
 }
 
-pub struct Plan {
-    pub steps: Vec<Step>,
+pub struct Plan<K> {
+    pub steps: Vec<Step<K>>,
     pub constants: Vec<Tensor>,
     pub slots: Vec<SlotInfo>,
     pub outputs: Vec<Loc>,
     pub output_dtypes: Vec<DType>,
 }
 
-impl Plan {
+impl<K> Plan<K> {
     /// Bytes of activation memory one run of this plan needs.
     pub fn arena_bytes(&self) -> usize {
         self.slots.iter().map(|s| s.len * s.dtype.size()).sum()
@@ -70,8 +92,8 @@ pub fn is_shape_input(t: &Tensor) -> bool {
     matches!(t.dtype(), DType::I64 | DType::I32) && t.len() <= SHAPE_INPUT_MAX_ELEMENTS
 }
 
-/// Specialises `graph` to the given inputs' shapes.
-pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits, cpu_options: &CpuOptions) -> Result<Plan> {
+/// Specialises `graph` to the given inputs' shapes, with kernels from `backend`.
+pub fn build<P: Prepare>(graph: &Graph, inputs: &[Tensor], limits: &Limits, backend: &P) -> Result<Plan<P::Kernel>> {
     let mut facts: Vec<Fact> = graph.values.iter().map(|v| v.fact.clone()).collect();
     let mut locs: Vec<Option<Loc>> = vec![None; graph.values.len()];
     let mut constants = Vec::new();
@@ -150,7 +172,8 @@ pub fn build(graph: &Graph, inputs: &[Tensor], limits: &Limits, cpu_options: &Cp
             locs[node.outputs[0]] = Some(relabel(&locs[src], &out_shapes[0], &mut constants)?);
         } else {
             let descs = descs(&node.inputs, &facts);
-            let kernel = kernels::prepare(&node.op, &as_input_descs(&descs), &out_descs, cpu_options)
+            let kernel = backend
+                .prepare(&node.op, &as_input_descs(&descs), &out_descs)
                 .map_err(|e| annotate(e, &node.name))?;
             let inputs = node
                 .inputs
@@ -270,9 +293,18 @@ fn relabel(src: &Option<Loc>, shape: &[usize], constants: &mut Vec<Tensor>) -> R
     })
 }
 
+/// The node name kernels put in their errors; the planner replaces it with the real one.
+pub const KERNEL_NODE: &str = "kernel";
+
 fn annotate(e: Error, node: &str) -> Error {
     match e {
-        Error::Shape { node: n, message } if n == "kernel" => Error::Shape {
+        Error::Unsupported(mut items) => {
+            for u in items.iter_mut().filter(|u| u.node == KERNEL_NODE) {
+                u.node = node.into();
+            }
+            Error::Unsupported(items)
+        }
+        Error::Shape { node: n, message } if n == KERNEL_NODE => Error::Shape {
             node: node.into(),
             message,
         },
@@ -284,5 +316,3 @@ fn annotate(e: Error, node: &str) -> Error {
     }
 }
 
-/// Shared, immutable plan handle.
-pub type SharedPlan = Arc<Plan>;

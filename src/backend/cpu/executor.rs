@@ -1,7 +1,8 @@
 //! Runs a [`Plan`] on the CPU: views in, kernels, views out.
 
 use crate::error::{Error, Result};
-use crate::plan::{Loc, Plan};
+use crate::backend::cpu::CpuPlan as Plan;
+use crate::plan::Loc;
 use crate::tensor::{DataVec, Tensor, View, ViewMut};
 
 /// The activation memory of one plan: one buffer per slot, allocated once and

@@ -7,23 +7,9 @@
 //! while running and never see graph structure.
 
 use crate::error::Result;
-use crate::tensor::{DType, Tensor, View, ViewMut};
+use crate::tensor::{View, ViewMut};
 
-/// What a kernel may know about one input at preparation time.
-#[derive(Copy, Clone, Debug)]
-pub struct InputDesc<'a> {
-    pub dtype: DType,
-    pub shape: &'a [usize],
-    /// The input's contents when it is a constant (weights, folded shape tensors).
-    pub value: Option<&'a Tensor>,
-}
-
-/// dtype and shape of one output, as computed by shape inference.
-#[derive(Clone, Debug)]
-pub struct OutputDesc {
-    pub dtype: DType,
-    pub shape: Vec<usize>,
-}
+pub use crate::plan::{InputDesc, OutputDesc};
 
 /// A prepared kernel.
 pub trait Kernel: Send + Sync {

@@ -6,8 +6,12 @@ pub mod kernels;
 
 use crate::error::Result;
 use crate::ir::Op;
+use crate::plan::{Plan, Prepare};
 use crate::tensor::{Data, Tensor, ViewMut};
-use kernel::{InputDesc, OutputDesc};
+use kernel::{InputDesc, Kernel, OutputDesc};
+
+/// A plan whose steps run CPU kernels.
+pub type CpuPlan = Plan<Box<dyn Kernel>>;
 
 /// Algorithm choices of the CPU kernels that a user may want to override.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +25,13 @@ pub struct CpuOptions {
 impl Default for CpuOptions {
     fn default() -> Self {
         CpuOptions { winograd: true }
+    }
+}
+
+impl Prepare for CpuOptions {
+    type Kernel = Box<dyn Kernel>;
+    fn prepare(&self, op: &Op, inputs: &[Option<InputDesc>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
+        kernels::prepare(op, inputs, outputs, self)
     }
 }
 

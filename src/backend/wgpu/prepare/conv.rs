@@ -1,0 +1,157 @@
+//! Convolutions: a direct kernel for depthwise ones, an implicit GEMM for the rest.
+
+use crate::error::{Error, Result};
+use crate::ir::window::{conv_kernel_shape, Geometry};
+use crate::ir::ops::FusedConv;
+use crate::plan::{OutputDesc, KERNEL_NODE};
+
+use super::super::codes::UnaryCode;
+use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
+use super::super::shader::Shader;
+use super::window::{Plane, WindowParams};
+use super::Inputs;
+
+/// Output tile of the implicit GEMM (shaders/tile.wgsl).
+const TILE: usize = 64;
+
+/// `ConvParams` in shaders/conv.wgsl.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConvParams {
+    batch: u32,
+    groups: u32,
+    in_channels: u32,
+    group_in: u32,
+    group_out: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    kh: u32,
+    kw: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dil_h: u32,
+    dil_w: u32,
+    pointwise: u32,
+    has_bias: u32,
+    has_residual: u32,
+    act: u32,
+    act_a: f32,
+    act_b: f32,
+}
+
+pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    let x = ins.tensor(0)?;
+    let w = ins.tensor(1)?;
+    let y = &outputs[0];
+    if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
+        return Err(Error::shape(KERNEL_NODE, format!("conv input {:?} and weights {:?} do not fit", x.shape, w.shape)));
+    }
+    let kernel = conv_kernel_shape(&op.conv.window, w.shape)?;
+    let geom = Geometry::new(&op.conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
+    let plane = Plane::of(&geom)?
+        .ok_or_else(|| ins.unsupported("3-D convolution is not implemented by the wgpu backend".into()))?;
+    let (batch, in_channels, out_channels) = (x.shape[0], x.shape[1], w.shape[0]);
+    let groups = op.conv.group;
+    if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 || w.shape[1] * groups != in_channels {
+        return Err(Error::shape(KERNEL_NODE, format!("{groups} groups do not divide the conv's channels")));
+    }
+    let weights = ins.constant_f32(1)?;
+    let has_bias = ins.get(2).is_some();
+    if has_bias {
+        ins.tensor(2)?;
+    }
+    if op.residual {
+        ins.tensor(3)?;
+    }
+    let act = UnaryCode::activation(op.activation);
+    let reads = vec![
+        Bind::Input(0),
+        Bind::Unused,
+        if has_bias { Bind::Input(2) } else { Bind::Unused },
+        if op.residual { Bind::Input(3) } else { Bind::Unused },
+    ];
+    let mut k = GpuKernel::new("");
+    let group_in = in_channels / groups;
+    let group_out = out_channels / groups;
+    if group_in == 1 && groups == in_channels {
+        k.label = "depthwise";
+        let mut p = WindowParams::new(batch * out_channels, &plane)?;
+        p.channels = u32_param(out_channels)?;
+        p.multiplier = u32_param(group_out)?;
+        p.has_bias = has_bias.into();
+        p.has_residual = op.residual.into();
+        (p.act, p.act_a, p.act_b) = (act.code, act.a, act.b);
+        let mut reads = reads;
+        reads[1] = k.weight(weights);
+        let groups = grid_1d(batch * out_channels * geom.output_len(), 256)?;
+        k.push(Dispatch::new(Shader::Depthwise, &p, reads, vec![Bind::Output(0)], groups));
+        return Ok(k);
+    }
+    k.label = if geom.is_pointwise() { "pointwise gemm" } else { "implicit gemm" };
+    let p = ConvParams {
+        batch: u32_param(batch)?,
+        groups: u32_param(groups)?,
+        in_channels: u32_param(in_channels)?,
+        group_in: u32_param(group_in)?,
+        group_out: u32_param(group_out)?,
+        h: plane.h,
+        w: plane.w,
+        oh: plane.oh,
+        ow: plane.ow,
+        kh: plane.kh,
+        kw: plane.kw,
+        stride_h: plane.stride_h,
+        stride_w: plane.stride_w,
+        pad_h: plane.pad_h,
+        pad_w: plane.pad_w,
+        dil_h: plane.dil_h,
+        dil_w: plane.dil_w,
+        pointwise: geom.is_pointwise().into(),
+        has_bias: has_bias.into(),
+        has_residual: op.residual.into(),
+        act: act.code,
+        act_a: act.a,
+        act_b: act.b,
+    };
+    let mut reads = reads;
+    reads[1] = k.weight(pack_weights(&weights, groups, group_out, group_in * geom.kernel_len()));
+    let grid = [
+        u32_param(geom.output_len().div_ceil(TILE))?,
+        u32_param(group_out.div_ceil(TILE))?,
+        u32_param(batch * groups)?,
+    ];
+    if grid.iter().any(|&g| g > super::super::program::MAX_GROUPS_PER_DIM) {
+        return Err(Error::Limit(format!("conv of shape {:?} is too large for one GPU dispatch", y.shape)));
+    }
+    k.push(Dispatch::new(Shader::Conv, &p, reads, vec![Bind::Output(0)], grid));
+    Ok(k)
+}
+
+/// ONNX weights `[groups * m][k]` -> `[groups][k][m]`: the GEMM's A tiles are read
+/// along m, so that is the contiguous axis.
+fn pack_weights(w: &[f32], groups: usize, m: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for g in 0..groups {
+        for mi in 0..m {
+            for ki in 0..k {
+                out[(g * k + ki) * m + mi] = w[(g * m + mi) * k + ki];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn weights_are_packed_k_major_per_group() {
+        // 2 groups, m = 2, k = 3.
+        let w: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let p = super::pack_weights(&w, 2, 2, 3);
+        assert_eq!(p, [0., 3., 1., 4., 2., 5., 6., 9., 7., 10., 8., 11.]);
+    }
+}

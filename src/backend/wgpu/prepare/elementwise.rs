@@ -1,0 +1,268 @@
+//! Elementwise kernels: unary and broadcasting binary ops, fused chains, and
+//! per-channel affine maps (BatchNorm, `ChannelAffine`).
+
+use crate::error::{Error, Result};
+use crate::ir::ops::{Activation, BinaryOp, ChainStep, UnaryOp};
+use crate::plan::{OutputDesc, KERNEL_NODE};
+
+use super::super::codes::{binary_code, UnaryCode};
+use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
+use super::super::shader::Shader;
+use super::Inputs;
+
+/// `UnaryParams` in shaders/elementwise.wgsl.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct UnaryParams {
+    len: u32,
+    code: u32,
+    a: f32,
+    b: f32,
+}
+
+/// Broadcasting over at most this many dimensions.
+const MAX_RANK: usize = 8;
+
+/// `BinaryParams` in shaders/elementwise.wgsl.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct BinaryParams {
+    dims: [u32; MAX_RANK],
+    a_strides: [u32; MAX_RANK],
+    b_strides: [u32; MAX_RANK],
+    len: u32,
+    code: u32,
+    mode: u32,
+    _pad: u32,
+}
+
+/// Chains of at most this many steps and operands (the shader's binding count).
+const MAX_STEPS: usize = 16;
+const MAX_OPERANDS: usize = 6;
+
+/// `ChainParams` in shaders/elementwise.wgsl.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct ChainParams {
+    steps: [[u32; 4]; MAX_STEPS],
+    len: u32,
+    count: u32,
+    scalar_mask: u32,
+    _pad: u32,
+}
+
+/// `AffineParams` in shaders/elementwise.wgsl.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(super) struct AffineParams {
+    pub len: u32,
+    pub inner: u32,
+    pub channels: u32,
+    pub act: u32,
+    pub act_a: f32,
+    pub act_b: f32,
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+fn unary_kernel(f: UnaryCode, len: usize) -> Result<GpuKernel> {
+    let p = UnaryParams {
+        len: u32_param(len)?,
+        code: f.code,
+        a: f.a,
+        b: f.b,
+    };
+    let mut k = GpuKernel::new("unary");
+    k.push(Dispatch::new(Shader::Unary, &p, vec![Bind::Input(0)], vec![Bind::Output(0)], grid_1d(len, 256)?));
+    Ok(k)
+}
+
+pub(super) fn unary(op: UnaryOp, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    ins.tensor(0)?;
+    let f = UnaryCode::of(op).ok_or_else(|| ins.unsupported("not a float function".into()))?;
+    unary_kernel(f, numel(&outputs[0].shape))
+}
+
+/// `Clip` with constant bounds (the optimizer turns most into `Unary(Clamp)`).
+pub(super) fn clip(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    ins.tensor(0)?;
+    let bound = |i: usize, default: f32| -> Result<f32> {
+        if ins.get(i).is_none() {
+            return Ok(default);
+        }
+        let v = ins.constant_f32(i)?;
+        v.first().copied().ok_or_else(|| Error::shape(KERNEL_NODE, "empty Clip bound"))
+    };
+    let f = UnaryCode::of(UnaryOp::Clamp {
+        min: bound(1, f32::NEG_INFINITY)?,
+        max: bound(2, f32::INFINITY)?,
+    })
+    .ok_or_else(|| ins.unsupported("Clip".into()))?;
+    unary_kernel(f, numel(&outputs[0].shape))
+}
+
+/// Strides of `shape` broadcast to `out` (right-aligned, 0 on broadcast axes),
+/// padded at the front to [`MAX_RANK`] dimensions.
+fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<[u32; MAX_RANK]> {
+    let mut strides = [0u32; MAX_RANK];
+    let mut step = 1usize;
+    for i in 0..shape.len() {
+        let d = shape[shape.len() - 1 - i];
+        let slot = MAX_RANK - 1 - i;
+        let o = out[out.len() - 1 - i];
+        if d == o && d != 1 {
+            strides[slot] = u32_param(step)?;
+        } else if d != 1 {
+            return Err(Error::shape(KERNEL_NODE, format!("{shape:?} does not broadcast to {out:?}")));
+        }
+        step *= d;
+    }
+    Ok(strides)
+}
+
+pub(super) fn binary(op: BinaryOp, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    let (a, b) = (ins.tensor(0)?, ins.tensor(1)?);
+    let code = binary_code(op).ok_or_else(|| ins.unsupported("not a float arithmetic op".into()))?;
+    let y = &outputs[0].shape;
+    if y.len() > MAX_RANK || a.shape.len() > y.len() || b.shape.len() > y.len() {
+        return Err(ins.unsupported(format!("broadcasting over more than {MAX_RANK} dimensions")));
+    }
+    let mut dims = [1u32; MAX_RANK];
+    for (i, &d) in y.iter().rev().enumerate() {
+        dims[MAX_RANK - 1 - i] = u32_param(d)?;
+    }
+    let len = numel(y);
+    let p = BinaryParams {
+        dims,
+        a_strides: broadcast_strides(a.shape, y)?,
+        b_strides: broadcast_strides(b.shape, y)?,
+        len: u32_param(len)?,
+        code,
+        mode: (a.shape == y.as_slice() && b.shape == y.as_slice()).into(),
+        _pad: 0,
+    };
+    let mut k = GpuKernel::new("binary");
+    k.push(Dispatch::new(
+        Shader::Binary,
+        &p,
+        vec![Bind::Input(0), Bind::Input(1)],
+        vec![Bind::Output(0)],
+        grid_1d(len, 256)?,
+    ));
+    Ok(k)
+}
+
+pub(super) fn chain(steps: &[ChainStep], ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    let x = ins.tensor(0)?;
+    let operands = ins.len() - 1;
+    if steps.len() > MAX_STEPS || operands > MAX_OPERANDS {
+        return Err(ins.unsupported(format!(
+            "chains of more than {MAX_STEPS} steps or {MAX_OPERANDS} operands"
+        )));
+    }
+    let len = numel(&outputs[0].shape);
+    let mut p = ChainParams {
+        steps: [[0; 4]; MAX_STEPS],
+        len: u32_param(len)?,
+        count: steps.len() as u32,
+        scalar_mask: 0,
+        _pad: 0,
+    };
+    let mut reads = vec![Bind::Input(0)];
+    for i in 0..MAX_OPERANDS {
+        if i < operands {
+            let o = ins.tensor(i + 1)?;
+            let n = numel(o.shape);
+            if n == 1 {
+                p.scalar_mask |= 1 << i;
+            } else if n != numel(x.shape) {
+                return Err(Error::shape(KERNEL_NODE, format!("chain operand {:?} is not a scalar or {:?}", o.shape, x.shape)));
+            }
+            reads.push(Bind::Input(i + 1));
+        } else {
+            reads.push(Bind::Unused);
+        }
+    }
+    for (slot, step) in p.steps.iter_mut().zip(steps) {
+        *slot = match *step {
+            ChainStep::Unary(u) => {
+                let f = UnaryCode::of(u).ok_or_else(|| ins.unsupported("not a float function".into()))?;
+                [f.code, 0, f.a.to_bits(), f.b.to_bits()]
+            }
+            ChainStep::Binary { op, operand, swapped } => {
+                let code = binary_code(op).ok_or_else(|| ins.unsupported("not a float arithmetic op".into()))?;
+                if operand == 0 || operand > operands {
+                    return Err(Error::shape(KERNEL_NODE, format!("chain operand {operand} does not exist")));
+                }
+                [code + if swapped { 512 } else { 256 }, (operand - 1) as u32, 0, 0]
+            }
+        };
+    }
+    let mut k = GpuKernel::new("chain");
+    k.push(Dispatch::new(Shader::Chain, &p, reads, vec![Bind::Output(0)], grid_1d(len, 256)?));
+    Ok(k)
+}
+
+/// Elements per channel plane, and channels, of an `N x C x ...` tensor.
+fn channel_layout(shape: &[usize]) -> Result<(usize, usize)> {
+    if shape.len() < 2 {
+        return Err(Error::shape(KERNEL_NODE, format!("{shape:?} has no channel axis")));
+    }
+    Ok((shape[2..].iter().product(), shape[1]))
+}
+
+fn affine_kernel(act: Activation, shape: &[usize], scale: Bind, shift: Bind) -> Result<GpuKernel> {
+    let (inner, channels) = channel_layout(shape)?;
+    let f = UnaryCode::activation(act);
+    let len = numel(shape);
+    let p = AffineParams {
+        len: u32_param(len)?,
+        inner: u32_param(inner.max(1))?,
+        channels: u32_param(channels.max(1))?,
+        act: f.code,
+        act_a: f.a,
+        act_b: f.b,
+    };
+    let mut k = GpuKernel::new("channel affine");
+    k.push(Dispatch::new(
+        Shader::ChannelAffine,
+        &p,
+        vec![Bind::Input(0), scale, shift],
+        vec![Bind::Output(0)],
+        grid_1d(len, 256)?,
+    ));
+    Ok(k)
+}
+
+pub(super) fn channel_affine(act: Activation, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    ins.tensor(0)?;
+    ins.tensor(1)?;
+    ins.tensor(2)?;
+    affine_kernel(act, &outputs[0].shape, Bind::Input(1), Bind::Input(2))
+}
+
+/// Inference BatchNorm with constant statistics, folded into a scale and a shift
+/// (in f64) at prepare.
+pub(super) fn batch_norm(epsilon: f32, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    ins.tensor(0)?;
+    let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| ins.constant_f32(i));
+    let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
+    let (_, channels) = channel_layout(&outputs[0].shape)?;
+    if [&scale, &bias, &mean, &var].iter().any(|v| v.len() != channels) {
+        return Err(Error::shape(KERNEL_NODE, "BatchNorm parameters do not match the channels"));
+    }
+    let s: Vec<f32> = (0..channels)
+        .map(|c| (scale[c] as f64 / (var[c] as f64 + epsilon as f64).sqrt()) as f32)
+        .collect();
+    let t: Vec<f32> = (0..channels)
+        .map(|c| (bias[c] as f64 - mean[c] as f64 * s[c] as f64) as f32)
+        .collect();
+    let mut k = GpuKernel::new("");
+    let (s, t) = (k.weight(s), k.weight(t));
+    let folded = affine_kernel(Activation::None, &outputs[0].shape, s, t)?;
+    k.label = folded.label;
+    k.dispatches = folded.dispatches;
+    Ok(k)
+}
