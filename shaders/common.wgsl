@@ -80,6 +80,7 @@ fn unary(x: f32, code: u32, a: f32, b: f32) -> f32 {
         case 27u: { return 0.5 * x * (1.0 + erf_fit(x * 0.7071067811865476)); }
         // x * sigmoid(2z), z = sqrt(2/pi) (x + 0.044715 x^3): tanh-approximated GELU.
         case 28u: { return x / (1.0 + exp(-2.0 * 0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+        case 29u: { return fma(a, x, b); }
         default: { return nan(); }
     }
 }

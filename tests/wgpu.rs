@@ -323,13 +323,21 @@ fn elementwise_matches_cpu() {
         m.node(op, &["x"], &["y"], &[]).output("y");
         check(op, m.bytes(), &[positive.clone()]);
     }
-    for op in ["Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu"] {
+    for op in ["Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu", "Sum", "Mean"] {
         let mut m = Model::new();
         m.input("a", &[2, 3, 4, 5]).input("b", &[3, 1, 5]);
         m.node(op, &["a", "b"], &["y"], &[]).output("y");
         let b = if op == "Div" { positive.clone().reshaped(vec![2, 3, 37]).unwrap() } else { random_tensor(&[3, 1, 5], 12) };
         let b = if op == "Div" { Tensor::from_vec(vec![3, 1, 5], b.as_slice::<f32>().unwrap()[..15].to_vec()).unwrap() } else { b };
         check(&format!("{op} broadcast"), m.bytes(), &[random_tensor(&[2, 3, 4, 5], 13), b]);
+    }
+    // Variadic ops with three broadcast inputs.
+    for op in ["Sum", "Mean", "Max", "Min"] {
+        let mut m = Model::new();
+        m.input("a", &[3, 1, 5]).input("b", &[2, 3, 4, 5]).input("c", &[4, 1]);
+        m.node(op, &["a", "b", "c"], &["y"], &[]).output("y");
+        let inputs = [random_tensor(&[3, 1, 5], 34), random_tensor(&[2, 3, 4, 5], 35), random_tensor(&[4, 1], 36)];
+        check(&format!("{op} of three"), m.bytes(), &inputs);
     }
     // Pow with a positive base, and with integral exponents on a signed base.
     let mut m = Model::new();
@@ -473,12 +481,14 @@ fn non_float_inputs_are_refused_with_the_node_named() {
         return;
     }
     let mut g = GraphBuilder::new("ints");
-    g.input("a", DType::I64, &[Dim::Fixed(4)]).unwrap();
-    g.input("b", DType::I64, &[Dim::Fixed(4)]).unwrap();
+    // Large enough not to be a "shape input", whose values the planner folds.
+    let n = kiln::plan::SHAPE_INPUT_MAX_ELEMENTS + 1;
+    g.input("a", DType::I64, &[Dim::Fixed(n)]).unwrap();
+    g.input("b", DType::I64, &[Dim::Fixed(n)]).unwrap();
     g.add_node("int_add", "Add", &["a", "b"], &["y"], &[]).unwrap();
-    g.output("y", DType::I64, &[Dim::Fixed(4)]).unwrap();
+    g.output("y", DType::I64, &[Dim::Fixed(n)]).unwrap();
     let session = Session::from_bytes(g.finish().unwrap(), options(Backend::Wgpu, Precision::F32)).unwrap();
-    let t = Tensor::from_vec(vec![4], vec![1i64, 2, 3, 4]).unwrap();
+    let t = Tensor::from_vec(vec![n], (0..n as i64).collect()).unwrap();
     let err = session.run(&[t.clone(), t]).err().expect("must fail");
     assert!(matches!(&err, Error::Unsupported(u) if u[0].node == "int_add"), "{err}");
 }

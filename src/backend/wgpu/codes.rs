@@ -18,6 +18,11 @@ impl UnaryCode {
 
     pub const IDENTITY: UnaryCode = UnaryCode::plain(0);
 
+    /// `a * x + b`: no IR op of its own; the mean of the variadic `Mean`.
+    pub fn affine(a: f32, b: f32) -> UnaryCode {
+        UnaryCode { code: 29, a, b }
+    }
+
     /// `None` for ops with no float meaning (`Not`).
     pub fn of(op: UnaryOp) -> Option<UnaryCode> {
         use UnaryOp as U;

@@ -67,15 +67,19 @@ fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
-fn unary_kernel(f: UnaryCode, len: usize) -> Result<GpuKernel> {
+fn unary_dispatch(f: UnaryCode, len: usize, input: Bind, output: Bind) -> Result<Dispatch> {
     let p = UnaryParams {
         len: u32_param(len)?,
         code: f.code,
         a: f.a,
         b: f.b,
     };
+    Ok(Dispatch::new(Shader::Unary, &p, vec![input], vec![output], grid_1d(len, 256)?))
+}
+
+fn unary_kernel(f: UnaryCode, len: usize) -> Result<GpuKernel> {
     let mut k = GpuKernel::new("unary");
-    k.push(Dispatch::new(Shader::Unary, &p, vec![Bind::Input(0)], vec![Bind::Output(0)], grid_1d(len, 256)?));
+    k.push(unary_dispatch(f, len, Bind::Input(0), Bind::Output(0))?);
     Ok(k)
 }
 
@@ -122,35 +126,80 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<[u32; MAX_RANK]> 
     Ok(strides)
 }
 
-pub(super) fn binary(op: BinaryOp, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
-    let (a, b) = (ins.tensor(0)?, ins.tensor(1)?);
-    let code = binary_code(op).ok_or_else(|| ins.unsupported("not a float arithmetic op".into()))?;
-    let y = &outputs[0].shape;
-    if y.len() > MAX_RANK || a.shape.len() > y.len() || b.shape.len() > y.len() {
-        return Err(ins.unsupported(format!("broadcasting over more than {MAX_RANK} dimensions")));
+/// `y = a op b` with `a` and `b` (of the given shapes) broadcast to `y`.
+fn binary_dispatch(code: u32, a: (&[usize], Bind), b: (&[usize], Bind), y: (&[usize], Bind)) -> Result<Dispatch> {
+    let out = y.0;
+    if out.len() > MAX_RANK || a.0.len() > out.len() || b.0.len() > out.len() {
+        return Err(Error::Limit(format!("broadcasting over more than {MAX_RANK} dimensions")));
     }
     let mut dims = [1u32; MAX_RANK];
-    for (i, &d) in y.iter().rev().enumerate() {
+    for (i, &d) in out.iter().rev().enumerate() {
         dims[MAX_RANK - 1 - i] = u32_param(d)?;
     }
-    let len = numel(y);
+    let len = numel(out);
     let p = BinaryParams {
         dims,
-        a_strides: broadcast_strides(a.shape, y)?,
-        b_strides: broadcast_strides(b.shape, y)?,
+        a_strides: broadcast_strides(a.0, out)?,
+        b_strides: broadcast_strides(b.0, out)?,
         len: u32_param(len)?,
         code,
-        mode: (a.shape == y.as_slice() && b.shape == y.as_slice()).into(),
+        mode: (a.0 == out && b.0 == out).into(),
         _pad: 0,
     };
+    Ok(Dispatch::new(Shader::Binary, &p, vec![a.1, b.1], vec![y.1], grid_1d(len, 256)?))
+}
+
+fn arithmetic(op: BinaryOp, ins: &Inputs) -> Result<u32> {
+    binary_code(op).ok_or_else(|| ins.unsupported("not a float arithmetic op".into()))
+}
+
+pub(super) fn binary(op: BinaryOp, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    let (a, b) = (ins.tensor(0)?, ins.tensor(1)?);
+    let y = &outputs[0].shape;
     let mut k = GpuKernel::new("binary");
-    k.push(Dispatch::new(
-        Shader::Binary,
-        &p,
-        vec![Bind::Input(0), Bind::Input(1)],
-        vec![Bind::Output(0)],
-        grid_1d(len, 256)?,
-    ));
+    k.push(binary_dispatch(
+        arithmetic(op, ins)?,
+        (a.shape, Bind::Input(0)),
+        (b.shape, Bind::Input(1)),
+        (y, Bind::Output(0)),
+    )?);
+    Ok(k)
+}
+
+/// `Sum` / `Mean` / `Max` / `Min` of any number of broadcast inputs: a binary
+/// dispatch per extra input, the running result in scratch buffers (a dispatch may
+/// not read the buffer it writes), then Mean's division.
+pub(super) fn variadic(op: BinaryOp, mean: bool, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    let code = arithmetic(op, ins)?;
+    let y = outputs[0].shape.as_slice();
+    let len = numel(y);
+    let n = ins.len();
+    let mut k = GpuKernel::new("variadic");
+    if n == 0 {
+        return Err(Error::shape(KERNEL_NODE, "no inputs"));
+    }
+    let scratch = [k.scratch(len), k.scratch(len)];
+    // The buffer the step writing the `i`-th partial result targets.
+    let finishing = |i: usize| i + 1 == n && !mean;
+    let target = |i: usize| if finishing(i) { Bind::Output(0) } else { scratch[i % 2] };
+    let first = ins.tensor(0)?;
+    if n == 1 {
+        // Sum, Mean, Max or Min of one tensor: the tensor itself.
+        if first.shape != y {
+            return Err(Error::shape(KERNEL_NODE, format!("{:?} is not the output shape {y:?}", first.shape)));
+        }
+        k.push(unary_dispatch(UnaryCode::IDENTITY, len, Bind::Input(0), Bind::Output(0))?);
+        return Ok(k);
+    }
+    let mut acc = (first.shape, Bind::Input(0));
+    for i in 1..n {
+        let x = ins.tensor(i)?;
+        k.push(binary_dispatch(code, acc, (x.shape, Bind::Input(i)), (y, target(i)))?);
+        acc = (y, target(i));
+    }
+    if mean {
+        k.push(unary_dispatch(UnaryCode::affine(1.0 / n as f32, 0.0), len, acc.1, Bind::Output(0))?);
+    }
     Ok(k)
 }
 
@@ -192,7 +241,7 @@ pub(super) fn chain(steps: &[ChainStep], ins: &Inputs, outputs: &[OutputDesc]) -
                 [f.code, 0, f.a.to_bits(), f.b.to_bits()]
             }
             ChainStep::Binary { op, operand, swapped } => {
-                let code = binary_code(op).ok_or_else(|| ins.unsupported("not a float arithmetic op".into()))?;
+                let code = arithmetic(op, ins)?;
                 if operand == 0 || operand > operands {
                     return Err(Error::shape(KERNEL_NODE, format!("chain operand {operand} does not exist")));
                 }

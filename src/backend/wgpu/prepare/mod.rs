@@ -40,6 +40,7 @@ impl Prepare for WgpuPrepare {
             Op::Clip => elementwise::clip(&ins, outputs),
             Op::Binary(b) => elementwise::binary(*b, &ins, outputs),
             Op::FusedElementwise { steps } => elementwise::chain(steps, &ins, outputs),
+            Op::Variadic { op, mean } => elementwise::variadic(*op, *mean, &ins, outputs),
             Op::Pool(p) => window::pool(p, &ins, outputs),
             Op::GlobalPool(kind) => rows::global_pool(*kind, &ins, outputs),
             Op::Softmax { axis, legacy, log } => rows::softmax(*axis, *legacy, *log, &ins, outputs),
@@ -68,7 +69,7 @@ pub fn claims(op: &Op) -> bool {
         Op::GlobalPool(kind) => !matches!(kind, PoolKind::Lp { .. }),
         Op::Pad { mode } => *mode == PadMode::Constant,
         Op::Unary(u) => super::codes::UnaryCode::of(*u).is_some(),
-        Op::Binary(b) => super::codes::binary_code(*b).is_some(),
+        Op::Binary(b) | Op::Variadic { op: b, .. } => super::codes::binary_code(*b).is_some(),
         Op::Conv(_)
         | Op::FusedConv(_)
         | Op::BatchNorm { .. }
