@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::backend::cpu::executor::{self, Arena};
 use crate::backend::cpu::CpuOptions;
+use crate::backend::cpu::CpuPlan;
 use crate::backend::Precision;
 use crate::error::{Error, Result};
 use crate::ir::{graph::shape_string, Dim, Graph};
 use crate::onnx::{self, Limits};
-use crate::backend::cpu::CpuPlan;
 use crate::plan;
 use crate::tensor::{SharedBytes, Tensor};
 
@@ -42,7 +42,9 @@ impl std::str::FromStr for Backend {
                 backend: s.into(),
                 reason: "this build of kiln has no such backend".into(),
             }),
-            other => Err(Error::Usage(format!("unknown backend '{other}' (known: cpu, wgpu)"))),
+            other => Err(Error::Usage(format!(
+                "unknown backend '{other}' (known: cpu, wgpu)"
+            ))),
         }
     }
 }
@@ -62,7 +64,9 @@ impl std::str::FromStr for Precision {
         match s {
             "f32" | "fp32" => Ok(Precision::F32),
             "f16" | "fp16" => Ok(Precision::F16),
-            other => Err(Error::Usage(format!("unknown precision '{other}' (known: f32, f16)"))),
+            other => Err(Error::Usage(format!(
+                "unknown precision '{other}' (known: f32, f16)"
+            ))),
         }
     }
 }
@@ -314,7 +318,9 @@ impl Session {
             #[cfg(feature = "wgpu")]
             Device::Wgpu(gpu) => {
                 let prepare = crate::backend::wgpu::WgpuPrepare;
-                let plan = self.pool.install(|| plan::build(&self.graph, inputs, limits, &prepare))?;
+                let plan = self
+                    .pool
+                    .install(|| plan::build(&self.graph, inputs, limits, &prepare))?;
                 PlanEntry::Wgpu(crate::backend::wgpu::GpuProgram::new(gpu.clone(), plan, inputs)?)
             }
         });

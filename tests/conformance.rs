@@ -303,14 +303,21 @@ fn compare(index: usize, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> R
 /// Runs one case with the optimizer on or off and checks it against the expected
 /// outputs; returns the outputs.
 fn run_with(dir: &Path, bytes: Vec<u8>, optimize: bool) -> Result<Vec<Tensor>, String> {
-    let data = dir.join("test_data_set_0");
-    let inputs = read_tensors(&data, "input")?;
-    let expected = read_tensors(&data, "output")?;
     let options = SessionOptions {
         optimize,
         ..SessionOptions::default()
     };
+    run_on(dir, bytes, options)
+}
+
+/// Runs one case with `options` and checks it against the expected outputs.
+fn run_on(dir: &Path, bytes: Vec<u8>, options: SessionOptions) -> Result<Vec<Tensor>, String> {
+    // Load first: a model the session refuses is reported as refused, whatever
+    // its test data holds.
     let session = Session::from_bytes(bytes, options).map_err(|e| format!("load: {}", short_error(&e)))?;
+    let data = dir.join("test_data_set_0");
+    let inputs = read_tensors(&data, "input")?;
+    let expected = read_tensors(&data, "output")?;
     let names = session.input_names();
     if names.len() != inputs.len() {
         return Err(format!(
@@ -567,6 +574,77 @@ fn onnx_node_tests() {
             failures.len()
         );
     }
+}
+
+/// The node tests on the wgpu backend: every case the backend accepts (its ops
+/// claimed, its tensors f32) must pass; the others must be refused as Unsupported.
+#[cfg(feature = "wgpu")]
+#[test]
+fn onnx_node_tests_on_wgpu() {
+    let Some(root) = std::env::var_os("KILN_ONNX_NODE_TESTS").map(PathBuf::from) else {
+        println!("skipped: KILN_ONNX_NODE_TESTS not set (run scripts/test.sh, which generates the ONNX node tests)");
+        return;
+    };
+    if let Err(e) = kiln::backend::wgpu::Gpu::open(kiln::Precision::F32) {
+        println!("skipped: {e}");
+        return;
+    }
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("KILN_ONNX_NODE_TESTS={}: {e}", root.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("model.onnx").is_file())
+        .collect();
+    cases.sort();
+    let options = SessionOptions {
+        backend: kiln::Backend::Wgpu,
+        ..SessionOptions::default()
+    };
+    let (mut passed, mut refused) = (0usize, 0usize);
+    let mut per_op: BTreeMap<String, OpStats> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for dir in &cases {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if exclusion(&name).is_some() {
+            continue;
+        }
+        let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
+        let ops =
+            kiln::onnx::op_types(&bytes).map(|o| o.into_iter().map(|(_, op)| op).collect::<BTreeSet<_>>());
+        let result = catch_unwind(AssertUnwindSafe(|| run_on(dir, bytes, options.clone())))
+            .unwrap_or_else(|p| Err(format!("PANIC: {}", panic_message(&*p))));
+        // Refused at load (an op not claimed) or when planned (a non-f32 tensor).
+        if matches!(&result, Err(e) if e.contains("Unsupported: ")) {
+            refused += 1;
+            continue;
+        }
+        for op in ops.unwrap_or_default() {
+            let s = per_op.entry(op).or_default();
+            s.cases += 1;
+            s.passed += usize::from(result.is_ok());
+        }
+        match result {
+            Ok(_) => passed += 1,
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    println!(
+        "
+ONNX node tests on wgpu: per op (cases the backend accepted)"
+    );
+    for (op, s) in &per_op {
+        println!("  {op:<28} {:>4} / {:<4}", s.passed, s.cases);
+    }
+    println!(
+        "wgpu: {passed} passed, {} failed, {refused} refused as unsupported, of {} cases",
+        failures.len(),
+        cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} accepted cases failed on wgpu:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

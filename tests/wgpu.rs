@@ -61,13 +61,17 @@ impl Model {
 
     fn weight(&mut self, name: &str, shape: &[usize], seed: u64) -> &mut Model {
         let t = random_tensor(shape, seed);
-        self.g.add_initializer(name, shape, t.as_slice::<f32>().unwrap()).unwrap();
+        self.g
+            .add_initializer(name, shape, t.as_slice::<f32>().unwrap())
+            .unwrap();
         self
     }
 
     fn ints(&mut self, name: &str, values: &[i64]) -> &mut Model {
         let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.g.add_initializer_raw(name, &[values.len()], DType::I64, &raw).unwrap();
+        self.g
+            .add_initializer_raw(name, &[values.len()], DType::I64, &raw)
+            .unwrap();
         self
     }
 
@@ -85,7 +89,8 @@ impl Model {
     fn bytes(self) -> Vec<u8> {
         let mut g = self.g;
         for o in &self.outputs {
-            g.output(o, DType::F32, &[Dim::Param(format!("{o}_shape"))]).unwrap();
+            g.output(o, DType::F32, &[Dim::Param(format!("{o}_shape"))])
+                .unwrap();
         }
         g.finish().unwrap()
     }
@@ -105,15 +110,29 @@ fn check_precision(label: &str, bytes: Vec<u8>, inputs: &[Tensor], precision: Pr
     let got = gpu.run(inputs).unwrap_or_else(|e| panic!("{label}: wgpu: {e}"));
     // Twice: the second run reuses every buffer and bind group.
     let again = gpu.run(inputs).unwrap();
-    let bound = if precision == Precision::F32 { F32_REL_L2 } else { F16_REL_L2 };
+    let bound = if precision == Precision::F32 {
+        F32_REL_L2
+    } else {
+        F16_REL_L2
+    };
     for (i, (w, g)) in want.iter().zip(&got).enumerate() {
         assert_eq!(w.shape(), g.shape(), "{label}: output {i} shape");
         let (w, g) = (w.as_slice::<f32>().unwrap(), g.as_slice::<f32>().unwrap());
         let (rel, abs) = (rel_l2(g, w), max_abs(g, w));
         println!("{label} [{precision:?}] output {i}: rel-L2 {rel:.2e}, max-abs {abs:.2e}");
-        assert!(g.iter().all(|v| v.is_finite()), "{label} [{precision:?}]: non-finite (unwritten?) elements");
-        assert!(rel <= bound, "{label} [{precision:?}] output {i}: rel-L2 {rel:.2e} > {bound:.0e}");
-        assert_eq!(g, again[i].as_slice::<f32>().unwrap(), "{label}: second run differs");
+        assert!(
+            g.iter().all(|v| v.is_finite()),
+            "{label} [{precision:?}]: non-finite (unwritten?) elements"
+        );
+        assert!(
+            rel <= bound,
+            "{label} [{precision:?}] output {i}: rel-L2 {rel:.2e} > {bound:.0e}"
+        );
+        assert_eq!(
+            g,
+            again[i].as_slice::<f32>().unwrap(),
+            "{label}: second run differs"
+        );
     }
 }
 
@@ -182,12 +201,83 @@ fn convolutions_match_cpu() {
     };
     let cases = [
         ("stem-like 3x3/2", base, true, false),
-        ("7x5 kernel", ConvCase { k: (7, 5), stride: 1, pad: 2, out: 67, ..base }, false, false),
-        ("pointwise 19->70", ConvCase { c: 19, out: 70, k: (1, 1), stride: 1, pad: 0, hw: (9, 11), ..base }, true, false),
-        ("grouped dilated", ConvCase { c: 8, group: 4, out: 12, dilation: 2, pad: 2, stride: 1, ..base }, true, false),
-        ("depthwise x2", ConvCase { c: 7, group: 7, out: 14, k: (5, 5), pad: 2, ..base }, true, false),
-        ("depthwise + residual + relu", ConvCase { c: 6, group: 6, out: 6, stride: 1, ..base }, true, true),
-        ("3x3 + residual + relu", ConvCase { c: 20, out: 33, stride: 1, hw: (15, 9), ..base }, true, true),
+        (
+            "7x5 kernel",
+            ConvCase {
+                k: (7, 5),
+                stride: 1,
+                pad: 2,
+                out: 67,
+                ..base
+            },
+            false,
+            false,
+        ),
+        (
+            "pointwise 19->70",
+            ConvCase {
+                c: 19,
+                out: 70,
+                k: (1, 1),
+                stride: 1,
+                pad: 0,
+                hw: (9, 11),
+                ..base
+            },
+            true,
+            false,
+        ),
+        (
+            "grouped dilated",
+            ConvCase {
+                c: 8,
+                group: 4,
+                out: 12,
+                dilation: 2,
+                pad: 2,
+                stride: 1,
+                ..base
+            },
+            true,
+            false,
+        ),
+        (
+            "depthwise x2",
+            ConvCase {
+                c: 7,
+                group: 7,
+                out: 14,
+                k: (5, 5),
+                pad: 2,
+                ..base
+            },
+            true,
+            false,
+        ),
+        (
+            "depthwise + residual + relu",
+            ConvCase {
+                c: 6,
+                group: 6,
+                out: 6,
+                stride: 1,
+                ..base
+            },
+            true,
+            true,
+        ),
+        (
+            "3x3 + residual + relu",
+            ConvCase {
+                c: 20,
+                out: 33,
+                stride: 1,
+                hw: (15, 9),
+                ..base
+            },
+            true,
+            true,
+        ),
     ];
     for (label, cc, bias, fused) in cases {
         let mut inputs = vec![random_tensor(&[cc.n, cc.c, cc.hw.0, cc.hw.1], 1)];
@@ -203,7 +293,12 @@ fn gemm_and_matmul_match_cpu() {
     if !gpu_available() {
         return;
     }
-    for (ta, tb, c_shape) in [(0, 0, vec![70]), (1, 0, vec![5, 1]), (0, 1, vec![5, 70]), (1, 1, vec![])] {
+    for (ta, tb, c_shape) in [
+        (0, 0, vec![70]),
+        (1, 0, vec![5, 1]),
+        (0, 1, vec![5, 70]),
+        (1, 1, vec![]),
+    ] {
         let (m, k, n) = (5, 67, 70);
         let mut model = Model::new();
         let a_shape = if ta == 1 { [k, m] } else { [m, k] };
@@ -223,7 +318,11 @@ fn gemm_and_matmul_match_cpu() {
         ];
         model.node("Gemm", &inputs, &["y"], &attrs).output("y");
         let a = random_tensor(&a_shape, 5);
-        check(&format!("gemm transA={ta} transB={tb} C={c_shape:?}"), model.bytes(), &[a]);
+        check(
+            &format!("gemm transA={ta} transB={tb} C={c_shape:?}"),
+            model.bytes(),
+            &[a],
+        );
     }
     for (a_shape, b_shape) in [
         (vec![2, 3, 5, 7], vec![7, 4]),
@@ -235,7 +334,11 @@ fn gemm_and_matmul_match_cpu() {
         model.input("a", &a_shape).input("b", &b_shape);
         model.node("MatMul", &["a", "b"], &["y"], &[]).output("y");
         let inputs = [random_tensor(&a_shape, 6), random_tensor(&b_shape, 7)];
-        check(&format!("matmul {a_shape:?} x {b_shape:?}"), model.bytes(), &inputs);
+        check(
+            &format!("matmul {a_shape:?} x {b_shape:?}"),
+            model.bytes(),
+            &inputs,
+        );
     }
 }
 
@@ -266,7 +369,11 @@ fn pooling_matches_cpu() {
             attrs.push(Attribute::int("count_include_pad", include_pad));
         }
         m.node(op, &["x"], &["y"], &attrs).output("y");
-        check(&format!("{op} k{k:?} s{s:?} p{p:?} ceil={ceil} pad={include_pad}"), m.bytes(), &[x.clone()]);
+        check(
+            &format!("{op} k{k:?} s{s:?} p{p:?} ceil={ceil} pad={include_pad}"),
+            m.bytes(),
+            std::slice::from_ref(&x),
+        );
     }
     for op in ["GlobalAveragePool", "GlobalMaxPool"] {
         let mut m = Model::new();
@@ -285,7 +392,12 @@ fn elementwise_matches_cpu() {
     // Positive inputs for the ops defined on them only.
     let positive = {
         let t = random_tensor(&shape, 10);
-        let v: Vec<f32> = t.as_slice::<f32>().unwrap().iter().map(|v| v.abs() + 0.1).collect();
+        let v: Vec<f32> = t
+            .as_slice::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.abs() + 0.1)
+            .collect();
         Tensor::from_vec(shape.to_vec(), v).unwrap()
     };
     let unary: &[(&str, &[Attribute])] = &[
@@ -321,22 +433,40 @@ fn elementwise_matches_cpu() {
         let mut m = Model::new();
         m.input("x", &shape);
         m.node(op, &["x"], &["y"], &[]).output("y");
-        check(op, m.bytes(), &[positive.clone()]);
+        check(op, m.bytes(), std::slice::from_ref(&positive));
     }
     for op in ["Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu", "Sum", "Mean"] {
         let mut m = Model::new();
         m.input("a", &[2, 3, 4, 5]).input("b", &[3, 1, 5]);
         m.node(op, &["a", "b"], &["y"], &[]).output("y");
-        let b = if op == "Div" { positive.clone().reshaped(vec![2, 3, 37]).unwrap() } else { random_tensor(&[3, 1, 5], 12) };
-        let b = if op == "Div" { Tensor::from_vec(vec![3, 1, 5], b.as_slice::<f32>().unwrap()[..15].to_vec()).unwrap() } else { b };
-        check(&format!("{op} broadcast"), m.bytes(), &[random_tensor(&[2, 3, 4, 5], 13), b]);
+        let b = if op == "Div" {
+            positive.clone().reshaped(vec![2, 3, 37]).unwrap()
+        } else {
+            random_tensor(&[3, 1, 5], 12)
+        };
+        let b = if op == "Div" {
+            Tensor::from_vec(vec![3, 1, 5], b.as_slice::<f32>().unwrap()[..15].to_vec()).unwrap()
+        } else {
+            b
+        };
+        check(
+            &format!("{op} broadcast"),
+            m.bytes(),
+            &[random_tensor(&[2, 3, 4, 5], 13), b],
+        );
     }
     // Variadic ops with three broadcast inputs.
     for op in ["Sum", "Mean", "Max", "Min"] {
         let mut m = Model::new();
-        m.input("a", &[3, 1, 5]).input("b", &[2, 3, 4, 5]).input("c", &[4, 1]);
+        m.input("a", &[3, 1, 5])
+            .input("b", &[2, 3, 4, 5])
+            .input("c", &[4, 1]);
         m.node(op, &["a", "b", "c"], &["y"], &[]).output("y");
-        let inputs = [random_tensor(&[3, 1, 5], 34), random_tensor(&[2, 3, 4, 5], 35), random_tensor(&[4, 1], 36)];
+        let inputs = [
+            random_tensor(&[3, 1, 5], 34),
+            random_tensor(&[2, 3, 4, 5], 35),
+            random_tensor(&[4, 1], 36),
+        ];
         check(&format!("{op} of three"), m.bytes(), &inputs);
     }
     // Pow with a positive base, and with integral exponents on a signed base.
@@ -356,18 +486,35 @@ fn elementwise_matches_cpu() {
     m.g.add_initializer("one", &[], &[1.0]).unwrap();
     m.node("Mul", &["x", "a"], &["p"], &[])
         .node("Add", &["p", "one"], &["q"], &[])
-        .node("Clip", &["q"], &["r"], &[Attribute::float("min", -0.5), Attribute::float("max", 2.0)])
+        .node(
+            "Clip",
+            &["q"],
+            &["r"],
+            &[Attribute::float("min", -0.5), Attribute::float("max", 2.0)],
+        )
         .node("Sigmoid", &["x"], &["s"], &[])
         .node("Mul", &["r", "s"], &["y"], &[])
         .output("y");
-    check("fused chain", m.bytes(), &[random_tensor(&shape, 16), random_tensor(&shape, 17)]);
+    check(
+        "fused chain",
+        m.bytes(),
+        &[random_tensor(&shape, 16), random_tensor(&shape, 17)],
+    );
     // BatchNormalization with nothing to fold into.
     let mut m = Model::new();
     m.input("x", &[2, 5, 7, 3]);
-    m.weight("s", &[5], 18).weight("b", &[5], 19).weight("mean", &[5], 20);
-    m.g.add_initializer("var", &[5], &[0.5, 1.0, 2.0, 0.1, 3.0]).unwrap();
-    m.node("BatchNormalization", &["x", "s", "b", "mean", "var"], &["y"], &[]).output("y");
-    check("BatchNormalization", m.bytes(), &[random_tensor(&[2, 5, 7, 3], 21)]);
+    m.weight("s", &[5], 18)
+        .weight("b", &[5], 19)
+        .weight("mean", &[5], 20);
+    m.g.add_initializer("var", &[5], &[0.5, 1.0, 2.0, 0.1, 3.0])
+        .unwrap();
+    m.node("BatchNormalization", &["x", "s", "b", "mean", "var"], &["y"], &[])
+        .output("y");
+    check(
+        "BatchNormalization",
+        m.bytes(),
+        &[random_tensor(&[2, 5, 7, 3], 21)],
+    );
 }
 
 #[test]
@@ -378,15 +525,29 @@ fn rows_match_cpu() {
     for (op, axis) in [("Softmax", 1), ("Softmax", -1), ("LogSoftmax", 0)] {
         let mut m = Model::new();
         m.input("x", &[3, 70, 5]);
-        m.node(op, &["x"], &["y"], &[Attribute::int("axis", axis)]).output("y");
-        check(&format!("{op} axis {axis}"), m.bytes(), &[random_tensor(&[3, 70, 5], 22)]);
+        m.node(op, &["x"], &["y"], &[Attribute::int("axis", axis)])
+            .output("y");
+        check(
+            &format!("{op} axis {axis}"),
+            m.bytes(),
+            &[random_tensor(&[3, 70, 5], 22)],
+        );
     }
     let mut m = Model::new();
     m.input("x", &[4, 5, 130]);
     m.weight("s", &[130], 23).weight("b", &[130], 24);
-    m.node("LayerNormalization", &["x", "s", "b"], &["y", "mean", "inv"], &[Attribute::int("axis", -1)]);
+    m.node(
+        "LayerNormalization",
+        &["x", "s", "b"],
+        &["y", "mean", "inv"],
+        &[Attribute::int("axis", -1)],
+    );
     m.output("y").output("mean").output("inv");
-    check("LayerNormalization", m.bytes(), &[random_tensor(&[4, 5, 130], 25)]);
+    check(
+        "LayerNormalization",
+        m.bytes(),
+        &[random_tensor(&[4, 5, 130], 25)],
+    );
 }
 
 #[test]
@@ -397,18 +558,36 @@ fn data_movement_matches_cpu() {
     let x = random_tensor(&[2, 3, 5, 7], 26);
     let mut m = Model::new();
     m.input("x", &[2, 3, 5, 7]).input("z", &[2, 4, 5, 7]);
-    m.node("Concat", &["x", "z", "x"], &["y"], &[Attribute::int("axis", 1)]).output("y");
-    check("Concat", m.bytes(), &[x.clone(), random_tensor(&[2, 4, 5, 7], 27)]);
+    m.node("Concat", &["x", "z", "x"], &["y"], &[Attribute::int("axis", 1)])
+        .output("y");
+    check(
+        "Concat",
+        m.bytes(),
+        &[x.clone(), random_tensor(&[2, 4, 5, 7], 27)],
+    );
 
     let mut m = Model::new();
     m.input("x", &[2, 3, 5, 7]).ints("split", &[2, 5]);
-    m.node("Split", &["x", "split"], &["a", "b"], &[Attribute::int("axis", 3)]).output("a").output("b");
-    check("Split", m.bytes(), &[x.clone()]);
+    m.node(
+        "Split",
+        &["x", "split"],
+        &["a", "b"],
+        &[Attribute::int("axis", 3)],
+    )
+    .output("a")
+    .output("b");
+    check("Split", m.bytes(), std::slice::from_ref(&x));
 
     let mut m = Model::new();
     m.input("x", &[2, 3, 5, 7]);
-    m.node("Transpose", &["x"], &["y"], &[Attribute::ints("perm", &[2, 0, 3, 1])]).output("y");
-    check("Transpose", m.bytes(), &[x.clone()]);
+    m.node(
+        "Transpose",
+        &["x"],
+        &["y"],
+        &[Attribute::ints("perm", &[2, 0, 3, 1])],
+    )
+    .output("y");
+    check("Transpose", m.bytes(), std::slice::from_ref(&x));
 
     let mut m = Model::new();
     m.input("x", &[2, 3, 5, 7])
@@ -416,14 +595,16 @@ fn data_movement_matches_cpu() {
         .ints("ends", &[-100, 5, 0])
         .ints("axes", &[1, 2, 3])
         .ints("steps", &[-1, 2, -2]);
-    m.node("Slice", &["x", "starts", "ends", "axes", "steps"], &["y"], &[]).output("y");
-    check("Slice (negative steps)", m.bytes(), &[x.clone()]);
+    m.node("Slice", &["x", "starts", "ends", "axes", "steps"], &["y"], &[])
+        .output("y");
+    check("Slice (negative steps)", m.bytes(), std::slice::from_ref(&x));
 
     let mut m = Model::new();
-    m.input("x", &[2, 3, 5, 7]).ints("pads", &[0, 1, -1, 2, 0, 0, 2, -3]);
+    m.input("x", &[2, 3, 5, 7])
+        .ints("pads", &[0, 1, -1, 2, 0, 0, 2, -3]);
     m.g.add_initializer("v", &[], &[0.25]).unwrap();
     m.node("Pad", &["x", "pads", "v"], &["y"], &[]).output("y");
-    check("Pad (constant, negative)", m.bytes(), &[x.clone()]);
+    check("Pad (constant, negative)", m.bytes(), std::slice::from_ref(&x));
 
     let mut m = Model::new();
     m.input("x", &[3, 1, 7]).ints("shape", &[2, 1, 5, 1]);
@@ -446,13 +627,22 @@ fn squeeze_excitation_matches_cpu() {
         .node("Conv", &["g", "w1", "b1"], &["h"], &[])
         .node("Relu", &["h"], &["hr"], &[])
         .node("Conv", &["hr", "w2", "b2"], &["s"], &[])
-        .node("HardSigmoid", &["s"], &["gate"], &[Attribute::float("alpha", 1.0 / 6.0)])
+        .node(
+            "HardSigmoid",
+            &["s"],
+            &["gate"],
+            &[Attribute::float("alpha", 1.0 / 6.0)],
+        )
         .node("Mul", &["x", "gate"], &["y"], &[])
         .output("y");
     let bytes = m.bytes();
     let session = Session::from_bytes(bytes.clone(), SessionOptions::default()).unwrap();
     assert!(
-        session.graph().nodes.iter().any(|n| n.op.name() == "SqueezeExcite"),
+        session
+            .graph()
+            .nodes
+            .iter()
+            .any(|n| n.op.name() == "SqueezeExcite"),
         "the optimizer no longer fuses this pattern; the test would not cover the SE kernel"
     );
     check("squeeze-excitation", bytes, &[random_tensor(&[2, c, 9, 7], 33)]);
@@ -468,8 +658,12 @@ fn unsupported_ops_are_listed_at_load() {
     m.node("TopK", &["x", "k"], &["v", "i"], &[]);
     m.ints("k", &[1]);
     m.node("CumSum", &["x", "k"], &["y"], &[]).output("y");
-    let err = Session::from_bytes(m.bytes(), options(Backend::Wgpu, Precision::F32)).err().expect("must fail");
-    let Error::Unsupported(items) = &err else { panic!("unexpected error {err}") };
+    let err = Session::from_bytes(m.bytes(), options(Backend::Wgpu, Precision::F32))
+        .err()
+        .expect("must fail");
+    let Error::Unsupported(items) = &err else {
+        panic!("unexpected error {err}")
+    };
     let ops: Vec<&str> = items.iter().map(|u| u.op.as_str()).collect();
     assert!(ops.contains(&"CumSum"), "{err}");
     println!("{err}");
@@ -489,8 +683,11 @@ fn non_float_inputs_are_refused_with_the_node_named() {
     g.output("y", DType::I64, &[Dim::Fixed(n)]).unwrap();
     let session = Session::from_bytes(g.finish().unwrap(), options(Backend::Wgpu, Precision::F32)).unwrap();
     let t = Tensor::from_vec(vec![n], (0..n as i64).collect()).unwrap();
-    let err = session.run(&[t.clone(), t]).err().expect("must fail");
-    assert!(matches!(&err, Error::Unsupported(u) if u[0].node == "int_add"), "{err}");
+    let err = session.run(&[t.clone(), t]).expect_err("must fail");
+    assert!(
+        matches!(&err, Error::Unsupported(u) if u[0].node == "int_add"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -516,10 +713,17 @@ fn seeded_random_shapes_match_cpu() {
             dilation: pick(&mut rng, 1, 2),
             group,
         };
-        if cc.hw.1 + 2 * cc.pad < cc.dilation * (cc.k.1 - 1) + 1 || cc.hw.0 + 2 * cc.pad < cc.dilation * (cc.k.0 - 1) + 1 {
+        if cc.hw.1 + 2 * cc.pad < cc.dilation * (cc.k.1 - 1) + 1
+            || cc.hw.0 + 2 * cc.pad < cc.dilation * (cc.k.0 - 1) + 1
+        {
             continue;
         }
         let x = random_tensor(&[cc.n, cc.c, cc.hw.0, cc.hw.1], 40 + i);
-        check_precision(&format!("random conv #{i}"), conv_model(cc, i % 2 == 0, false), &[x], Precision::F32);
+        check_precision(
+            &format!("random conv #{i}"),
+            conv_model(cc, i % 2 == 0, false),
+            &[x],
+            Precision::F32,
+        );
     }
 }

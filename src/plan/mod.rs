@@ -93,7 +93,12 @@ pub fn is_shape_input(t: &Tensor) -> bool {
 }
 
 /// Specialises `graph` to the given inputs' shapes, with kernels from `backend`.
-pub fn build<P: Prepare>(graph: &Graph, inputs: &[Tensor], limits: &Limits, backend: &P) -> Result<Plan<P::Kernel>> {
+pub fn build<P: Prepare>(
+    graph: &Graph,
+    inputs: &[Tensor],
+    limits: &Limits,
+    backend: &P,
+) -> Result<Plan<P::Kernel>> {
     let mut facts: Vec<Fact> = graph.values.iter().map(|v| v.fact.clone()).collect();
     let mut locs: Vec<Option<Loc>> = vec![None; graph.values.len()];
     let mut constants = Vec::new();
@@ -315,4 +320,3 @@ fn annotate(e: Error, node: &str) -> Error {
         other => other,
     }
 }
-

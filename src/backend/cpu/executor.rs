@@ -1,7 +1,7 @@
 //! Runs a [`Plan`] on the CPU: views in, kernels, views out.
 
-use crate::error::{Error, Result};
 use crate::backend::cpu::CpuPlan as Plan;
+use crate::error::{Error, Result};
 use crate::plan::Loc;
 use crate::tensor::{DataVec, Tensor, View, ViewMut};
 

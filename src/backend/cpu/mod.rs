@@ -30,7 +30,12 @@ impl Default for CpuOptions {
 
 impl Prepare for CpuOptions {
     type Kernel = Box<dyn Kernel>;
-    fn prepare(&self, op: &Op, inputs: &[Option<InputDesc>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {
+    fn prepare(
+        &self,
+        op: &Op,
+        inputs: &[Option<InputDesc>],
+        outputs: &[OutputDesc],
+    ) -> Result<Box<dyn Kernel>> {
         kernels::prepare(op, inputs, outputs, self)
     }
 }

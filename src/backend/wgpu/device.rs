@@ -79,7 +79,9 @@ impl Gpu {
             let wanted = wanted.to_lowercase();
             adapters.retain(|a| describe(&a.get_info()).to_lowercase().contains(&wanted));
             if adapters.is_empty() {
-                return Err(unavailable(format!("no GPU adapter matches {ADAPTER_ENV}={wanted}")));
+                return Err(unavailable(format!(
+                    "no GPU adapter matches {ADAPTER_ENV}={wanted}"
+                )));
             }
         }
         adapters.sort_by_key(|a| rank(&a.get_info()));
@@ -88,7 +90,10 @@ impl Gpu {
         let mut required_features = wgpu::Features::empty();
         if precision == Precision::F16 {
             if !adapter.features().contains(wgpu::Features::SHADER_F16) {
-                return Err(unavailable(format!("{} has no f16 shader support", describe(&info))));
+                return Err(unavailable(format!(
+                    "{} has no f16 shader support",
+                    describe(&info)
+                )));
             }
             required_features |= wgpu::Features::SHADER_F16;
         }
@@ -138,7 +143,10 @@ impl Gpu {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let value = f();
-        let errors = [pollster::block_on(validation.pop()), pollster::block_on(oom.pop())];
+        let errors = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(oom.pop()),
+        ];
         if let Some(e) = errors.into_iter().flatten().next() {
             return Err(Error::invalid(format!("wgpu error while {what}: {}", chain(&e))));
         }
@@ -157,7 +165,9 @@ impl Gpu {
         if let Some(p) = cache.get(&shader) {
             return Ok(p.clone());
         }
-        let pipeline = self.checked(&format!("compiling {}", shader.entry_point()), || self.build(shader))?;
+        let pipeline = self.checked(&format!("compiling {}", shader.entry_point()), || {
+            self.build(shader)
+        })?;
         let pipeline = Arc::new(pipeline);
         cache.insert(shader, pipeline.clone());
         Ok(pipeline)
@@ -189,24 +199,33 @@ impl Gpu {
             entries.push(storage(i as u32 + 1, i < reads));
         }
         let label = Some(shader.entry_point());
-        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label, entries: &entries });
-        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label,
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label,
+                entries: &entries,
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label,
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label,
             source: wgpu::ShaderSource::Wgsl(shader.source(self.precision).into()),
         });
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label,
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some(shader.entry_point()),
-            compilation_options: wgpu::PipelineCompilationOptions::default(),
-            cache: None,
-        });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label,
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(shader.entry_point()),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            });
         Pipeline { pipeline, layout }
     }
 }

@@ -3,6 +3,7 @@
 //! one input upload, one command encoder with one compute pass, one submit and one
 //! readback of all the outputs.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -39,9 +40,16 @@ struct Pass {
 /// How one graph output comes back.
 enum OutputSource {
     /// Bytes `[offset, offset + len elements)` of the readback buffer.
-    Readback { offset: u64, len: usize, shape: Vec<usize> },
+    Readback {
+        offset: u64,
+        len: usize,
+        shape: Vec<usize>,
+    },
     Const(usize),
-    Input { index: usize, shape: Vec<usize> },
+    Input {
+        index: usize,
+        shape: Vec<usize>,
+    },
 }
 
 /// A plan made resident on the GPU. Runs are serialised (one set of buffers).
@@ -66,14 +74,17 @@ impl GpuProgram {
     /// Allocates, uploads and binds everything `plan` needs.
     pub fn new(gpu: Arc<Gpu>, plan: GpuPlan, inputs: &[Tensor]) -> Result<GpuProgram> {
         let g = gpu.clone();
-        g.checked("preparing the GPU program", || GpuProgram::build(gpu, plan, inputs))?
+        g.checked("preparing the GPU program", || {
+            GpuProgram::build(gpu, plan, inputs)
+        })?
     }
 
     fn build(gpu: Arc<Gpu>, plan: GpuPlan, inputs: &[Tensor]) -> Result<GpuProgram> {
         let esize = gpu.element_bytes() as u64;
-        let max_binding = u64::from(gpu.device.limits().max_storage_buffer_binding_size);
+        let max_binding = gpu.device.limits().max_storage_buffer_binding_size;
         let device = &gpu.device;
-        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let storage =
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         // Every buffer starts as NaNs (all bits set, in f32 and in f16), so an
         // element a kernel forgets to write shows up in any comparison.
         let create = |label: &str, elements: usize| -> Result<wgpu::Buffer> {
@@ -106,7 +117,10 @@ impl GpuProgram {
         let mut buffers = HashMap::new();
         for (i, s) in plan.slots.iter().enumerate() {
             if s.dtype != DType::F32 {
-                return Err(Error::invalid(format!("internal: {} arena slot on the GPU", s.dtype)));
+                return Err(Error::invalid(format!(
+                    "internal: {} arena slot on the GPU",
+                    s.dtype
+                )));
             }
             buffers.insert(BufferId::Slot(i), create("slot", s.len)?);
         }
@@ -120,23 +134,23 @@ impl GpuProgram {
                 Loc::Slot { slot, .. } => BufferId::Slot(*slot),
                 Loc::Input { index, .. } => {
                     let id = BufferId::Input(*index);
-                    if !buffers.contains_key(&id) {
+                    if let Entry::Vacant(e) = buffers.entry(id) {
                         let t = inputs
                             .get(*index)
                             .ok_or_else(|| Error::invalid("internal: missing plan input"))?;
-                        buffers.insert(id, create("input", t.len())?);
+                        e.insert(create("input", t.len())?);
                         uploads.push(*index);
                     }
                     id
                 }
                 Loc::Const(c) => {
                     let id = BufferId::Const(*c);
-                    if !buffers.contains_key(&id) {
+                    if let Entry::Vacant(e) = buffers.entry(id) {
                         let t = &plan.constants[*c];
-                        let data = t
-                            .typed::<f32>()
-                            .map_err(|_| Error::invalid(format!("internal: a {} constant bound on the GPU", t.dtype())))?;
-                        buffers.insert(id, upload("constant", data)?);
+                        let data = t.typed::<f32>().map_err(|_| {
+                            Error::invalid(format!("internal: a {} constant bound on the GPU", t.dtype()))
+                        })?;
+                        e.insert(upload("constant", data)?);
                     }
                     id
                 }
@@ -168,7 +182,10 @@ impl GpuProgram {
                     ids.push(match *b {
                         Bind::Input(i) => {
                             let loc = step.inputs.get(i).and_then(Option::as_ref).ok_or_else(|| {
-                                Error::invalid(format!("internal: {} binds absent input {i}", d.shader.entry_point()))
+                                Error::invalid(format!(
+                                    "internal: {} binds absent input {i}",
+                                    d.shader.entry_point()
+                                ))
                             })?;
                             resolve(loc, &mut buffers)?
                         }
@@ -284,14 +301,23 @@ impl GpuProgram {
 
     /// One inference: upload, one submit, one readback.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
-        let _serial = self.lock.lock().map_err(|_| Error::invalid("GPU program lock poisoned"))?;
+        let _serial = self
+            .lock
+            .lock()
+            .map_err(|_| Error::invalid("GPU program lock poisoned"))?;
         let gpu = &self.gpu;
         let bytes = gpu.checked("running the model", || -> Result<Option<Vec<u8>>> {
             for &i in &self.uploads {
                 let data = inputs[i].typed::<f32>()?;
-                gpu.queue.write_buffer(&self.buffers[&BufferId::Input(i)], 0, &encode(gpu.precision, data));
+                gpu.queue.write_buffer(
+                    &self.buffers[&BufferId::Input(i)],
+                    0,
+                    &encode(gpu.precision, data),
+                );
             }
-            let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln") });
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("kiln") });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("forward"),

@@ -34,7 +34,13 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    pub fn new<P: bytemuck::Pod>(shader: Shader, params: &P, reads: Vec<Bind>, writes: Vec<Bind>, groups: [u32; 3]) -> Dispatch {
+    pub fn new<P: bytemuck::Pod>(
+        shader: Shader,
+        params: &P,
+        reads: Vec<Bind>,
+        writes: Vec<Bind>,
+        groups: [u32; 3],
+    ) -> Dispatch {
         Dispatch {
             shader,
             params: bytemuck::bytes_of(params).to_vec(),
@@ -92,7 +98,9 @@ pub fn grid_1d(items: usize, per_group: usize) -> Result<[u32; 3]> {
     let x = groups.min(MAX_GROUPS_PER_DIM as usize);
     let y = groups.div_ceil(x);
     if y > MAX_GROUPS_PER_DIM as usize {
-        return Err(Error::Limit(format!("{items} elements are too many for one GPU dispatch")));
+        return Err(Error::Limit(format!(
+            "{items} elements are too many for one GPU dispatch"
+        )));
     }
     Ok([x as u32, y as u32, 1])
 }

@@ -1,13 +1,14 @@
 //! Convolutions: a direct kernel for depthwise ones, an implicit GEMM for the rest.
 
 use crate::error::{Error, Result};
-use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::ir::ops::FusedConv;
+use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::plan::{OutputDesc, KERNEL_NODE};
 
 use super::super::codes::UnaryCode;
 use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
 use super::super::shader::Shader;
+use super::copy::{copy_box, Side};
 use super::window::{Plane, WindowParams};
 use super::Inputs;
 
@@ -48,7 +49,10 @@ pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> R
     let w = ins.tensor(1)?;
     let y = &outputs[0];
     if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
-        return Err(Error::shape(KERNEL_NODE, format!("conv input {:?} and weights {:?} do not fit", x.shape, w.shape)));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            format!("conv input {:?} and weights {:?} do not fit", x.shape, w.shape),
+        ));
     }
     let kernel = conv_kernel_shape(&op.conv.window, w.shape)?;
     let geom = Geometry::new(&op.conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
@@ -56,10 +60,17 @@ pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> R
         .ok_or_else(|| ins.unsupported("3-D convolution is not implemented by the wgpu backend".into()))?;
     let (batch, in_channels, out_channels) = (x.shape[0], x.shape[1], w.shape[0]);
     let groups = op.conv.group;
-    if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 || w.shape[1] * groups != in_channels {
-        return Err(Error::shape(KERNEL_NODE, format!("{groups} groups do not divide the conv's channels")));
+    if groups == 0
+        || in_channels % groups != 0
+        || out_channels % groups != 0
+        || w.shape[1] * groups != in_channels
+    {
+        return Err(Error::shape(
+            KERNEL_NODE,
+            format!("{groups} groups do not divide the conv's channels"),
+        ));
     }
-    let weights = ins.constant_f32(1)?;
+    ins.tensor(1)?;
     let has_bias = ins.get(2).is_some();
     if has_bias {
         ins.tensor(2)?;
@@ -86,12 +97,23 @@ pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> R
         p.has_residual = op.residual.into();
         (p.act, p.act_a, p.act_b) = (act.code, act.a, act.b);
         let mut reads = reads;
-        reads[1] = k.weight(weights);
+        // ONNX's [channels][1][kh][kw] is already the layout the kernel reads.
+        reads[1] = Bind::Input(1);
         let groups = grid_1d(batch * out_channels * geom.output_len(), 256)?;
-        k.push(Dispatch::new(Shader::Depthwise, &p, reads, vec![Bind::Output(0)], groups));
+        k.push(Dispatch::new(
+            Shader::Depthwise,
+            &p,
+            reads,
+            vec![Bind::Output(0)],
+            groups,
+        ));
         return Ok(k);
     }
-    k.label = if geom.is_pointwise() { "pointwise gemm" } else { "implicit gemm" };
+    k.label = if geom.is_pointwise() {
+        "pointwise gemm"
+    } else {
+        "implicit gemm"
+    };
     let p = ConvParams {
         batch: u32_param(batch)?,
         groups: u32_param(groups)?,
@@ -118,16 +140,49 @@ pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> R
         act_b: act.b,
     };
     let mut reads = reads;
-    reads[1] = k.weight(pack_weights(&weights, groups, group_out, group_in * geom.kernel_len()));
+    let taps = group_in * geom.kernel_len();
+    reads[1] = match w.value {
+        Some(_) => k.weight(pack_weights(&ins.constant_f32(1)?, groups, group_out, taps)),
+        // Weights computed at run time are repacked on the GPU, by a strided copy.
+        None => {
+            let packed = k.scratch(w.shape.iter().product());
+            let (m, kk) = (group_out as isize, taps as isize);
+            let from = Side {
+                offset: 0,
+                strides: vec![m * kk, 1, kk],
+            };
+            let copy = copy_box(
+                &[groups, taps, group_out],
+                &from,
+                &Side::dense(&[groups, taps, group_out], 0),
+                Bind::Input(1),
+                packed,
+            )?;
+            k.dispatches.extend(copy);
+            packed
+        }
+    };
     let grid = [
         u32_param(geom.output_len().div_ceil(TILE))?,
         u32_param(group_out.div_ceil(TILE))?,
         u32_param(batch * groups)?,
     ];
-    if grid.iter().any(|&g| g > super::super::program::MAX_GROUPS_PER_DIM) {
-        return Err(Error::Limit(format!("conv of shape {:?} is too large for one GPU dispatch", y.shape)));
+    if grid
+        .iter()
+        .any(|&g| g > super::super::program::MAX_GROUPS_PER_DIM)
+    {
+        return Err(Error::Limit(format!(
+            "conv of shape {:?} is too large for one GPU dispatch",
+            y.shape
+        )));
     }
-    k.push(Dispatch::new(Shader::Conv, &p, reads, vec![Bind::Output(0)], grid));
+    k.push(Dispatch::new(
+        Shader::Conv,
+        &p,
+        reads,
+        vec![Bind::Output(0)],
+        grid,
+    ));
     Ok(k)
 }
 

@@ -35,14 +35,14 @@ struct FillParams {
 }
 
 /// One side of a copy: where the box starts and how its axes step, in elements.
-struct Side {
-    offset: isize,
-    strides: Vec<isize>,
+pub(super) struct Side {
+    pub offset: isize,
+    pub strides: Vec<isize>,
 }
 
 impl Side {
     /// The whole of a contiguous tensor of `shape`, starting at `offset`.
-    fn dense(shape: &[usize], offset: isize) -> Side {
+    pub fn dense(shape: &[usize], offset: isize) -> Side {
         Side {
             offset,
             strides: contiguous_strides(shape),
@@ -66,7 +66,13 @@ fn i32_param(v: isize) -> Result<i32> {
 
 /// A dispatch copying the box `dims` from `input` (read through `x`) to `output`
 /// (written through `o`). Empty boxes need no dispatch.
-fn copy_box(dims: &[usize], x: &Side, o: &Side, input: Bind, output: Bind) -> Result<Option<Dispatch>> {
+pub(super) fn copy_box(
+    dims: &[usize],
+    x: &Side,
+    o: &Side,
+    input: Bind,
+    output: Bind,
+) -> Result<Option<Dispatch>> {
     let len: usize = dims.iter().product();
     if len == 0 {
         return Ok(None);
@@ -89,7 +95,13 @@ fn copy_box(dims: &[usize], x: &Side, o: &Side, input: Bind, output: Bind) -> Re
         p.x_strides[first + i] = i32_param(x.strides[i])?;
         p.o_strides[first + i] = i32_param(o.strides[i])?;
     }
-    Ok(Some(Dispatch::new(Shader::Copy, &p, vec![input], vec![output], grid_1d(len, 256)?)))
+    Ok(Some(Dispatch::new(
+        Shader::Copy,
+        &p,
+        vec![input],
+        vec![output],
+        grid_1d(len, 256)?,
+    )))
 }
 
 fn kernel(label: &'static str, dispatches: impl IntoIterator<Item = Option<Dispatch>>) -> GpuKernel {
@@ -102,7 +114,13 @@ pub(super) fn identity(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel
     let x = ins.tensor(0)?;
     // Dropout's mask output is a bool tensor, which the planner already refused.
     let y = &outputs[0].shape;
-    let copy = copy_box(y, &Side::dense(x.shape, 0), &Side::dense(y, 0), Bind::Input(0), Bind::Output(0))?;
+    let copy = copy_box(
+        y,
+        &Side::dense(x.shape, 0),
+        &Side::dense(y, 0),
+        Bind::Input(0),
+        Bind::Output(0),
+    )?;
     Ok(kernel("copy", [copy]))
 }
 
@@ -118,7 +136,13 @@ pub(super) fn concat(axis: i64, ins: &Inputs, outputs: &[OutputDesc]) -> Result<
             offset: (at as isize).saturating_mul(out_strides[axis]),
             strides: out_strides.clone(),
         };
-        copies.push(copy_box(x.shape, &Side::dense(x.shape, 0), &o, Bind::Input(i), Bind::Output(0))?);
+        copies.push(copy_box(
+            x.shape,
+            &Side::dense(x.shape, 0),
+            &o,
+            Bind::Input(i),
+            Bind::Output(0),
+        )?);
         at += x.shape.get(axis).copied().unwrap_or(0);
     }
     Ok(kernel("concat", copies))
@@ -135,7 +159,13 @@ pub(super) fn split(axis: i64, ins: &Inputs, outputs: &[OutputDesc]) -> Result<G
             offset: (at as isize).saturating_mul(in_strides[axis]),
             strides: in_strides.clone(),
         };
-        copies.push(copy_box(&y.shape, &from, &Side::dense(&y.shape, 0), Bind::Input(0), Bind::Output(j))?);
+        copies.push(copy_box(
+            &y.shape,
+            &from,
+            &Side::dense(&y.shape, 0),
+            Bind::Input(0),
+            Bind::Output(j),
+        )?);
         at += y.shape.get(axis).copied().unwrap_or(0);
     }
     Ok(kernel("split", copies))
@@ -163,10 +193,15 @@ pub(super) fn slice(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     let rank = x.shape.len();
     let starts = ins.constant_ints(1)?.unwrap_or_default();
     let ends = ins.constant_ints(2)?.unwrap_or_default();
-    let axes = ins.constant_ints(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+    let axes = ins
+        .constant_ints(3)?
+        .unwrap_or_else(|| (0..starts.len() as i64).collect());
     let steps = ins.constant_ints(4)?.unwrap_or_else(|| vec![1; starts.len()]);
     if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-        return Err(Error::shape(KERNEL_NODE, "Slice starts/ends/axes/steps differ in length"));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            "Slice starts/ends/axes/steps differ in length",
+        ));
     }
     let in_strides = contiguous_strides(x.shape);
     let mut from = Side {
@@ -175,8 +210,8 @@ pub(super) fn slice(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     };
     for k in 0..starts.len() {
         let a = norm_axis(axes[k], rank).map_err(|e| Error::shape(KERNEL_NODE, e))?;
-        let (start, step, _) =
-            slice_params(x.shape[a], starts[k], ends[k], steps[k]).map_err(|e| Error::shape(KERNEL_NODE, e))?;
+        let (start, step, _) = slice_params(x.shape[a], starts[k], ends[k], steps[k])
+            .map_err(|e| Error::shape(KERNEL_NODE, e))?;
         from.offset += start as isize * in_strides[a];
         from.strides[a] = step as isize * in_strides[a];
     }
@@ -189,7 +224,10 @@ pub(super) fn expand(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> 
     let x = ins.tensor(0)?;
     let y = &outputs[0].shape;
     if x.shape.len() > y.len() {
-        return Err(Error::shape(KERNEL_NODE, format!("{:?} does not expand to {y:?}", x.shape)));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            format!("{:?} does not expand to {y:?}", x.shape),
+        ));
     }
     let lead = y.len() - x.shape.len();
     let in_strides = contiguous_strides(x.shape);
@@ -198,10 +236,19 @@ pub(super) fn expand(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> 
         if d == y[lead + i] && d != 1 {
             strides[lead + i] = in_strides[i];
         } else if d != 1 {
-            return Err(Error::shape(KERNEL_NODE, format!("{:?} does not expand to {y:?}", x.shape)));
+            return Err(Error::shape(
+                KERNEL_NODE,
+                format!("{:?} does not expand to {y:?}", x.shape),
+            ));
         }
     }
-    let copy = copy_box(y, &Side { offset: 0, strides }, &Side::dense(y, 0), Bind::Input(0), Bind::Output(0))?;
+    let copy = copy_box(
+        y,
+        &Side { offset: 0, strides },
+        &Side::dense(y, 0),
+        Bind::Input(0),
+        Bind::Output(0),
+    )?;
     Ok(kernel("expand", [copy]))
 }
 
@@ -226,7 +273,10 @@ pub(super) fn pad(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
         None => (0..rank).collect(),
     };
     if pads.len() != 2 * axes.len() {
-        return Err(Error::shape(KERNEL_NODE, "pads must hold a begin and an end per axis"));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            "pads must hold a begin and an end per axis",
+        ));
     }
     let mut begin = vec![0i64; rank];
     let mut end = vec![0i64; rank];
@@ -253,7 +303,13 @@ pub(super) fn pad(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     };
     let mut k = GpuKernel::new("pad");
     if len > 0 {
-        k.push(Dispatch::new(Shader::Fill, &fill, vec![], vec![Bind::Output(0)], grid_1d(len, 256)?));
+        k.push(Dispatch::new(
+            Shader::Fill,
+            &fill,
+            vec![],
+            vec![Bind::Output(0)],
+            grid_1d(len, 256)?,
+        ));
     }
     let from = Side {
         offset: x_off,
@@ -263,6 +319,7 @@ pub(super) fn pad(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
         offset: o_off,
         strides: out_strides,
     };
-    k.dispatches.extend(copy_box(&dims, &from, &to, Bind::Input(0), Bind::Output(0))?);
+    k.dispatches
+        .extend(copy_box(&dims, &from, &to, Bind::Input(0), Bind::Output(0))?);
     Ok(k)
 }

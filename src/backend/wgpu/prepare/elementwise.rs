@@ -74,7 +74,13 @@ fn unary_dispatch(f: UnaryCode, len: usize, input: Bind, output: Bind) -> Result
         a: f.a,
         b: f.b,
     };
-    Ok(Dispatch::new(Shader::Unary, &p, vec![input], vec![output], grid_1d(len, 256)?))
+    Ok(Dispatch::new(
+        Shader::Unary,
+        &p,
+        vec![input],
+        vec![output],
+        grid_1d(len, 256)?,
+    ))
 }
 
 fn unary_kernel(f: UnaryCode, len: usize) -> Result<GpuKernel> {
@@ -97,7 +103,9 @@ pub(super) fn clip(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
             return Ok(default);
         }
         let v = ins.constant_f32(i)?;
-        v.first().copied().ok_or_else(|| Error::shape(KERNEL_NODE, "empty Clip bound"))
+        v.first()
+            .copied()
+            .ok_or_else(|| Error::shape(KERNEL_NODE, "empty Clip bound"))
     };
     let f = UnaryCode::of(UnaryOp::Clamp {
         min: bound(1, f32::NEG_INFINITY)?,
@@ -119,7 +127,10 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<[u32; MAX_RANK]> 
         if d == o && d != 1 {
             strides[slot] = u32_param(step)?;
         } else if d != 1 {
-            return Err(Error::shape(KERNEL_NODE, format!("{shape:?} does not broadcast to {out:?}")));
+            return Err(Error::shape(
+                KERNEL_NODE,
+                format!("{shape:?} does not broadcast to {out:?}"),
+            ));
         }
         step *= d;
     }
@@ -127,10 +138,17 @@ fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<[u32; MAX_RANK]> 
 }
 
 /// `y = a op b` with `a` and `b` (of the given shapes) broadcast to `y`.
-fn binary_dispatch(code: u32, a: (&[usize], Bind), b: (&[usize], Bind), y: (&[usize], Bind)) -> Result<Dispatch> {
+fn binary_dispatch(
+    code: u32,
+    a: (&[usize], Bind),
+    b: (&[usize], Bind),
+    y: (&[usize], Bind),
+) -> Result<Dispatch> {
     let out = y.0;
     if out.len() > MAX_RANK || a.0.len() > out.len() || b.0.len() > out.len() {
-        return Err(Error::Limit(format!("broadcasting over more than {MAX_RANK} dimensions")));
+        return Err(Error::Limit(format!(
+            "broadcasting over more than {MAX_RANK} dimensions"
+        )));
     }
     let mut dims = [1u32; MAX_RANK];
     for (i, &d) in out.iter().rev().enumerate() {
@@ -146,7 +164,13 @@ fn binary_dispatch(code: u32, a: (&[usize], Bind), b: (&[usize], Bind), y: (&[us
         mode: (a.0 == out && b.0 == out).into(),
         _pad: 0,
     };
-    Ok(Dispatch::new(Shader::Binary, &p, vec![a.1, b.1], vec![y.1], grid_1d(len, 256)?))
+    Ok(Dispatch::new(
+        Shader::Binary,
+        &p,
+        vec![a.1, b.1],
+        vec![y.1],
+        grid_1d(len, 256)?,
+    ))
 }
 
 fn arithmetic(op: BinaryOp, ins: &Inputs) -> Result<u32> {
@@ -181,24 +205,48 @@ pub(super) fn variadic(op: BinaryOp, mean: bool, ins: &Inputs, outputs: &[Output
     let scratch = [k.scratch(len), k.scratch(len)];
     // The buffer the step writing the `i`-th partial result targets.
     let finishing = |i: usize| i + 1 == n && !mean;
-    let target = |i: usize| if finishing(i) { Bind::Output(0) } else { scratch[i % 2] };
+    let target = |i: usize| {
+        if finishing(i) {
+            Bind::Output(0)
+        } else {
+            scratch[i % 2]
+        }
+    };
     let first = ins.tensor(0)?;
     if n == 1 {
         // Sum, Mean, Max or Min of one tensor: the tensor itself.
         if first.shape != y {
-            return Err(Error::shape(KERNEL_NODE, format!("{:?} is not the output shape {y:?}", first.shape)));
+            return Err(Error::shape(
+                KERNEL_NODE,
+                format!("{:?} is not the output shape {y:?}", first.shape),
+            ));
         }
-        k.push(unary_dispatch(UnaryCode::IDENTITY, len, Bind::Input(0), Bind::Output(0))?);
+        k.push(unary_dispatch(
+            UnaryCode::IDENTITY,
+            len,
+            Bind::Input(0),
+            Bind::Output(0),
+        )?);
         return Ok(k);
     }
     let mut acc = (first.shape, Bind::Input(0));
     for i in 1..n {
         let x = ins.tensor(i)?;
-        k.push(binary_dispatch(code, acc, (x.shape, Bind::Input(i)), (y, target(i)))?);
+        k.push(binary_dispatch(
+            code,
+            acc,
+            (x.shape, Bind::Input(i)),
+            (y, target(i)),
+        )?);
         acc = (y, target(i));
     }
     if mean {
-        k.push(unary_dispatch(UnaryCode::affine(1.0 / n as f32, 0.0), len, acc.1, Bind::Output(0))?);
+        k.push(unary_dispatch(
+            UnaryCode::affine(1.0 / n as f32, 0.0),
+            len,
+            acc.1,
+            Bind::Output(0),
+        )?);
     }
     Ok(k)
 }
@@ -227,7 +275,10 @@ pub(super) fn chain(steps: &[ChainStep], ins: &Inputs, outputs: &[OutputDesc]) -
             if n == 1 {
                 p.scalar_mask |= 1 << i;
             } else if n != numel(x.shape) {
-                return Err(Error::shape(KERNEL_NODE, format!("chain operand {:?} is not a scalar or {:?}", o.shape, x.shape)));
+                return Err(Error::shape(
+                    KERNEL_NODE,
+                    format!("chain operand {:?} is not a scalar or {:?}", o.shape, x.shape),
+                ));
             }
             reads.push(Bind::Input(i + 1));
         } else {
@@ -243,21 +294,33 @@ pub(super) fn chain(steps: &[ChainStep], ins: &Inputs, outputs: &[OutputDesc]) -
             ChainStep::Binary { op, operand, swapped } => {
                 let code = arithmetic(op, ins)?;
                 if operand == 0 || operand > operands {
-                    return Err(Error::shape(KERNEL_NODE, format!("chain operand {operand} does not exist")));
+                    return Err(Error::shape(
+                        KERNEL_NODE,
+                        format!("chain operand {operand} does not exist"),
+                    ));
                 }
                 [code + if swapped { 512 } else { 256 }, (operand - 1) as u32, 0, 0]
             }
         };
     }
     let mut k = GpuKernel::new("chain");
-    k.push(Dispatch::new(Shader::Chain, &p, reads, vec![Bind::Output(0)], grid_1d(len, 256)?));
+    k.push(Dispatch::new(
+        Shader::Chain,
+        &p,
+        reads,
+        vec![Bind::Output(0)],
+        grid_1d(len, 256)?,
+    ));
     Ok(k)
 }
 
 /// Elements per channel plane, and channels, of an `N x C x ...` tensor.
 fn channel_layout(shape: &[usize]) -> Result<(usize, usize)> {
     if shape.len() < 2 {
-        return Err(Error::shape(KERNEL_NODE, format!("{shape:?} has no channel axis")));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            format!("{shape:?} has no channel axis"),
+        ));
     }
     Ok((shape[2..].iter().product(), shape[1]))
 }
@@ -300,7 +363,10 @@ pub(super) fn batch_norm(epsilon: f32, ins: &Inputs, outputs: &[OutputDesc]) -> 
     let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
     let (_, channels) = channel_layout(&outputs[0].shape)?;
     if [&scale, &bias, &mean, &var].iter().any(|v| v.len() != channels) {
-        return Err(Error::shape(KERNEL_NODE, "BatchNorm parameters do not match the channels"));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            "BatchNorm parameters do not match the channels",
+        ));
     }
     let s: Vec<f32> = (0..channels)
         .map(|c| (scale[c] as f64 / (var[c] as f64 + epsilon as f64).sqrt()) as f32)

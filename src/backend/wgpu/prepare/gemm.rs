@@ -69,7 +69,9 @@ impl GemmParams {
 fn grid(m: usize, n: usize, batch: usize) -> Result<[u32; 3]> {
     let g = [n.div_ceil(TILE).max(1), m.div_ceil(TILE).max(1), batch.max(1)];
     if g.iter().any(|&v| v > MAX_GROUPS_PER_DIM as usize) {
-        return Err(Error::Limit(format!("a {m}x{n} product over {batch} batches is too large for one GPU dispatch")));
+        return Err(Error::Limit(format!(
+            "a {m}x{n} product over {batch} batches is too large for one GPU dispatch"
+        )));
     }
     Ok(g.map(|v| v as u32))
 }
@@ -79,7 +81,11 @@ pub(super) fn gemm(g: &Gemm, ins: &Inputs, outputs: &[OutputDesc]) -> Result<Gpu
     if a.shape.len() != 2 || b.shape.len() != 2 {
         return Err(Error::shape(KERNEL_NODE, "Gemm operands must be matrices"));
     }
-    let (m, k) = if g.trans_a { (a.shape[1], a.shape[0]) } else { (a.shape[0], a.shape[1]) };
+    let (m, k) = if g.trans_a {
+        (a.shape[1], a.shape[0])
+    } else {
+        (a.shape[0], a.shape[1])
+    };
     let n = if g.trans_b { b.shape[0] } else { b.shape[1] };
     let mut p = GemmParams::new(m, n, k)?;
     p.alpha = g.alpha;
@@ -123,7 +129,10 @@ pub(super) fn gemm(g: &Gemm, ins: &Inputs, outputs: &[OutputDesc]) -> Result<Gpu
     };
     let y = &outputs[0].shape;
     if y.as_slice() != [m, n] {
-        return Err(Error::shape(KERNEL_NODE, format!("Gemm output {y:?} is not {m}x{n}")));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            format!("Gemm output {y:?} is not {m}x{n}"),
+        ));
     }
     kernel.push(Dispatch::new(
         Shader::Gemm,
@@ -146,7 +155,10 @@ fn batch_strides(batch: &[usize], out_batch: &[usize], mat: usize) -> Result<[u3
         if d == o && d != 1 {
             strides[MAX_BATCH_RANK - 1 - i] = u32_param(step)?;
         } else if d != 1 {
-            return Err(Error::shape(KERNEL_NODE, format!("batch {batch:?} does not broadcast to {out_batch:?}")));
+            return Err(Error::shape(
+                KERNEL_NODE,
+                format!("batch {batch:?} does not broadcast to {out_batch:?}"),
+            ));
         }
         step *= d;
     }
@@ -156,7 +168,10 @@ fn batch_strides(batch: &[usize], out_batch: &[usize], mat: usize) -> Result<[u3
 pub(super) fn matmul(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     let (a, b) = (ins.tensor(0)?, ins.tensor(1)?);
     if a.shape.is_empty() || b.shape.is_empty() {
-        return Err(Error::shape(KERNEL_NODE, "MatMul operands must have at least one dimension"));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            "MatMul operands must have at least one dimension",
+        ));
     }
     // 1-D operands are a row (A) or a column (B) vector.
     let (m, k) = match a.shape.len() {
@@ -171,7 +186,9 @@ pub(super) fn matmul(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> 
     let b_batch = &b.shape[..b.shape.len().saturating_sub(2)];
     let rank = a_batch.len().max(b_batch.len());
     if rank > MAX_BATCH_RANK {
-        return Err(Error::Limit(format!("MatMul with more than {MAX_BATCH_RANK} batch dimensions")));
+        return Err(Error::Limit(format!(
+            "MatMul with more than {MAX_BATCH_RANK} batch dimensions"
+        )));
     }
     let y = &outputs[0].shape;
     let out_batch: Vec<usize> = (0..rank)
@@ -182,7 +199,10 @@ pub(super) fn matmul(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> 
         .collect();
     let batch: usize = out_batch.iter().product();
     if y.iter().product::<usize>() != batch * m * n {
-        return Err(Error::shape(KERNEL_NODE, format!("MatMul output {y:?} does not fit {m}x{k} by {k}x{n}")));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            format!("MatMul output {y:?} does not fit {m}x{k} by {k}x{n}"),
+        ));
     }
     let mut p = GemmParams::new(m, n, k)?;
     for (i, &d) in out_batch.iter().enumerate() {

@@ -27,7 +27,10 @@ impl Prepare for WgpuPrepare {
     fn prepare(&self, op: &Op, inputs: &[Option<InputDesc>], outputs: &[OutputDesc]) -> Result<GpuKernel> {
         for o in outputs {
             if o.dtype != DType::F32 {
-                return Err(unsupported(op, format!("the wgpu backend computes f32 tensors, not {}", o.dtype)));
+                return Err(unsupported(
+                    op,
+                    format!("the wgpu backend computes f32 tensors, not {}", o.dtype),
+                ));
             }
         }
         let ins = Inputs { op, inputs };
@@ -53,7 +56,9 @@ impl Prepare for WgpuPrepare {
             Op::Slice => copy::slice(&ins, outputs),
             Op::Transpose { perm } => copy::transpose(perm.as_deref(), &ins, outputs),
             Op::Expand => copy::expand(&ins, outputs),
-            Op::Pad { mode: PadMode::Constant } => copy::pad(&ins, outputs),
+            Op::Pad {
+                mode: PadMode::Constant,
+            } => copy::pad(&ins, outputs),
             Op::Identity | Op::Dropout => copy::identity(&ins, outputs),
             other => Err(unsupported(other, "not implemented by the wgpu backend".into())),
         }
@@ -89,7 +94,12 @@ pub fn claims(op: &Op) -> bool {
         | Op::Identity
         | Op::Dropout => true,
         // Computed at plan time from shapes and constants, whatever the backend.
-        Op::Shape { .. } | Op::Size | Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze | Op::Unsqueeze => true,
+        Op::Shape { .. }
+        | Op::Size
+        | Op::Reshape { .. }
+        | Op::Flatten { .. }
+        | Op::Squeeze
+        | Op::Unsqueeze => true,
         _ => false,
     }
 }
@@ -114,7 +124,9 @@ pub(super) struct Inputs<'a> {
 impl<'a> Inputs<'a> {
     /// Input `i`, which the kernel reads on the GPU: it must be f32.
     pub fn tensor(&self, i: usize) -> Result<InputDesc<'a>> {
-        let d = self.get(i).ok_or_else(|| Error::shape(crate::plan::KERNEL_NODE, format!("missing required input {i}")))?;
+        let d = self
+            .get(i)
+            .ok_or_else(|| Error::shape(crate::plan::KERNEL_NODE, format!("missing required input {i}")))?;
         if d.dtype != DType::F32 {
             return Err(self.unsupported(format!(
                 "the wgpu backend computes f32 tensors; input {i} is {}",
@@ -137,9 +149,11 @@ impl<'a> Inputs<'a> {
     /// backend needs it constant.
     pub fn constant_f32(&self, i: usize) -> Result<Vec<f32>> {
         let d = self.tensor(i)?;
-        let t = d
-            .value
-            .ok_or_else(|| self.unsupported(format!("input {i} must be a constant (weights) on the wgpu backend")))?;
+        let t = d.value.ok_or_else(|| {
+            self.unsupported(format!(
+                "input {i} must be a constant (weights) on the wgpu backend"
+            ))
+        })?;
         Ok(t.typed::<f32>()?.to_vec())
     }
 
@@ -149,9 +163,12 @@ impl<'a> Inputs<'a> {
         let t = d
             .value
             .ok_or_else(|| self.unsupported(format!("input {i} must be a constant on the wgpu backend")))?;
-        t.to_i64_vec()
-            .map(Some)
-            .ok_or_else(|| Error::shape(crate::plan::KERNEL_NODE, format!("input {i} is not an integer tensor")))
+        t.to_i64_vec().map(Some).ok_or_else(|| {
+            Error::shape(
+                crate::plan::KERNEL_NODE,
+                format!("input {i} is not an integer tensor"),
+            )
+        })
     }
 
     pub fn unsupported(&self, reason: String) -> Error {

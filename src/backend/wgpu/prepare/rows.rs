@@ -2,8 +2,8 @@
 //! softmax, layer normalization.
 
 use crate::error::{Error, Result};
-use crate::ir::shape::norm_axis;
 use crate::ir::ops::PoolKind;
+use crate::ir::shape::norm_axis;
 use crate::plan::{OutputDesc, KERNEL_NODE};
 
 use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
@@ -35,10 +35,22 @@ impl RowParams {
 }
 
 /// A dispatch averaging (or maxing) each row of `len` contiguous elements.
-pub(super) fn pool_rows(kind: PoolKind, rows: usize, len: usize, input: Bind, output: Bind) -> Result<Dispatch> {
+pub(super) fn pool_rows(
+    kind: PoolKind,
+    rows: usize,
+    len: usize,
+    input: Bind,
+    output: Bind,
+) -> Result<Dispatch> {
     let mut p = RowParams::new(rows, len, 1)?;
     p.mode = u32::from(kind == PoolKind::Max);
-    Ok(Dispatch::new(Shader::GlobalPool, &p, vec![input], vec![output], grid_1d(rows, 1)?))
+    Ok(Dispatch::new(
+        Shader::GlobalPool,
+        &p,
+        vec![input],
+        vec![output],
+        grid_1d(rows, 1)?,
+    ))
 }
 
 pub(super) fn global_pool(kind: PoolKind, ins: &Inputs, _outputs: &[OutputDesc]) -> Result<GpuKernel> {
@@ -47,7 +59,10 @@ pub(super) fn global_pool(kind: PoolKind, ins: &Inputs, _outputs: &[OutputDesc])
         return Err(ins.unsupported("GlobalLpPool is not implemented by the wgpu backend".into()));
     }
     if x.shape.len() < 2 {
-        return Err(Error::shape(KERNEL_NODE, "global pooling needs an N x C x ... input"));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            "global pooling needs an N x C x ... input",
+        ));
     }
     let rows = x.shape[0] * x.shape[1];
     let len: usize = x.shape[2..].iter().product();
@@ -56,7 +71,13 @@ pub(super) fn global_pool(kind: PoolKind, ins: &Inputs, _outputs: &[OutputDesc])
     Ok(k)
 }
 
-pub(super) fn softmax(axis: i64, legacy: bool, log: bool, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+pub(super) fn softmax(
+    axis: i64,
+    legacy: bool,
+    log: bool,
+    ins: &Inputs,
+    outputs: &[OutputDesc],
+) -> Result<GpuKernel> {
     let x = ins.tensor(0)?;
     let s = x.shape;
     let a = norm_axis(axis, s.len().max(1)).map_err(|e| Error::shape(KERNEL_NODE, e))?;
@@ -90,7 +111,9 @@ pub(super) fn layer_norm(axis: i64, epsilon: f32, ins: &Inputs, outputs: &[Outpu
     let len: usize = x.shape[a..].iter().product();
     let same = |s: &[usize]| s.iter().product::<usize>() == len;
     if !same(scale.shape) {
-        return Err(ins.unsupported("LayerNormalization with a broadcast scale is not implemented by the wgpu backend".into()));
+        return Err(ins.unsupported(
+            "LayerNormalization with a broadcast scale is not implemented by the wgpu backend".into(),
+        ));
     }
     let mut p = RowParams::new(rows, len, 1)?;
     p.epsilon = epsilon;
@@ -99,7 +122,9 @@ pub(super) fn layer_norm(axis: i64, epsilon: f32, ins: &Inputs, outputs: &[Outpu
         Some(b) => {
             ins.tensor(2)?;
             if !same(b.shape) {
-                return Err(ins.unsupported("LayerNormalization with a broadcast bias is not implemented by the wgpu backend".into()));
+                return Err(ins.unsupported(
+                    "LayerNormalization with a broadcast bias is not implemented by the wgpu backend".into(),
+                ));
             }
             p.has_bias = 1;
             Bind::Input(2)
@@ -107,7 +132,13 @@ pub(super) fn layer_norm(axis: i64, epsilon: f32, ins: &Inputs, outputs: &[Outpu
         None => Bind::Unused,
     };
     p.has_stats = u32::from(outputs.len() > 1);
-    let mut stat = |i: usize| if i < outputs.len() { Bind::Output(i) } else { k.scratch(rows.max(1)) };
+    let mut stat = |i: usize| {
+        if i < outputs.len() {
+            Bind::Output(i)
+        } else {
+            k.scratch(rows.max(1))
+        }
+    };
     let writes = vec![Bind::Output(0), stat(1), stat(2)];
     if rows * len > 0 {
         k.push(Dispatch::new(

@@ -26,7 +26,14 @@ struct DenseParams {
     act_b: f32,
 }
 
-fn dense(outputs: usize, inputs: usize, images: usize, act: Activation, reads: Vec<Bind>, out: Bind) -> Result<Dispatch> {
+fn dense(
+    outputs: usize,
+    inputs: usize,
+    images: usize,
+    act: Activation,
+    reads: Vec<Bind>,
+    out: Bind,
+) -> Result<Dispatch> {
     let f = UnaryCode::activation(act);
     let p = DenseParams {
         outputs: u32_param(outputs)?,
@@ -37,21 +44,41 @@ fn dense(outputs: usize, inputs: usize, images: usize, act: Activation, reads: V
         act_a: f.a,
         act_b: f.b,
     };
-    Ok(Dispatch::new(Shader::Dense, &p, reads, vec![out], grid_1d(outputs * images, 64)?))
+    Ok(Dispatch::new(
+        Shader::Dense,
+        &p,
+        reads,
+        vec![out],
+        grid_1d(outputs * images, 64)?,
+    ))
 }
 
-pub(super) fn prepare(hidden: Activation, gate: Activation, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+pub(super) fn prepare(
+    hidden: Activation,
+    gate: Activation,
+    ins: &Inputs,
+    outputs: &[OutputDesc],
+) -> Result<GpuKernel> {
     let x = ins.tensor(0)?;
     let w1 = ins.tensor(1)?;
     let w2 = ins.tensor(3)?;
     if x.shape.len() < 2 || w1.shape.len() < 2 || w2.shape.len() < 2 {
-        return Err(Error::shape(KERNEL_NODE, "squeeze-excitation needs N x C x ... input and 1x1 conv weights"));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            "squeeze-excitation needs N x C x ... input and 1x1 conv weights",
+        ));
     }
     let (images, channels) = (x.shape[0], x.shape[1]);
     let plane: usize = x.shape[2..].iter().product();
     let reduced = w1.shape[0];
     if w1.shape[1] != channels || w2.shape[0] != channels || w2.shape[1] != reduced {
-        return Err(Error::shape(KERNEL_NODE, format!("weights {:?} and {:?} do not fit {channels} channels", w1.shape, w2.shape)));
+        return Err(Error::shape(
+            KERNEL_NODE,
+            format!(
+                "weights {:?} and {:?} do not fit {channels} channels",
+                w1.shape, w2.shape
+            ),
+        ));
     }
     let bias = |i: usize| -> Result<Bind> {
         Ok(match ins.get(i) {
@@ -67,9 +94,31 @@ pub(super) fn prepare(hidden: Activation, gate: Activation, ins: &Inputs, output
     let mean = k.scratch(images * channels);
     let hid = k.scratch(images * reduced);
     let gates = k.scratch(images * channels);
-    k.push(pool_rows(PoolKind::Avg { count_include_pad: false }, images * channels, plane, Bind::Input(0), mean)?);
-    k.push(dense(reduced, channels, images, hidden, vec![mean, Bind::Input(1), b1], hid)?);
-    k.push(dense(channels, reduced, images, gate, vec![hid, Bind::Input(3), b2], gates)?);
+    k.push(pool_rows(
+        PoolKind::Avg {
+            count_include_pad: false,
+        },
+        images * channels,
+        plane,
+        Bind::Input(0),
+        mean,
+    )?);
+    k.push(dense(
+        reduced,
+        channels,
+        images,
+        hidden,
+        vec![mean, Bind::Input(1), b1],
+        hid,
+    )?);
+    k.push(dense(
+        channels,
+        reduced,
+        images,
+        gate,
+        vec![hid, Bind::Input(3), b2],
+        gates,
+    )?);
     let len: usize = outputs[0].shape.iter().product();
     let scale = AffineParams {
         len: u32_param(len)?,

@@ -2,8 +2,8 @@
 //! work on 2-D planes: 1-D windows run as planes of height 1.
 
 use crate::error::Result;
-use crate::ir::window::Geometry;
 use crate::ir::ops::{Pool, PoolKind};
+use crate::ir::window::Geometry;
 use crate::plan::OutputDesc;
 
 use super::super::codes::UnaryCode;
@@ -132,7 +132,10 @@ pub(super) fn pool(pool: &Pool, ins: &Inputs, outputs: &[OutputDesc]) -> Result<
     }
     let y = &outputs[0];
     if x.shape.len() < 3 {
-        return Err(crate::error::Error::shape(crate::plan::KERNEL_NODE, "pooling needs an N x C x spatial input"));
+        return Err(crate::error::Error::shape(
+            crate::plan::KERNEL_NODE,
+            "pooling needs an N x C x spatial input",
+        ));
     }
     let geom = Geometry::new(
         &pool.window,
@@ -141,7 +144,8 @@ pub(super) fn pool(pool: &Pool, ins: &Inputs, outputs: &[OutputDesc]) -> Result<
         pool.ceil_mode,
         &y.shape[2..],
     )?;
-    let plane = Plane::of(&geom)?.ok_or_else(|| ins.unsupported("3-D pooling is not implemented by the wgpu backend".into()))?;
+    let plane = Plane::of(&geom)?
+        .ok_or_else(|| ins.unsupported("3-D pooling is not implemented by the wgpu backend".into()))?;
     let planes = x.shape[0] * x.shape[1];
     let mut params = WindowParams::new(planes, &plane)?;
     match pool.kind {
@@ -150,10 +154,18 @@ pub(super) fn pool(pool: &Pool, ins: &Inputs, outputs: &[OutputDesc]) -> Result<
             params.kind = 1;
             params.count_include_pad = count_include_pad.into();
         }
-        PoolKind::Lp { .. } => return Err(ins.unsupported("LpPool is not implemented by the wgpu backend".into())),
+        PoolKind::Lp { .. } => {
+            return Err(ins.unsupported("LpPool is not implemented by the wgpu backend".into()))
+        }
     }
     let mut k = GpuKernel::new("pool");
     let groups = grid_1d(planes * geom.output_len(), 256)?;
-    k.push(Dispatch::new(Shader::Pool, &params, vec![Bind::Input(0)], vec![Bind::Output(0)], groups));
+    k.push(Dispatch::new(
+        Shader::Pool,
+        &params,
+        vec![Bind::Input(0)],
+        vec![Bind::Output(0)],
+        groups,
+    ));
     Ok(k)
 }

@@ -1,0 +1,163 @@
+//! End-to-end parity of the wgpu backend with onnxruntime: the real-export fixtures
+//! (ORT's outputs saved beside them) and resnet18 / mobilenet_v2 from the zoo (ORT
+//! run here, when `ORT_DYLIB_PATH` is set), in f32 (<= 1e-4 relative L2) and f16
+//! storage (same top-1; <= 1e-2 on the zoo, <= 5e-2 on the fixtures, whose narrow
+//! layers and seeded BatchNorm statistics amplify f16's 11-bit rounding). Skipped,
+//! saying why, without a GPU adapter.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use common::{f32s, fixtures_dir, max_abs, random_tensor, read_npy, rel_l2, top1};
+use kiln::{Backend, Precision, Session, SessionOptions, Tensor};
+
+const ZOO: &[&str] = &["resnet18", "mobilenet_v2"];
+
+/// Largest relative L2 error accepted: (zoo, fixtures).
+fn bound(precision: Precision, fixture: bool) -> f64 {
+    match (precision, fixture) {
+        (Precision::F32, _) => 1e-4,
+        (Precision::F16, false) => 1e-2,
+        (Precision::F16, true) => 5e-2,
+    }
+}
+
+fn gpu_options(precision: Precision) -> SessionOptions {
+    SessionOptions {
+        backend: Backend::Wgpu,
+        precision,
+        ..SessionOptions::default()
+    }
+}
+
+/// Checks one run and prints its table row; returns a failure note.
+fn compare(
+    label: &str,
+    precision: Precision,
+    fixture: bool,
+    got: &Tensor,
+    want: (&[usize], &[f32]),
+) -> Option<String> {
+    if got.shape() != want.0 {
+        return Some(format!("{label}: shape {:?}, expected {:?}", got.shape(), want.0));
+    }
+    let g = got.as_slice::<f32>()?;
+    let (r, m) = (rel_l2(g, want.1), max_abs(g, want.1));
+    let (tg, tw) = (top1(g, got.shape()), top1(want.1, want.0));
+    println!(
+        "{label:<40} {:>4} {r:>10.2e} {m:>10.2e}  top-1 {}",
+        format!("{precision:?}"),
+        if tg == tw { "same" } else { "DIFFERS" }
+    );
+    if r > bound(precision, fixture) || tg != tw {
+        return Some(format!(
+            "{label} {precision:?}: rel-L2 {r:.2e}, top-1 {tg:?} vs {tw:?}"
+        ));
+    }
+    None
+}
+
+fn open(path: &std::path::Path, precision: Precision) -> Option<Session> {
+    match Session::from_file(path, gpu_options(precision)) {
+        Ok(s) => Some(s),
+        Err(kiln::Error::BackendUnavailable { reason, .. }) => {
+            println!("skipped: {reason}");
+            None
+        }
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
+}
+
+#[test]
+fn fixtures_match_onnxruntime_on_wgpu() {
+    let mut failures = Vec::new();
+    println!(
+        "\n{:<40} {:>4} {:>10} {:>10}",
+        "fixture exporter batch", "prec", "rel_l2", "max_abs"
+    );
+    for model in common::FIXTURE_MODELS {
+        let dir = fixtures_dir().join(model);
+        for exporter in ["dynamo", "torchscript"] {
+            for precision in [Precision::F32, Precision::F16] {
+                let Some(session) = open(&dir.join(format!("{exporter}.onnx")), precision) else {
+                    return;
+                };
+                for batch in [1, 8] {
+                    if dir.join(format!("{exporter}_b{batch}.onnx")).exists() {
+                        continue; // a static-batch export; batch 1 covers the model
+                    }
+                    let input = read_npy(&dir.join(format!("input_b{batch}.npy")));
+                    let want = read_npy(&dir.join(format!("ort_{exporter}_b{batch}.npy")));
+                    let label = format!("{model} {exporter} b{batch}");
+                    match session.run(&[input]) {
+                        Ok(got) => failures.extend(compare(
+                            &label,
+                            precision,
+                            true,
+                            &got[0],
+                            (want.shape(), f32s(&want, "ort")),
+                        )),
+                        Err(e) => failures.push(format!("{label}: {e}")),
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+fn ort_run(session: &mut ort::session::Session, input: &Tensor) -> (Vec<usize>, Vec<f32>) {
+    let data = input.as_slice::<f32>().unwrap().to_vec();
+    let value = ort::value::Tensor::from_array((input.shape().to_vec(), data)).unwrap();
+    let outputs = session.run(ort::inputs![value]).unwrap();
+    let (shape, values) = outputs[0].try_extract_tensor::<f32>().unwrap();
+    (shape.iter().map(|&d| d as usize).collect(), values.to_vec())
+}
+
+#[test]
+fn zoo_matches_onnxruntime_on_wgpu() {
+    let Some(dylib) = std::env::var_os("ORT_DYLIB_PATH") else {
+        println!("skipped: ORT_DYLIB_PATH not set (run scripts/test.sh)");
+        return;
+    };
+    let environment = ort::init_from(&dylib)
+        .unwrap()
+        .with_name("kiln-wgpu-parity")
+        .build()
+        .unwrap();
+    let mut failures = Vec::new();
+    println!(
+        "\n{:<40} {:>4} {:>10} {:>10}",
+        "zoo model", "prec", "rel_l2", "max_abs"
+    );
+    for (index, &name) in ZOO.iter().enumerate() {
+        let zoo = kiln::zoo::build(name).unwrap();
+        let path = std::env::temp_dir().join(format!("kiln-wgpu-parity-{}-{name}.onnx", std::process::id()));
+        std::fs::write(&path, &zoo.onnx).unwrap();
+        let mut ort_session = ort::session::Session::builder(&environment)
+            .unwrap()
+            .commit_from_file(&path)
+            .unwrap();
+        let [_, c, h, w] = zoo.input_shape;
+        let input = random_tensor(&[1, c, h, w], 5000 + index as u64);
+        let want = ort_run(&mut ort_session, &input);
+        for precision in [Precision::F32, Precision::F16] {
+            let Some(session) = open(&path, precision) else {
+                let _ = std::fs::remove_file(&path);
+                return;
+            };
+            match session.run(std::slice::from_ref(&input)) {
+                Ok(got) => failures.extend(compare(
+                    &format!("{name} b1"),
+                    precision,
+                    false,
+                    &got[0],
+                    (&want.0, &want.1),
+                )),
+                Err(e) => failures.push(format!("{name}: {e}")),
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
