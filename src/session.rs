@@ -128,6 +128,16 @@ enum PlanEntry {
     Wgpu(crate::backend::wgpu::GpuProgram),
 }
 
+impl PlanEntry {
+    fn cpu_plan(&self) -> Option<&CpuPlan> {
+        match self {
+            PlanEntry::Cpu { plan, .. } => Some(plan),
+            #[cfg(feature = "wgpu")]
+            PlanEntry::Wgpu(_) => None,
+        }
+    }
+}
+
 /// The device a GPU session holds.
 enum Device {
     Cpu,
@@ -228,7 +238,7 @@ impl Session {
         hook: &mut (dyn FnMut(&StepProfile<'_>) + Send),
     ) -> Result<Vec<Tensor>> {
         let entry = self.plan_for(inputs)?;
-        let PlanEntry::Cpu { plan, .. } = &*entry else {
+        let Some(plan) = entry.cpu_plan() else {
             return Err(Error::Usage(format!(
                 "per-op profiles are measured on the CPU backend only, not {}",
                 self.options.backend
