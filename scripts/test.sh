@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The full test suite: formatting, clippy, and every test in release mode, with onnxruntime
-# (for the zoo parity test) and the ONNX backend node tests (for the conformance test) set up.
+# The full test suite: formatting, clippy, and every test in release mode (with the wgpu
+# backend built in), with onnxruntime (for the zoo parity tests), the ONNX backend node tests
+# (for the conformance tests) and Mesa's software Vulkan (for the wgpu tests) set up.
 #
 #   bash scripts/test.sh
 #
@@ -66,14 +67,37 @@ fi
 export KILN_ONNX_NODE_TESTS
 say "KILN_ONNX_NODE_TESTS=$KILN_ONNX_NODE_TESTS ($(find "$KILN_ONNX_NODE_TESTS" -mindepth 1 -maxdepth 1 -type d | wc -l) cases)"
 
+# --- Vulkan for the wgpu backend's tests ----------------------------------------------------
+# Mesa's lavapipe runs the WGSL kernels on the CPU. Installed when we can (root with apt);
+# otherwise the wgpu tests print why they skip. A machine with a real GPU can point
+# VK_ICD_FILENAMES (or KILN_WGPU_ADAPTER) at it instead.
+LVP_ICD="$(ls /usr/share/vulkan/icd.d/lvp_icd.*.json 2>/dev/null | head -n 1 || true)"
+if [ -z "$LVP_ICD" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Mesa's software Vulkan (apt-get install mesa-vulkan-drivers libvulkan1)"
+    if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null; then
+        LVP_ICD="$(ls /usr/share/vulkan/icd.d/lvp_icd.*.json 2>/dev/null | head -n 1 || true)"
+    else
+        echo "warning: could not install mesa-vulkan-drivers; the wgpu tests will skip"
+    fi
+fi
+if [ -n "$LVP_ICD" ] && [ -z "${VK_ICD_FILENAMES:-}" ]; then
+    export VK_ICD_FILENAMES="$LVP_ICD"
+fi
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    export XDG_RUNTIME_DIR="$ROOT/.cache/xdg-runtime"
+    mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+fi
+say "VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-<unset: no lavapipe, wgpu tests skip unless another Vulkan driver exists>}"
+
 # --- Rust ------------------------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
-say "cargo clippy --all-targets -- -D warnings"
+say "cargo clippy --all-targets -- -D warnings (default features, then with wgpu)"
 cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features wgpu -- -D warnings
 
-say "cargo test --release"
-cargo test --release -- --nocapture
+say "cargo test --release --features wgpu"
+cargo test --release --features wgpu -- --nocapture
 
 say "all checks passed"

@@ -427,6 +427,31 @@ fn open_device(graph: &Graph, options: &SessionOptions) -> Result<Device> {
 mod tests {
     use super::*;
 
+    #[cfg(not(feature = "wgpu"))]
+    #[test]
+    fn wgpu_without_the_feature_is_unavailable() {
+        let zoo = crate::zoo::build("resnet18").unwrap();
+        let options = SessionOptions {
+            backend: "wgpu".parse().unwrap(),
+            ..SessionOptions::default()
+        };
+        let err = Session::from_bytes(zoo.onnx, options).err().unwrap();
+        assert!(matches!(err, Error::BackendUnavailable { .. }), "{err}");
+    }
+
+    #[test]
+    fn f16_is_refused_on_the_cpu() {
+        let zoo = crate::zoo::build("resnet18").unwrap();
+        let options = SessionOptions {
+            precision: Precision::F16,
+            ..SessionOptions::default()
+        };
+        assert!(matches!(
+            Session::from_bytes(zoo.onnx, options),
+            Err(Error::Usage(_))
+        ));
+    }
+
     #[test]
     fn session_is_send_and_sync() {
         fn check<T: Send + Sync>() {}

@@ -727,3 +727,37 @@ fn seeded_random_shapes_match_cpu() {
         );
     }
 }
+
+#[test]
+fn every_shader_compiles_in_both_precisions() {
+    if !gpu_available() {
+        return;
+    }
+    for precision in [Precision::F32, Precision::F16] {
+        let gpu = match kiln::backend::wgpu::Gpu::open(precision) {
+            Ok(gpu) => gpu,
+            Err(e) => {
+                println!("{precision:?} skipped: {e}");
+                continue;
+            }
+        };
+        for shader in kiln::backend::wgpu::Shader::ALL {
+            gpu.pipeline(shader)
+                .unwrap_or_else(|e| panic!("{} [{precision:?}]: {e}", shader.entry_point()));
+        }
+    }
+}
+
+#[test]
+fn a_missing_adapter_is_a_clear_cli_error() {
+    // In a child process, so the variable cannot reach the other tests' sessions.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["bench", "resnet18", "--backend", "wgpu", "--runs", "1"])
+        .env(kiln::backend::wgpu::ADAPTER_ENV, "no-such-gpu")
+        .output()
+        .expect("run kiln");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no GPU adapter"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
