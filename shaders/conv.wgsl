@@ -5,10 +5,11 @@
 struct ConvParams {
     batch: u32,
     groups: u32,
-    // Input channels per group, output channels per group (the GEMM's M).
+    // Input channels, and input and output channels per group (the GEMM's M).
     in_channels: u32,
     group_in: u32,
     group_out: u32,
+    // The plane geometry, as in window.wgsl (padded_h / padded_w unused here).
     h: u32,
     w: u32,
     oh: u32,
@@ -21,6 +22,8 @@ struct ConvParams {
     pad_w: u32,
     dil_h: u32,
     dil_w: u32,
+    padded_h: u32,
+    padded_w: u32,
     // 1: a 1x1, stride-1, unpadded conv, whose B matrix is the input itself.
     pointwise: u32,
     has_bias: u32,

@@ -3,7 +3,9 @@
 
 struct Window {
     planes: u32,
-    // Input and output plane sizes.
+    // The plane geometry (`Plane` in src/backend/wgpu/prepare/window.rs): input
+    // and output sizes, window, strides, begin pads, dilations, and the padded
+    // input's extent (taps past it never count: ceil_mode windows).
     h: u32,
     w: u32,
     oh: u32,
@@ -16,6 +18,8 @@ struct Window {
     pad_w: u32,
     dil_h: u32,
     dil_w: u32,
+    padded_h: u32,
+    padded_w: u32,
     // Depthwise: output channels, and output channels per input channel.
     channels: u32,
     multiplier: u32,
@@ -24,12 +28,9 @@ struct Window {
     act: u32,
     act_a: f32,
     act_b: f32,
-    // Pooling: 0 max, 1 average; for the average, whether padding counts, and the
-    // padded input's extent (taps past it never count: ceil_mode windows).
+    // Pooling: 0 max, 1 average; for the average, whether padding counts.
     kind: u32,
     count_include_pad: u32,
-    padded_h: u32,
-    padded_w: u32,
 }
 
 @group(0) @binding(0) var<uniform> dp: Window;

@@ -11,8 +11,10 @@ use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
 use super::super::shader::Shader;
 use super::Inputs;
 
-/// A 2-D window in the shaders' terms.
-#[derive(Copy, Clone, Debug, Default)]
+/// A 2-D window in the shaders' terms: the block of fields that the `Window`
+/// (window.wgsl) and `ConvParams` (conv.wgsl) uniforms share, in their order.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(super) struct Plane {
     pub h: u32,
     pub w: u32,
@@ -75,18 +77,7 @@ impl Plane {
 #[derive(Copy, Clone, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(super) struct WindowParams {
     pub planes: u32,
-    pub h: u32,
-    pub w: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub stride_h: u32,
-    pub stride_w: u32,
-    pub pad_h: u32,
-    pub pad_w: u32,
-    pub dil_h: u32,
-    pub dil_w: u32,
+    pub plane: Plane,
     pub channels: u32,
     pub multiplier: u32,
     pub has_bias: u32,
@@ -96,28 +87,13 @@ pub(super) struct WindowParams {
     pub act_b: f32,
     pub kind: u32,
     pub count_include_pad: u32,
-    pub padded_h: u32,
-    pub padded_w: u32,
 }
 
 impl WindowParams {
-    pub fn new(planes: usize, p: &Plane) -> Result<WindowParams> {
+    pub fn new(planes: usize, plane: &Plane) -> Result<WindowParams> {
         Ok(WindowParams {
             planes: u32_param(planes)?,
-            h: p.h,
-            w: p.w,
-            oh: p.oh,
-            ow: p.ow,
-            kh: p.kh,
-            kw: p.kw,
-            stride_h: p.stride_h,
-            stride_w: p.stride_w,
-            pad_h: p.pad_h,
-            pad_w: p.pad_w,
-            dil_h: p.dil_h,
-            dil_w: p.dil_w,
-            padded_h: p.padded_h,
-            padded_w: p.padded_w,
+            plane: *plane,
             act: UnaryCode::IDENTITY.code,
             ..WindowParams::default()
         })
