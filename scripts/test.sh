@@ -73,6 +73,10 @@ cargo fmt --all -- --check
 say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+# The ONNX Runtime side (kiln::reference, kiln bench --vs ort, the benches) builds only with it.
+say "cargo clippy --all-targets --features ort -- -D warnings"
+cargo clippy --all-targets --features ort -- -D warnings
+
 say "cargo test --release"
 cargo test --release -- --nocapture
 
