@@ -4,7 +4,7 @@
 //! means something is the *ratio* of medians taken side by side. The engines (kiln,
 //! kiln with one feature off for an A/B, ORT; same input, same thread count) take turns in
 //! short blocks, in rotating order: each block starts with one untimed run, then
-//! times [`BLOCK`] back-to-back runs. Within a block an engine's threads are warm, as
+//! times `BLOCK` (4) back-to-back runs. Within a block an engine's threads are warm, as
 //! in a service under load. (Runs separated by idle gaps are slower for every
 //! engine: the CPU and the thread pools go to sleep. A version of this bench that
 //! paused 30 ms before each run measured kiln's mobilenet_v2 at 2 threads at 21 ms,
@@ -23,12 +23,8 @@
 //! either it says so and exits 0, so `cargo bench` stays usable everywhere. The turns
 //! are `kiln::reference::interleaved`'s, shared with `kiln bench --vs ort`.
 
-use kiln::reference::{interleaved, OrtRuntime, Schedule};
+use kiln::reference::{interleaved, OrtRuntime, Schedule, BLOCK};
 use kiln::{CpuOptions, Session, SessionOptions, Tensor};
-
-/// Timed runs per turn, after one untimed run that re-warms the engine's threads
-/// and caches (and lets the previous engine's spinning workers settle).
-const BLOCK: usize = 4;
 
 struct Args {
     models: Vec<String>,

@@ -5,14 +5,11 @@
 //! bound: a speed ratio from a wrong answer would mean nothing, so a disagreement is
 //! an error and nothing is timed.
 
-use kiln::reference::{interleaved, Agreement, OrtRuntime, Schedule, MAX_REL_L2};
+use kiln::reference::{interleaved, Agreement, OrtRuntime, Schedule, BLOCK, MAX_REL_L2};
 use kiln::{Error, Result};
 
 use super::bench::{progress_bar, BenchArgs, Latency};
 use super::{random_inputs, ModelSource};
-
-/// Timed runs per turn (see `kiln::reference::interleaved`), as in benches/vs_ort.rs.
-const BLOCK: usize = 4;
 
 pub fn bench_vs_ort(a: BenchArgs) -> Result<()> {
     // Before the model: a missing library should not cost a model load to find out.

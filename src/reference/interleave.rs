@@ -13,6 +13,11 @@ use std::time::Instant;
 
 use crate::error::Result;
 
+/// Timed runs per turn in `kiln bench --vs ort` and benches/vs_ort.rs: long enough
+/// for an engine's threads to stay warm, short enough that load from other tenants
+/// falls on every engine alike.
+pub const BLOCK: usize = 4;
+
 /// How [`interleaved`] shares the runs out.
 #[derive(Clone, Copy, Debug)]
 pub struct Schedule {
