@@ -93,11 +93,13 @@ say "VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-<unset: no lavapipe, wgpu tests skip u
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
-say "cargo clippy --all-targets -- -D warnings (default features, then with wgpu)"
+# Default features, then everything: the wgpu backend and the ONNX Runtime reference
+# (kiln::reference, kiln bench --vs ort, the benches) build only with their features.
+say "cargo clippy --all-targets -- -D warnings (default features, then --all-features)"
 cargo clippy --all-targets -- -D warnings
-cargo clippy --all-targets --features wgpu -- -D warnings
+cargo clippy --all-targets --all-features -- -D warnings
 
-say "cargo test --release --features wgpu"
-cargo test --release --features wgpu -- --nocapture
+say "cargo test --release --features wgpu,ort"
+cargo test --release --features wgpu,ort -- --nocapture
 
 say "all checks passed"

@@ -3,7 +3,8 @@
 //! Pipeline, one module per stage (see `ARCHITECTURE.md`):
 //! [`onnx`] (load) → [`ir`] (typed graph, shape inference) → [`passes`] (optimizer)
 //! → [`plan`] (per-shape schedule and memory plan) → [`backend`] (kernels)
-//! → [`session`] (public API). [`zoo`] builds reference models in Rust.
+//! → [`session`] (public API). [`zoo`] builds reference models in Rust. With the
+//! `ort` feature, `reference` runs ONNX Runtime beside kiln for benchmarks.
 
 pub mod backend;
 pub mod error;
@@ -11,6 +12,8 @@ pub mod ir;
 pub mod onnx;
 pub mod passes;
 pub mod plan;
+#[cfg(feature = "ort")]
+pub mod reference;
 pub mod session;
 pub mod tensor;
 pub mod zoo;

@@ -1,8 +1,10 @@
-//! `kiln bench`: latency statistics on seeded random input.
+//! `kiln bench`: latency statistics on seeded random input, alone or side by side
+//! with ONNX Runtime (`--vs ort`, in `bench_vs_ort.rs`).
 
 use std::time::Instant;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use kiln::Result;
 
 use super::{open_model, random_inputs, EngineArgs};
@@ -10,37 +12,57 @@ use super::{open_model, random_inputs, EngineArgs};
 #[derive(Args)]
 pub struct BenchArgs {
     /// ONNX model file or zoo model name (e.g. resnet50).
-    model: String,
+    pub(super) model: String,
     #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Timed runs.
+    pub(super) batch: usize,
+    /// Timed runs (of each engine, with --vs).
     #[arg(long, default_value_t = 20)]
-    runs: usize,
-    /// Untimed warm-up runs.
+    pub(super) runs: usize,
+    /// Untimed warm-up runs (of each engine, with --vs).
     #[arg(long, default_value_t = 3)]
-    warmup: usize,
+    pub(super) warmup: usize,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
+    /// Also time another engine on the same input and thread count, in turns with
+    /// kiln, after checking both give the same output; prints the ratio.
+    /// `ort`: ONNX Runtime, from ORT_DYLIB_PATH or ./.venv (needs `--features ort`).
+    #[arg(long, value_enum)]
+    pub(super) vs: Option<Reference>,
     #[command(flatten)]
-    engine: EngineArgs,
+    pub(super) engine: EngineArgs,
+}
+
+/// Engines `--vs` compares with.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Reference {
+    Ort,
+}
+
+#[cfg(feature = "ort")]
+use super::bench_vs_ort::bench_vs_ort;
+
+/// Without the `ort` feature this binary has no way to load ONNX Runtime.
+#[cfg(not(feature = "ort"))]
+fn bench_vs_ort(_: BenchArgs) -> Result<()> {
+    Err(kiln::Error::BackendUnavailable {
+        backend: "onnxruntime".into(),
+        reason: "this kiln was built without the `ort` feature; rebuild it with \
+                 `cargo build --release --features ort` to use --vs ort"
+            .into(),
+    })
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
+    if let Some(Reference::Ort) = a.vs {
+        return bench_vs_ort(a);
+    }
     let options = a.engine.options()?;
     let t0 = Instant::now();
     let session = open_model(&a.model, options)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let inputs = random_inputs(&session, a.batch, 0)?;
-    let bar = (!a.json).then(|| {
-        let bar = indicatif::ProgressBar::new((a.warmup + a.runs) as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(format!("{} b{}", a.model, a.batch));
-        bar
-    });
+    let bar = progress_bar(&a, a.warmup + a.runs);
     for _ in 0..a.warmup {
         session.run(&inputs)?;
         if let Some(b) = &bar {
@@ -59,15 +81,18 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-    let (median, p90, min) = (pct(0.5), pct(0.9), times[0]);
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let runs = times.len();
+    let Latency {
+        median,
+        p90,
+        min,
+        mean,
+    } = Latency::of(times);
     let arena_mb = session.arena_bytes(&inputs)? as f64 / 1e6;
     if a.json {
         let v = serde_json::json!({
             "model": a.model, "backend": a.engine.backend, "threads": session.threads(), "batch": a.batch,
-            "runs": times.len(), "warmup": a.warmup, "optimized": !a.engine.no_optimize,
+            "runs": runs, "warmup": a.warmup, "optimized": !a.engine.no_optimize,
             "median_ms": median, "p90_ms": p90, "min_ms": min, "mean_ms": mean,
             "throughput_per_s": a.batch as f64 * 1e3 / median, "load_ms": load_ms, "arena_mb": arena_mb,
         });
@@ -84,4 +109,39 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Summary of timed runs, in milliseconds.
+pub(super) struct Latency {
+    pub median: f64,
+    pub p90: f64,
+    pub min: f64,
+    pub mean: f64,
+}
+
+impl Latency {
+    /// `times` must not be empty (`--runs 0` is run once).
+    pub(super) fn of(mut times: Vec<f64>) -> Latency {
+        times.sort_by(f64::total_cmp);
+        let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+        Latency {
+            median: pct(0.5),
+            p90: pct(0.9),
+            min: times[0],
+            mean: times.iter().sum::<f64>() / times.len() as f64,
+        }
+    }
+}
+
+/// A progress bar over `len` runs on stderr, or none with `--json`.
+pub(super) fn progress_bar(a: &BenchArgs, len: usize) -> Option<ProgressBar> {
+    (!a.json).then(|| {
+        let bar = ProgressBar::new(len as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(format!("{} b{}", a.model, a.batch));
+        bar
+    })
 }

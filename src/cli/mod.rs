@@ -15,6 +15,8 @@ macro_rules! outln {
 }
 
 mod bench;
+#[cfg(feature = "ort")]
+mod bench_vs_ort;
 mod inspect;
 mod npy;
 mod profile;
@@ -131,18 +133,39 @@ fn zoo(a: ZooArgs) -> Result<()> {
     Ok(())
 }
 
+/// A model named on the command line: a file, or the bytes of a zoo model.
+#[derive(Clone)]
+pub enum ModelSource {
+    File(PathBuf),
+    Zoo(Vec<u8>),
+}
+
+impl ModelSource {
+    /// A path, or the name of a zoo model when no such file exists.
+    pub fn resolve(model: &str) -> Result<ModelSource> {
+        if Path::new(model).exists() || model.ends_with(".onnx") {
+            return Ok(ModelSource::File(model.into()));
+        }
+        if kiln::zoo::names().contains(&model) {
+            return Ok(ModelSource::Zoo(kiln::zoo::build(model)?.onnx));
+        }
+        Err(Error::Usage(format!(
+            "'{model}' is neither a file nor a zoo model (zoo: {})",
+            kiln::zoo::names().join(", ")
+        )))
+    }
+
+    pub fn open(self, options: SessionOptions) -> Result<Session> {
+        match self {
+            ModelSource::File(path) => Session::from_file(path, options),
+            ModelSource::Zoo(bytes) => Session::from_bytes(bytes, options),
+        }
+    }
+}
+
 /// A model given as a path, or as the name of a zoo model when no such file exists.
 pub fn open_model(model: &str, options: SessionOptions) -> Result<Session> {
-    if Path::new(model).exists() || model.ends_with(".onnx") {
-        return Session::from_file(model, options);
-    }
-    if kiln::zoo::names().contains(&model) {
-        return Session::from_bytes(kiln::zoo::build(model)?.onnx, options);
-    }
-    Err(Error::Usage(format!(
-        "'{model}' is neither a file nor a zoo model (zoo: {})",
-        kiln::zoo::names().join(", ")
-    )))
+    ModelSource::resolve(model)?.open(options)
 }
 
 /// Seeded random inputs for every graph input; symbolic dims named like a batch

@@ -7,11 +7,15 @@
 //! and [`ViewMut`]s, typed slices plus a shape, so the runtime can hand them arena
 //! buffers and constants alike.
 
+mod compare;
+
 use std::sync::Arc;
 
 use half::{bf16, f16};
 
 use crate::error::{Error, Result};
+
+pub use compare::{max_abs, rel_l2};
 
 /// Bytes a tensor may borrow: a memory-mapped model file or an in-memory model.
 pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;

@@ -101,39 +101,8 @@ pub fn random_tensor(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(shape.to_vec(), data).expect("shape and length agree")
 }
 
-/// ‖a − b‖₂ / ‖b‖₂ (`b` is the reference); infinite when the lengths differ or a value is NaN.
-pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() {
-        return f64::INFINITY;
-    }
-    let (mut num, mut den) = (0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let d = x as f64 - y as f64;
-        num += d * d;
-        den += y as f64 * y as f64;
-    }
-    let r = num.sqrt() / den.sqrt().max(1e-30);
-    if r.is_nan() {
-        f64::INFINITY
-    } else {
-        r
-    }
-}
-
-/// max |a − b|; infinite when the lengths differ or a value is NaN.
-pub fn max_abs(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() {
-        return f64::INFINITY;
-    }
-    a.iter().zip(b).fold(0.0f64, |m, (&x, &y)| {
-        let d = (x as f64 - y as f64).abs();
-        if d.is_nan() {
-            f64::INFINITY
-        } else {
-            m.max(d)
-        }
-    })
-}
+/// The parity measures live in the library, where `kiln bench --vs ort` uses them too.
+pub use kiln::tensor::{max_abs, rel_l2};
 
 /// Index of the largest value of each row (first dimension = rows; the rest is flattened).
 pub fn top1(values: &[f32], shape: &[usize]) -> Vec<usize> {
