@@ -6,6 +6,8 @@
 //! cargo bench --features ort --bench criterion_vs_ort
 //! KILN_BENCH_MODELS=resnet18,mobilenet_v2 KILN_BENCH_THREADS=1 KILN_BENCH_BATCH=1 \
 //!   cargo bench --features ort --bench criterion_vs_ort [-- CRITERION FLAGS]
+//! KILN_BENCH_BACKEND=wgpu KILN_BENCH_PRECISION=f16 \
+//!   cargo bench --features ort,wgpu --bench criterion_vs_ort   # kiln on a GPU, ORT on the CPU
 //! ```
 //!
 //! Defaults: resnet18, mobilenet_v2, regnet_x_400mf and resnet50; 1 and 2 threads;
@@ -23,7 +25,7 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
-use kiln::reference::{Agreement, OrtRuntime, OrtSession};
+use kiln::reference::{max_rel_l2, Agreement, OrtRuntime, OrtSession};
 use kiln::{Session, SessionOptions, Tensor};
 
 /// Samples per function: whole-network runs take 5-150 ms, so few samples of a few
@@ -35,6 +37,14 @@ const WARM_UP: Duration = Duration::from_secs(2);
 type Error = Box<dyn std::error::Error>;
 
 /// A comma-separated environment variable, or `default`.
+/// A single-valued setting (`KILN_BENCH_BACKEND=wgpu`).
+fn env_value(name: &str, default: &str) -> String {
+    env_list(name, default)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| default.into())
+}
+
 fn env_list(name: &str, default: &str) -> Vec<String> {
     std::env::var(name)
         .unwrap_or_else(|_| default.into())
@@ -105,8 +115,11 @@ fn bench_model(
     for &n in threads {
         let options = SessionOptions {
             threads: Some(n),
+            backend: env_value("KILN_BENCH_BACKEND", "cpu").parse()?,
+            precision: env_value("KILN_BENCH_PRECISION", "f32").parse()?,
             ..SessionOptions::default()
         };
+        let bound = max_rel_l2(options.precision);
         let kiln = Session::from_bytes(zoo.onnx.clone(), options)?;
         let mut ort: Option<OrtSession> = match runtime {
             Some(r) => Some(r.session_from_bytes(&zoo.onnx, n)?),
@@ -118,7 +131,7 @@ fn bench_model(
                 let got = kiln.run(&inputs)?;
                 let got = got.first().ok_or("kiln gave no outputs")?;
                 let agreement = Agreement::of(got, &ort.run_first_output()?)?;
-                if !agreement.agrees() {
+                if !agreement.agrees(bound) {
                     return Err(format!(
                         "{name} at {n} thread(s): kiln and ONNX Runtime disagree (rel-L2 {:.2e}); not timing it",
                         agreement.rel_l2

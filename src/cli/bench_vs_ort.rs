@@ -5,7 +5,7 @@
 //! bound: a speed ratio from a wrong answer would mean nothing, so a disagreement is
 //! an error and nothing is timed.
 
-use kiln::reference::{interleaved, Agreement, OrtRuntime, Schedule, BLOCK, MAX_REL_L2};
+use kiln::reference::{interleaved, max_rel_l2, Agreement, OrtRuntime, Schedule, BLOCK};
 use kiln::{Error, Result};
 
 use super::bench::{progress_bar, BenchArgs, Latency};
@@ -15,7 +15,9 @@ pub fn bench_vs_ort(a: BenchArgs) -> Result<()> {
     // Before the model: a missing library should not cost a model load to find out.
     let runtime = OrtRuntime::load()?;
     let source = ModelSource::resolve(&a.model)?;
-    let session = source.clone().open(a.engine.options()?)?;
+    let options = a.engine.options()?;
+    let bound = max_rel_l2(options.precision);
+    let session = source.clone().open(options)?;
     // The same thread count, whether --threads gave it or kiln chose it.
     let threads = session.threads();
     let mut ort = match source {
@@ -32,9 +34,9 @@ pub fn bench_vs_ort(a: BenchArgs) -> Result<()> {
     let want = ort.run_first_output()?;
     let agreement = Agreement::of(got, &want).map_err(|e| Error::Usage(format!("output 0: {e}")))?;
     let Agreement { rel_l2, max_abs } = agreement;
-    if !agreement.agrees() {
+    if !agreement.agrees(bound) {
         return Err(Error::Usage(format!(
-            "kiln and ONNX Runtime disagree on output 0 (rel-L2 {rel_l2:.2e} > {MAX_REL_L2:.0e}, \
+            "kiln and ONNX Runtime disagree on output 0 (rel-L2 {rel_l2:.2e} > {bound:.0e}, \
              max-abs {max_abs:.2e}); not timing a wrong answer"
         )));
     }
@@ -89,7 +91,7 @@ pub fn bench_vs_ort(a: BenchArgs) -> Result<()> {
     }
     outln!("  kiln / ORT = {ratio:.2} (median latency; below 1: kiln is faster)");
     outln!(
-        "  output 0 {:?}: rel-L2 {rel_l2:.2e}, max-abs {max_abs:.2e} (agree: rel-L2 <= {MAX_REL_L2:.0e})",
+        "  output 0 {:?}: rel-L2 {rel_l2:.2e}, max-abs {max_abs:.2e} (agree: rel-L2 <= {bound:.0e})",
         got.shape()
     );
     outln!(
