@@ -202,11 +202,22 @@ fn flat_body(
             }
         }
     }
-    acc.fill(epilogue.bias);
-    for kh in 0..p.k_h {
-        for kw in 0..p.k_w {
-            let wv = w[kh * p.k_w + kw];
-            let start = ((kh % sh) * sw + kw % sw) * phase_len + (kh / sh) * pitch + kw / sw;
+    // Where each tap's run starts in the phase planes.
+    let taps = p.k_h * p.k_w;
+    let tap_start = |t: usize| {
+        let (kh, kw) = (t / p.k_w, t % p.k_w);
+        ((kh % sh) * sw + kw % sw) * phase_len + (kh / sh) * pitch + kw / sw
+    };
+    if taps <= MAX_CHUNKED_TAPS {
+        let mut starts = [0usize; MAX_CHUNKED_TAPS];
+        for (t, s) in starts.iter_mut().enumerate().take(taps) {
+            *s = tap_start(t);
+        }
+        accumulate_chunked(acc, phases, &starts[..taps], &w[..taps], epilogue.bias);
+    } else {
+        acc.fill(epilogue.bias);
+        for (t, &wv) in w.iter().enumerate().take(taps) {
+            let start = tap_start(t);
             let src = &phases[start..start + acc.len()];
             acc.iter_mut().zip(src).for_each(|(a, &v)| *a += wv * v);
         }
@@ -214,6 +225,40 @@ fn flat_body(
     for (oh, orow) in out.chunks_exact_mut(p.out_w).take(p.out_h).enumerate() {
         orow.copy_from_slice(&acc[oh * pitch..][..p.out_w]);
         epilogue.finish_row(orow, oh * p.out_w);
+    }
+}
+
+/// Windows of up to this many taps (7x7) accumulate chunk by chunk.
+const MAX_CHUNKED_TAPS: usize = 49;
+/// Outputs accumulated at once: 4 AVX registers, kept there across all the taps.
+const CHUNK: usize = 32;
+
+/// `acc[i] = bias + sum_t w[t] * phases[starts[t] + i]`, a chunk of outputs at a
+/// time: each chunk stays in registers while every tap is added, instead of the
+/// accumulator making a round trip through memory per tap. Same order of
+/// additions as tap by tap, so the same rounding.
+#[inline(always)]
+fn accumulate_chunked(acc: &mut [f32], phases: &[f32], starts: &[usize], w: &[f32], bias: f32) {
+    let len = acc.len();
+    let mut c0 = 0;
+    while c0 + CHUNK <= len {
+        let mut a = [bias; CHUNK];
+        for (&s, &wv) in starts.iter().zip(w) {
+            let src: &[f32; CHUNK] = phases[s + c0..s + c0 + CHUNK]
+                .try_into()
+                .expect("CHUNK-long slice");
+            for i in 0..CHUNK {
+                a[i] += wv * src[i];
+            }
+        }
+        acc[c0..c0 + CHUNK].copy_from_slice(&a);
+        c0 += CHUNK;
+    }
+    let tail = &mut acc[c0..];
+    tail.fill(bias);
+    for (&s, &wv) in starts.iter().zip(w) {
+        let src = &phases[s + c0..s + c0 + tail.len()];
+        tail.iter_mut().zip(src).for_each(|(a, &v)| *a += wv * v);
     }
 }
 
