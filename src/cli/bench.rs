@@ -91,7 +91,8 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let arena_mb = session.arena_bytes(&inputs)? as f64 / 1e6;
     if a.json {
         let v = serde_json::json!({
-            "model": a.model, "backend": a.engine.backend, "threads": session.threads(), "batch": a.batch,
+            "model": a.model, "backend": a.engine.backend, "device": session.device_name(),
+            "precision": format!("{:?}", session.options().precision), "threads": session.threads(), "batch": a.batch,
             "runs": runs, "warmup": a.warmup, "optimized": !a.engine.no_optimize,
             "median_ms": median, "p90_ms": p90, "min_ms": min, "mean_ms": mean,
             "throughput_per_s": a.batch as f64 * 1e3 / median, "load_ms": load_ms, "arena_mb": arena_mb,
@@ -99,12 +100,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         outln!("{v}");
     } else {
         outln!(
-            "{} batch {} on {} ({} thread(s)): median {median:.2} ms, p90 {p90:.2} ms, min {min:.2} ms, {:.1} images/s \
+            "{} batch {} on {}: median {median:.2} ms, p90 {p90:.2} ms, min {min:.2} ms, {:.1} images/s \
              (load {load_ms:.0} ms, arena {arena_mb:.1} MB)",
             a.model,
             a.batch,
-            a.engine.backend,
-            session.threads(),
+            super::engine_label(&session),
             a.batch as f64 * 1e3 / median
         );
     }

@@ -100,6 +100,19 @@ impl EngineArgs {
     }
 }
 
+/// What a session runs on, for reports: `cpu (2 thread(s))`, or
+/// `wgpu F16 on llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+pub fn engine_label(session: &Session) -> String {
+    match session.options().backend {
+        Backend::Cpu => format!("cpu ({} thread(s))", session.threads()),
+        backend => format!(
+            "{backend} {:?} on {}",
+            session.options().precision,
+            session.device_name()
+        ),
+    }
+}
+
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(a) => run::run(a),
