@@ -58,19 +58,6 @@ impl std::fmt::Display for Backend {
     }
 }
 
-impl std::str::FromStr for Precision {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Precision> {
-        match s {
-            "f32" | "fp32" => Ok(Precision::F32),
-            "f16" | "fp16" => Ok(Precision::F16),
-            other => Err(Error::Usage(format!(
-                "unknown precision '{other}' (known: f32, f16)"
-            ))),
-        }
-    }
-}
-
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
     pub backend: Backend,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{max_abs, random_tensor, rel_l2, top1};
+use common::{max_abs, ort_run, random_tensor, rel_l2, top1};
 use kiln::{Session, SessionOptions};
 
 const MAX_REL_L2: f64 = 1e-4;
@@ -18,19 +18,6 @@ struct Row {
     top1: String,
     ok: bool,
     note: String,
-}
-
-fn ort_run(
-    session: &mut ort::session::Session,
-    input: &kiln::Tensor,
-) -> Result<(Vec<usize>, Vec<f32>), String> {
-    let data = input.as_slice::<f32>().ok_or("input is not float32")?.to_vec();
-    let value = ort::value::Tensor::from_array((input.shape().to_vec(), data)).map_err(|e| e.to_string())?;
-    let outputs = session.run(ort::inputs![value]).map_err(|e| e.to_string())?;
-    let (shape, values) = outputs[0]
-        .try_extract_tensor::<f32>()
-        .map_err(|e| e.to_string())?;
-    Ok((shape.iter().map(|&d| d as usize).collect(), values.to_vec()))
 }
 
 #[test]

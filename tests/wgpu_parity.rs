@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{f32s, fixtures_dir, max_abs, random_tensor, read_npy, rel_l2, top1};
+use common::{f32s, fixtures_dir, max_abs, ort_run, random_tensor, read_npy, rel_l2, top1};
 use kiln::{Backend, Precision, Session, SessionOptions, Tensor};
 
 const ZOO: &[&str] = &["resnet18", "mobilenet_v2"];
@@ -106,14 +106,6 @@ fn fixtures_match_onnxruntime_on_wgpu() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-fn ort_run(session: &mut ort::session::Session, input: &Tensor) -> (Vec<usize>, Vec<f32>) {
-    let data = input.as_slice::<f32>().unwrap().to_vec();
-    let value = ort::value::Tensor::from_array((input.shape().to_vec(), data)).unwrap();
-    let outputs = session.run(ort::inputs![value]).unwrap();
-    let (shape, values) = outputs[0].try_extract_tensor::<f32>().unwrap();
-    (shape.iter().map(|&d| d as usize).collect(), values.to_vec())
-}
-
 #[test]
 fn zoo_matches_onnxruntime_on_wgpu() {
     let Some(dylib) = std::env::var_os("ORT_DYLIB_PATH") else {
@@ -140,7 +132,7 @@ fn zoo_matches_onnxruntime_on_wgpu() {
             .unwrap();
         let [_, c, h, w] = zoo.input_shape;
         let input = random_tensor(&[1, c, h, w], 5000 + index as u64);
-        let want = ort_run(&mut ort_session, &input);
+        let want = ort_run(&mut ort_session, &input).unwrap_or_else(|e| panic!("{name}: ort: {e}"));
         for precision in [Precision::F32, Precision::F16] {
             let Some(session) = open(&path, precision) else {
                 let _ = std::fs::remove_file(&path);

@@ -14,3 +14,16 @@ pub enum Precision {
     /// Half-precision storage (activations and weights), f32 accumulation.
     F16,
 }
+
+impl std::str::FromStr for Precision {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<Precision> {
+        match s {
+            "f32" | "fp32" => Ok(Precision::F32),
+            "f16" | "fp16" => Ok(Precision::F16),
+            other => Err(crate::error::Error::Usage(format!(
+                "unknown precision '{other}' (known: f32, f16)"
+            ))),
+        }
+    }
+}

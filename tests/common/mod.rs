@@ -131,6 +131,20 @@ pub fn f32s<'a>(t: &'a Tensor, what: &str) -> &'a [f32] {
         .unwrap_or_else(|| panic!("{what}: expected float32, got {}", t.dtype()))
 }
 
+/// Runs a one-input ONNX Runtime session on `input`; returns output 0's shape and values.
+pub fn ort_run(
+    session: &mut ort::session::Session,
+    input: &kiln::Tensor,
+) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let data = input.as_slice::<f32>().ok_or("input is not float32")?.to_vec();
+    let value = ort::value::Tensor::from_array((input.shape().to_vec(), data)).map_err(|e| e.to_string())?;
+    let outputs = session.run(ort::inputs![value]).map_err(|e| e.to_string())?;
+    let (shape, values) = outputs[0]
+        .try_extract_tensor::<f32>()
+        .map_err(|e| e.to_string())?;
+    Ok((shape.iter().map(|&d| d as usize).collect(), values.to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! one input upload, one command encoder with one compute pass, one submit and one
 //! readback of all the outputs.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -294,11 +295,6 @@ impl GpuProgram {
         &self.plan
     }
 
-    /// Bytes of device memory the program's buffers hold.
-    pub fn device_bytes(&self) -> u64 {
-        self.buffers.values().map(wgpu::Buffer::size).sum()
-    }
-
     /// One inference: upload, one submit, one readback.
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let _serial = self
@@ -374,18 +370,19 @@ impl GpuProgram {
     }
 }
 
-/// f32 data as the GPU stores it, padded to the 4-byte multiple that buffer
-/// writes need.
-fn encode(precision: Precision, data: &[f32]) -> Vec<u8> {
-    let mut bytes = match precision {
-        Precision::F32 => bytemuck::cast_slice(data).to_vec(),
+/// f32 data as the GPU stores it: the bytes themselves in f32 (no copy on the
+/// per-run input upload), converted to f16 and padded to the 4-byte multiple that
+/// buffer writes need otherwise.
+fn encode(precision: Precision, data: &[f32]) -> Cow<'_, [u8]> {
+    match precision {
+        Precision::F32 => Cow::Borrowed(bytemuck::cast_slice(data)),
         Precision::F16 => {
             let h: Vec<f16> = data.iter().map(|&v| f16::from_f32(v)).collect();
-            bytemuck::cast_slice(&h).to_vec()
+            let mut bytes: Vec<u8> = bytemuck::cast_slice(&h).to_vec();
+            bytes.resize(bytes.len().next_multiple_of(4), 0);
+            Cow::Owned(bytes)
         }
-    };
-    bytes.resize(bytes.len().next_multiple_of(4), 0);
-    bytes
+    }
 }
 
 /// GPU-stored elements back to f32.

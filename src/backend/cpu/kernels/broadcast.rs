@@ -120,6 +120,17 @@ impl<const K: usize> Broadcast<K> {
         Ok(())
     }
 
+    /// The merged output axes, outermost first (never empty). The output is dense
+    /// over them, in the same element order as over the original shape.
+    pub fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+
+    /// Per merged axis, each input's element stride (0 where it is broadcast).
+    pub fn strides(&self) -> &[[usize; K]] {
+        &self.strides
+    }
+
     /// Number of output elements.
     pub fn numel(&self) -> usize {
         self.numel

@@ -2,6 +2,7 @@
 //! Slice, Transpose, Expand, Pad, Identity. No arithmetic, so every one of them is
 //! exact in either precision.
 
+use crate::backend::cpu::kernels::broadcast::Broadcast;
 use crate::error::{Error, Result};
 use crate::ir::shape::{norm_axis, slice_params};
 use crate::plan::{OutputDesc, KERNEL_NODE};
@@ -212,8 +213,11 @@ pub(super) fn slice(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
         let a = norm_axis(axes[k], rank).map_err(|e| Error::shape(KERNEL_NODE, e))?;
         let (start, step, _) = slice_params(x.shape[a], starts[k], ends[k], steps[k])
             .map_err(|e| Error::shape(KERNEL_NODE, e))?;
-        from.offset += start as isize * in_strides[a];
-        from.strides[a] = step as isize * in_strides[a];
+        // Saturating: an absurd step becomes an offset `i32_param` refuses.
+        from.offset = from
+            .offset
+            .saturating_add((start as isize).saturating_mul(in_strides[a]));
+        from.strides[a] = (step as isize).saturating_mul(in_strides[a]);
     }
     let y = &outputs[0].shape;
     let copy = copy_box(y, &from, &Side::dense(y, 0), Bind::Input(0), Bind::Output(0))?;
@@ -222,30 +226,16 @@ pub(super) fn slice(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
 
 pub(super) fn expand(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     let x = ins.tensor(0)?;
-    let y = &outputs[0].shape;
-    if x.shape.len() > y.len() {
-        return Err(Error::shape(
-            KERNEL_NODE,
-            format!("{:?} does not expand to {y:?}", x.shape),
-        ));
-    }
-    let lead = y.len() - x.shape.len();
-    let in_strides = contiguous_strides(x.shape);
-    let mut strides = vec![0isize; y.len()];
-    for (i, &d) in x.shape.iter().enumerate() {
-        if d == y[lead + i] && d != 1 {
-            strides[lead + i] = in_strides[i];
-        } else if d != 1 {
-            return Err(Error::shape(
-                KERNEL_NODE,
-                format!("{:?} does not expand to {y:?}", x.shape),
-            ));
-        }
-    }
+    let plan = Broadcast::new(KERNEL_NODE, &outputs[0].shape, [x.shape])?;
+    let from = Side {
+        offset: 0,
+        strides: plan.strides().iter().map(|s| s[0] as isize).collect(),
+    };
+    let dims = plan.dims();
     let copy = copy_box(
-        y,
-        &Side { offset: 0, strides },
-        &Side::dense(y, 0),
+        dims,
+        &from,
+        &Side::dense(dims, 0),
         Bind::Input(0),
         Bind::Output(0),
     )?;
@@ -290,11 +280,17 @@ pub(super) fn pad(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     let mut dims = Vec::with_capacity(rank);
     let (mut x_off, mut o_off) = (0isize, 0isize);
     for a in 0..rank {
-        let crop_begin = (-begin[a]).max(0) as usize;
-        let crop_end = (-end[a]).max(0) as usize;
-        dims.push(x.shape[a].saturating_sub(crop_begin + crop_end));
-        x_off += crop_begin as isize * in_strides[a];
-        o_off += begin[a].max(0) as isize * out_strides[a];
+        // Saturating throughout: pads are the model's, and may be absurd.
+        let crop_begin = usize::try_from(begin[a].saturating_neg()).unwrap_or(0);
+        let crop_end = usize::try_from(end[a].saturating_neg()).unwrap_or(0);
+        dims.push(x.shape[a].saturating_sub(crop_begin.saturating_add(crop_end)));
+        let grow_begin = isize::try_from(begin[a].max(0)).unwrap_or(isize::MAX);
+        x_off = x_off.saturating_add(
+            isize::try_from(crop_begin)
+                .unwrap_or(isize::MAX)
+                .saturating_mul(in_strides[a]),
+        );
+        o_off = o_off.saturating_add(grow_begin.saturating_mul(out_strides[a]));
     }
     let len: usize = y.iter().product();
     let fill = FillParams {

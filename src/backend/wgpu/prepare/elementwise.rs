@@ -1,6 +1,7 @@
 //! Elementwise kernels: unary and broadcasting binary ops, fused chains, and
 //! per-channel affine maps (BatchNorm, `ChannelAffine`).
 
+use crate::backend::cpu::kernels::broadcast::Broadcast;
 use crate::error::{Error, Result};
 use crate::ir::ops::{Activation, BinaryOp, ChainStep, UnaryOp};
 use crate::plan::{OutputDesc, KERNEL_NODE};
@@ -115,28 +116,6 @@ pub(super) fn clip(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     unary_kernel(f, numel(&outputs[0].shape))
 }
 
-/// Strides of `shape` broadcast to `out` (right-aligned, 0 on broadcast axes),
-/// padded at the front to [`MAX_RANK`] dimensions.
-fn broadcast_strides(shape: &[usize], out: &[usize]) -> Result<[u32; MAX_RANK]> {
-    let mut strides = [0u32; MAX_RANK];
-    let mut step = 1usize;
-    for i in 0..shape.len() {
-        let d = shape[shape.len() - 1 - i];
-        let slot = MAX_RANK - 1 - i;
-        let o = out[out.len() - 1 - i];
-        if d == o && d != 1 {
-            strides[slot] = u32_param(step)?;
-        } else if d != 1 {
-            return Err(Error::shape(
-                KERNEL_NODE,
-                format!("{shape:?} does not broadcast to {out:?}"),
-            ));
-        }
-        step *= d;
-    }
-    Ok(strides)
-}
-
 /// `y = a op b` with `a` and `b` (of the given shapes) broadcast to `y`.
 fn binary_dispatch(
     code: u32,
@@ -145,31 +124,33 @@ fn binary_dispatch(
     y: (&[usize], Bind),
 ) -> Result<Dispatch> {
     let out = y.0;
-    if out.len() > MAX_RANK || a.0.len() > out.len() || b.0.len() > out.len() {
+    // Merged axes: `[N,C,H,W] + [1,C,1,1]` walks as `[N, C, H·W]`.
+    let plan = Broadcast::new(KERNEL_NODE, out, [a.0, b.0])?;
+    let rank = plan.dims().len();
+    if rank > MAX_RANK {
         return Err(Error::Limit(format!(
             "broadcasting over more than {MAX_RANK} dimensions"
         )));
     }
-    let mut dims = [1u32; MAX_RANK];
-    for (i, &d) in out.iter().rev().enumerate() {
-        dims[MAX_RANK - 1 - i] = u32_param(d)?;
-    }
-    let len = numel(out);
-    let p = BinaryParams {
-        dims,
-        a_strides: broadcast_strides(a.0, out)?,
-        b_strides: broadcast_strides(b.0, out)?,
-        len: u32_param(len)?,
+    let mut p = BinaryParams {
+        dims: [1; MAX_RANK],
+        len: u32_param(plan.numel())?,
         code,
         mode: (a.0 == out && b.0 == out).into(),
-        _pad: 0,
+        ..BinaryParams::default()
     };
+    for (i, (&d, s)) in plan.dims().iter().zip(plan.strides()).enumerate() {
+        let slot = MAX_RANK - rank + i;
+        p.dims[slot] = u32_param(d)?;
+        p.a_strides[slot] = u32_param(s[0])?;
+        p.b_strides[slot] = u32_param(s[1])?;
+    }
     Ok(Dispatch::new(
         Shader::Binary,
         &p,
         vec![a.1, b.1],
         vec![y.1],
-        grid_1d(len, 256)?,
+        grid_1d(plan.numel(), 256)?,
     ))
 }
 

@@ -1,6 +1,7 @@
 //! Gemm and MatMul on the tiled GEMM kernel (shaders/gemm.wgsl), operands read
 //! through strides so transposes and broadcast batches are free.
 
+use crate::backend::cpu::kernels::broadcast::{broadcast_shape, Broadcast};
 use crate::error::{Error, Result};
 use crate::ir::ops::Gemm;
 use crate::plan::{OutputDesc, KERNEL_NODE};
@@ -144,27 +145,6 @@ pub(super) fn gemm(g: &Gemm, ins: &Inputs, outputs: &[OutputDesc]) -> Result<Gpu
     Ok(kernel)
 }
 
-/// Batch strides of an operand with `batch` leading dims (its matrices `mat`
-/// elements each), broadcast against the output's batch dims, right-aligned.
-fn batch_strides(batch: &[usize], out_batch: &[usize], mat: usize) -> Result<[u32; MAX_BATCH_RANK]> {
-    let mut strides = [0u32; MAX_BATCH_RANK];
-    let mut step = mat;
-    for i in 0..batch.len() {
-        let d = batch[batch.len() - 1 - i];
-        let o = out_batch[out_batch.len() - 1 - i];
-        if d == o && d != 1 {
-            strides[MAX_BATCH_RANK - 1 - i] = u32_param(step)?;
-        } else if d != 1 {
-            return Err(Error::shape(
-                KERNEL_NODE,
-                format!("batch {batch:?} does not broadcast to {out_batch:?}"),
-            ));
-        }
-        step *= d;
-    }
-    Ok(strides)
-}
-
 pub(super) fn matmul(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     let (a, b) = (ins.tensor(0)?, ins.tensor(1)?);
     if a.shape.is_empty() || b.shape.is_empty() {
@@ -184,19 +164,13 @@ pub(super) fn matmul(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> 
     };
     let a_batch = &a.shape[..a.shape.len().saturating_sub(2)];
     let b_batch = &b.shape[..b.shape.len().saturating_sub(2)];
-    let rank = a_batch.len().max(b_batch.len());
-    if rank > MAX_BATCH_RANK {
-        return Err(Error::Limit(format!(
-            "MatMul with more than {MAX_BATCH_RANK} batch dimensions"
-        )));
-    }
+    let out_batch = broadcast_shape(&[a_batch, b_batch]).ok_or_else(|| {
+        Error::shape(
+            KERNEL_NODE,
+            format!("batches {a_batch:?} and {b_batch:?} do not broadcast"),
+        )
+    })?;
     let y = &outputs[0].shape;
-    let out_batch: Vec<usize> = (0..rank)
-        .map(|i| {
-            let pick = |s: &[usize]| (i + s.len()).checked_sub(rank).map_or(1, |j| s[j]);
-            pick(a_batch).max(pick(b_batch))
-        })
-        .collect();
     let batch: usize = out_batch.iter().product();
     if y.iter().product::<usize>() != batch * m * n {
         return Err(Error::shape(
@@ -204,12 +178,21 @@ pub(super) fn matmul(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> 
             format!("MatMul output {y:?} does not fit {m}x{k} by {k}x{n}"),
         ));
     }
-    let mut p = GemmParams::new(m, n, k)?;
-    for (i, &d) in out_batch.iter().enumerate() {
-        p.batch_dims[MAX_BATCH_RANK - rank + i] = u32_param(d)?;
+    // Merged batch axes, each operand's stride counted in whole matrices.
+    let plan = Broadcast::new(KERNEL_NODE, &out_batch, [a_batch, b_batch])?;
+    let rank = plan.dims().len();
+    if rank > MAX_BATCH_RANK {
+        return Err(Error::Limit(format!(
+            "MatMul with more than {MAX_BATCH_RANK} batch dimensions"
+        )));
     }
-    p.a_batch_strides = batch_strides(a_batch, &out_batch, m * k)?;
-    p.b_batch_strides = batch_strides(b_batch, &out_batch, k * n)?;
+    let mut p = GemmParams::new(m, n, k)?;
+    for (i, (&d, s)) in plan.dims().iter().zip(plan.strides()).enumerate() {
+        let slot = MAX_BATCH_RANK - rank + i;
+        p.batch_dims[slot] = u32_param(d)?;
+        p.a_batch_strides[slot] = u32_param(s[0] * m * k)?;
+        p.b_batch_strides[slot] = u32_param(s[1] * k * n)?;
+    }
     let mut kernel = GpuKernel::new("gemm");
     kernel.push(Dispatch::new(
         Shader::Gemm,
