@@ -70,7 +70,7 @@ fn erf_fit(x0: f32) -> f32 {
     return x * p / q;
 }
 
-// Unary functions by code; the codes are `UnaryCode` in src/backend/wgpu/codes.rs,
+// Unary functions by code; the codes are `UnaryCode` in src/backend/gpu/codes.rs,
 // `a` and `b` are the op's parameters.
 fn unary(x: f32, code: u32, a: f32, b: f32) -> f32 {
     switch code {
@@ -128,7 +128,7 @@ fn pow_onnx(x: f32, y: f32) -> f32 {
     return select(r, -r, abs(y) % 2.0 == 1.0);
 }
 
-// Binary functions by code (`BinaryCode` in src/backend/wgpu/codes.rs).
+// Binary functions by code (`BinaryCode` in src/backend/gpu/codes.rs).
 fn binary(x: f32, y: f32, code: u32) -> f32 {
     switch code {
         case 0u: { return x + y; }

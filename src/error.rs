@@ -83,6 +83,11 @@ pub enum Error {
     #[error("backend '{backend}' unavailable: {reason}")]
     BackendUnavailable { backend: String, reason: String },
 
+    /// A GPU library or driver call failed at run time (out of device memory, a
+    /// kernel fault, a cuDNN or cuBLAS status).
+    #[error("device error: {0}")]
+    Device(String),
+
     /// Anything else a user asked for that kiln cannot do (bad CLI argument, unknown zoo model).
     #[error("{0}")]
     Usage(String),
@@ -102,6 +107,7 @@ impl Error {
             Error::Limit(_) => "Limit",
             Error::ExternalData { .. } => "ExternalData",
             Error::BackendUnavailable { .. } => "BackendUnavailable",
+            Error::Device(_) => "Device",
             Error::Usage(_) => "Usage",
         }
     }

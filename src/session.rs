@@ -30,6 +30,8 @@ pub enum Backend {
     Cpu,
     /// Any GPU, through wgpu (cargo feature `wgpu`).
     Wgpu,
+    /// NVIDIA GPUs through CUDA, cuDNN and cuBLAS (cargo feature `cuda`).
+    Cuda,
 }
 
 impl std::str::FromStr for Backend {
@@ -38,12 +40,9 @@ impl std::str::FromStr for Backend {
         match s {
             "cpu" => Ok(Backend::Cpu),
             "wgpu" => Ok(Backend::Wgpu),
-            "cuda" => Err(Error::BackendUnavailable {
-                backend: s.into(),
-                reason: "this build of kiln has no such backend".into(),
-            }),
+            "cuda" => Ok(Backend::Cuda),
             other => Err(Error::Usage(format!(
-                "unknown backend '{other}' (known: cpu, wgpu)"
+                "unknown backend '{other}' (known: cpu, wgpu, cuda)"
             ))),
         }
     }
@@ -54,6 +53,7 @@ impl std::fmt::Display for Backend {
         f.write_str(match self {
             Backend::Cpu => "cpu",
             Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
         })
     }
 }
@@ -113,6 +113,8 @@ enum PlanEntry {
     },
     #[cfg(feature = "wgpu")]
     Wgpu(crate::backend::wgpu::GpuProgram),
+    #[cfg(feature = "cuda")]
+    Cuda(crate::backend::cuda::CudaProgram),
 }
 
 impl PlanEntry {
@@ -121,6 +123,8 @@ impl PlanEntry {
             PlanEntry::Cpu { plan, .. } => Some(plan),
             #[cfg(feature = "wgpu")]
             PlanEntry::Wgpu(_) => None,
+            #[cfg(feature = "cuda")]
+            PlanEntry::Cuda(_) => None,
         }
     }
 }
@@ -130,6 +134,8 @@ enum Device {
     Cpu,
     #[cfg(feature = "wgpu")]
     Wgpu(Arc<crate::backend::wgpu::Gpu>),
+    #[cfg(feature = "cuda")]
+    Cuda(Arc<crate::backend::cuda::Cuda>),
 }
 
 /// A loaded, optimised model. `Send + Sync`: share it between threads with `Arc`.
@@ -253,6 +259,8 @@ impl Session {
             PlanEntry::Cpu { plan, arenas } => (plan, arenas),
             #[cfg(feature = "wgpu")]
             PlanEntry::Wgpu(program) => return program.run(inputs),
+            #[cfg(feature = "cuda")]
+            PlanEntry::Cuda(program) => return program.run(inputs),
         };
         let mut arena = arenas
             .lock()
@@ -274,6 +282,8 @@ impl Session {
             PlanEntry::Cpu { plan, .. } => plan.arena_bytes(),
             #[cfg(feature = "wgpu")]
             PlanEntry::Wgpu(program) => program.plan().arena_bytes(),
+            #[cfg(feature = "cuda")]
+            PlanEntry::Cuda(program) => program.plan().arena_bytes(),
         })
     }
 
@@ -283,6 +293,8 @@ impl Session {
             Device::Cpu => "cpu".into(),
             #[cfg(feature = "wgpu")]
             Device::Wgpu(gpu) => crate::backend::wgpu::describe(&gpu.info),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(cuda) => cuda.describe(),
         }
     }
 
@@ -314,11 +326,26 @@ impl Session {
             },
             #[cfg(feature = "wgpu")]
             Device::Wgpu(gpu) => {
-                let prepare = crate::backend::wgpu::WgpuPrepare;
+                let prepare = crate::backend::wgpu::GpuPrepare;
                 let plan = self
                     .pool
                     .install(|| plan::build(&self.graph, inputs, limits, &prepare))?;
                 PlanEntry::Wgpu(crate::backend::wgpu::GpuProgram::new(gpu.clone(), plan, inputs)?)
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(cuda) => {
+                let prepare = crate::backend::cuda::CudaPrepare {
+                    cudnn: cuda.libraries.cudnn,
+                    cublas: cuda.libraries.cublas,
+                };
+                let plan = self
+                    .pool
+                    .install(|| plan::build(&self.graph, inputs, limits, &prepare))?;
+                PlanEntry::Cuda(crate::backend::cuda::CudaProgram::new(
+                    cuda.clone(),
+                    plan,
+                    inputs,
+                )?)
             }
         });
         plans.insert(key, entry.clone());
@@ -369,6 +396,7 @@ impl Session {
 }
 
 /// Opens the options' backend, after checking it can run every node of `graph`.
+#[cfg_attr(not(any(feature = "wgpu", feature = "cuda")), allow(unused_variables))]
 fn open_device(graph: &Graph, options: &SessionOptions) -> Result<Device> {
     match options.backend {
         Backend::Cpu => {
@@ -383,36 +411,68 @@ fn open_device(graph: &Graph, options: &SessionOptions) -> Result<Device> {
         #[cfg(feature = "wgpu")]
         Backend::Wgpu => {
             use crate::backend::wgpu;
-            let missing: Vec<crate::error::Unsupported> = graph
-                .nodes
-                .iter()
-                .filter(|n| !wgpu::claims(&n.op))
-                .map(|n| crate::error::Unsupported {
-                    node: n.name.clone(),
-                    op: n.op.name().into(),
-                    opset: graph.opset,
-                    reason: "not implemented by the wgpu backend".into(),
-                })
-                .collect();
-            if !missing.is_empty() {
-                return Err(Error::Unsupported(missing));
-            }
+            check_claims(graph, "wgpu", wgpu::claims)?;
             Ok(Device::Wgpu(Arc::new(wgpu::Gpu::open(options.precision)?)))
         }
-        #[cfg(not(feature = "wgpu"))]
-        Backend::Wgpu => {
-            let _ = graph;
-            Err(Error::BackendUnavailable {
-                backend: "wgpu".into(),
-                reason: "this build of kiln has no wgpu backend (rebuild with `--features wgpu`)".into(),
-            })
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => {
+            use crate::backend::cuda;
+            check_claims(graph, "cuda", cuda::claims)?;
+            Ok(Device::Cuda(Arc::new(cuda::Cuda::open(options.precision)?)))
         }
+        #[cfg(not(feature = "wgpu"))]
+        Backend::Wgpu => Err(not_built("wgpu")),
+        #[cfg(not(feature = "cuda"))]
+        Backend::Cuda => Err(not_built("cuda")),
+    }
+}
+
+/// Every node the backend has no kernel for, as one error (so a model fails at
+/// load with its whole list, not at its first unsupported node).
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn check_claims(graph: &Graph, backend: &str, claims: fn(&crate::ir::ops::Op) -> bool) -> Result<()> {
+    let missing: Vec<crate::error::Unsupported> = graph
+        .nodes
+        .iter()
+        .filter(|n| !claims(&n.op))
+        .map(|n| crate::error::Unsupported {
+            node: n.name.clone(),
+            op: n.op.name().into(),
+            opset: graph.opset,
+            reason: format!("not implemented by the {backend} backend"),
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(missing))
+    }
+}
+
+#[cfg(not(all(feature = "wgpu", feature = "cuda")))]
+fn not_built(backend: &str) -> Error {
+    Error::BackendUnavailable {
+        backend: backend.into(),
+        reason: format!("this build of kiln has no {backend} backend (rebuild with `--features {backend}`)"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_unavailable() {
+        let zoo = crate::zoo::build("resnet18").unwrap();
+        let options = SessionOptions {
+            backend: "cuda".parse().unwrap(),
+            ..SessionOptions::default()
+        };
+        let err = Session::from_bytes(zoo.onnx, options).err().unwrap();
+        assert!(matches!(err, Error::BackendUnavailable { .. }), "{err}");
+        assert!(err.to_string().contains("--features cuda"), "{err}");
+    }
 
     #[cfg(not(feature = "wgpu"))]
     #[test]

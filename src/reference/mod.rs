@@ -25,14 +25,15 @@ pub use interleave::{interleaved, Schedule, BLOCK};
 /// the parity tests' bound.
 pub const MAX_REL_L2: f64 = 1e-4;
 
-/// The bound for f16 storage on a GPU backend, whose rounding is 11 bits.
+/// The bound for f16 storage on a GPU backend, whose rounding is 11 bits, and for
+/// TF32 products (10-bit mantissa inputs).
 pub const MAX_REL_L2_F16: f64 = 1e-2;
 
 /// The relative L2 error within which kiln at `precision` gives ORT's answer.
 pub fn max_rel_l2(precision: crate::Precision) -> f64 {
     match precision {
         crate::Precision::F32 => MAX_REL_L2,
-        crate::Precision::F16 => MAX_REL_L2_F16,
+        crate::Precision::F16 | crate::Precision::Tf32 => MAX_REL_L2_F16,
     }
 }
 

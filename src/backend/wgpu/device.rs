@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 
-use super::shader::Shader;
 use super::Precision;
+use crate::backend::gpu::Entry;
 
 /// Set to part of an adapter's name (as `kiln` prints it) to choose that adapter.
 pub const ADAPTER_ENV: &str = "KILN_WGPU_ADAPTER";
@@ -23,7 +23,7 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub precision: Precision,
-    pipelines: Mutex<HashMap<Shader, Arc<Pipeline>>>,
+    pipelines: Mutex<HashMap<Entry, Arc<Pipeline>>>,
     /// Errors wgpu reported outside any error scope (device loss, mostly).
     stray_error: Arc<Mutex<Option<String>>>,
 }
@@ -88,6 +88,11 @@ impl Gpu {
         let adapter = adapters.swap_remove(0);
         let info = adapter.get_info();
         let mut required_features = wgpu::Features::empty();
+        if precision == Precision::Tf32 {
+            return Err(Error::Usage(
+                "TF32 is a CUDA mode; the wgpu backend computes f32 or f16".into(),
+            ));
+        }
         if precision == Precision::F16 {
             if !adapter.features().contains(wgpu::Features::SHADER_F16) {
                 return Err(unavailable(format!(
@@ -131,10 +136,7 @@ impl Gpu {
 
     /// Bytes of one stored element.
     pub fn element_bytes(&self) -> usize {
-        match self.precision {
-            Precision::F32 => 4,
-            Precision::F16 => 2,
-        }
+        self.precision.element_bytes()
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes, returning the
@@ -157,7 +159,7 @@ impl Gpu {
     }
 
     /// The compiled pipeline of `shader` (built on first use, then cached).
-    pub fn pipeline(&self, shader: Shader) -> Result<Arc<Pipeline>> {
+    pub fn pipeline(&self, shader: Entry) -> Result<Arc<Pipeline>> {
         let mut cache = self
             .pipelines
             .lock()
@@ -165,15 +167,13 @@ impl Gpu {
         if let Some(p) = cache.get(&shader) {
             return Ok(p.clone());
         }
-        let pipeline = self.checked(&format!("compiling {}", shader.entry_point()), || {
-            self.build(shader)
-        })?;
+        let pipeline = self.checked(&format!("compiling {}", shader.name()), || self.build(shader))?;
         let pipeline = Arc::new(pipeline);
         cache.insert(shader, pipeline.clone());
         Ok(pipeline)
     }
 
-    fn build(&self, shader: Shader) -> Pipeline {
+    fn build(&self, shader: Entry) -> Pipeline {
         let (reads, writes) = shader.bindings();
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -198,7 +198,7 @@ impl Gpu {
         for i in 0..reads + writes {
             entries.push(storage(i as u32 + 1, i < reads));
         }
-        let label = Some(shader.entry_point());
+        let label = Some(shader.name());
         let layout = self
             .device
             .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -214,7 +214,7 @@ impl Gpu {
             });
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label,
-            source: wgpu::ShaderSource::Wgsl(shader.source(self.precision).into()),
+            source: wgpu::ShaderSource::Wgsl(super::shader::source(shader, self.precision).into()),
         });
         let pipeline = self
             .device
@@ -222,7 +222,7 @@ impl Gpu {
                 label,
                 layout: Some(&pipeline_layout),
                 module: &module,
-                entry_point: Some(shader.entry_point()),
+                entry_point: Some(shader.name()),
                 compilation_options: wgpu::PipelineCompilationOptions::default(),
                 cache: None,
             });

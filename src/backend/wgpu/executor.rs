@@ -15,8 +15,8 @@ use crate::plan::{Loc, Plan};
 use crate::tensor::{DType, Tensor};
 
 use super::device::{Gpu, Pipeline};
-use super::program::{Bind, GpuKernel};
 use super::Precision;
+use crate::backend::gpu::{Bind, GpuKernel};
 
 /// A plan whose steps run wgpu kernels.
 pub type GpuPlan = Plan<GpuKernel>;
@@ -169,11 +169,11 @@ impl GpuProgram {
                 buffers.insert(BufferId::Scratch { step: s, index }, create("scratch", len)?);
             }
             for d in &step.kernel.dispatches {
-                let (reads, writes) = d.shader.bindings();
+                let (reads, writes) = d.entry.bindings();
                 if d.reads.len() != reads || d.writes.len() != writes {
                     return Err(Error::invalid(format!(
                         "internal: {} binds {}+{} buffers, not {reads}+{writes}",
-                        d.shader.entry_point(),
+                        d.entry.name(),
                         d.reads.len(),
                         d.writes.len()
                     )));
@@ -183,10 +183,7 @@ impl GpuProgram {
                     ids.push(match *b {
                         Bind::Input(i) => {
                             let loc = step.inputs.get(i).and_then(Option::as_ref).ok_or_else(|| {
-                                Error::invalid(format!(
-                                    "internal: {} binds absent input {i}",
-                                    d.shader.entry_point()
-                                ))
+                                Error::invalid(format!("internal: {} binds absent input {i}", d.entry.name()))
                             })?;
                             resolve(loc, &mut buffers)?
                         }
@@ -206,7 +203,7 @@ impl GpuProgram {
                 params.extend_from_slice(&d.params);
                 let size = align(d.params.len() as u64, 16);
                 params.resize((offset + size) as usize, 0);
-                pending.push((d.shader, ids, offset, size, d.groups));
+                pending.push((d.entry, ids, offset, size, d.groups));
             }
         }
         let params_buffer = device.create_buffer(&wgpu::BufferDescriptor {
@@ -235,7 +232,7 @@ impl GpuProgram {
                 });
             }
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(shader.entry_point()),
+                label: Some(shader.name()),
                 layout: &pipeline.layout,
                 entries: &entries,
             });
@@ -375,7 +372,7 @@ impl GpuProgram {
 /// buffer writes need otherwise.
 fn encode(precision: Precision, data: &[f32]) -> Cow<'_, [u8]> {
     match precision {
-        Precision::F32 => Cow::Borrowed(bytemuck::cast_slice(data)),
+        Precision::F32 | Precision::Tf32 => Cow::Borrowed(bytemuck::cast_slice(data)),
         Precision::F16 => {
             let h: Vec<f16> = data.iter().map(|&v| f16::from_f32(v)).collect();
             let mut bytes: Vec<u8> = bytemuck::cast_slice(&h).to_vec();
@@ -388,7 +385,7 @@ fn encode(precision: Precision, data: &[f32]) -> Cow<'_, [u8]> {
 /// GPU-stored elements back to f32.
 fn decode(precision: Precision, bytes: &[u8]) -> Vec<f32> {
     match precision {
-        Precision::F32 => bytes
+        Precision::F32 | Precision::Tf32 => bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),

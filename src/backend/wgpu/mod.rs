@@ -3,10 +3,10 @@
 //! `shaders/`.
 //!
 //! Layers, in order:
-//! - `prepare/`: IR op -> [`GpuKernel`], a host-side list of dispatches (shader,
-//!   uniform parameters, bindings, grid) plus packed weights. No GPU involved, so
-//!   plans for this backend can be built and inspected anywhere.
-//! - `shader.rs`: the entry points and the WGSL text for a precision.
+//! - `backend::gpu` (shared with CUDA): IR op -> [`GpuKernel`], a host-side list
+//!   of launches (entry point, parameter block, bindings, grid) plus packed
+//!   weights. No GPU involved, so plans for this backend can be built anywhere.
+//! - `shader.rs`: the WGSL text of each entry point for a precision.
 //! - `device.rs`: adapter and device, the pipeline cache, errors.
 //! - `executor.rs`: a plan made resident (buffers, bind groups) and run with one
 //!   submit and one readback.
@@ -14,17 +14,13 @@
 //! Shapes and strides travel in uniform buffers, so pipelines exist per entry point
 //! and precision, never per shape.
 
-mod codes;
 mod device;
 mod executor;
-mod prepare;
-mod program;
 mod shader;
 
+pub use crate::backend::gpu::{claims, Entry, GpuKernel, GpuPrepare};
 pub use device::{describe, Gpu, ADAPTER_ENV};
 pub use executor::{GpuPlan, GpuProgram};
-pub use prepare::{claims, WgpuPrepare};
-pub use program::GpuKernel;
-pub use shader::Shader;
+pub use shader::source;
 
 pub use super::Precision;

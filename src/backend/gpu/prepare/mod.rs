@@ -1,4 +1,4 @@
-//! IR op -> [`GpuKernel`]: the wgpu backend's kernel choice, one file per family.
+//! IR op -> [`GpuKernel`]: the GPU backends' kernel choice, one file per family.
 //! Everything here is host-side arithmetic on shapes and constants.
 
 mod conv;
@@ -16,12 +16,12 @@ use crate::tensor::DType;
 
 use super::program::GpuKernel;
 
-/// The wgpu backend's [`Prepare`]: kernels are host-side descriptions, uploaded
+/// The GPU backends' shared [`Prepare`]: kernels are host-side descriptions, uploaded
 /// when the plan is first run.
 #[derive(Copy, Clone, Debug, Default)]
-pub struct WgpuPrepare;
+pub struct GpuPrepare;
 
-impl Prepare for WgpuPrepare {
+impl Prepare for GpuPrepare {
     type Kernel = GpuKernel;
 
     fn prepare(&self, op: &Op, inputs: &[Option<InputDesc>], outputs: &[OutputDesc]) -> Result<GpuKernel> {
@@ -29,11 +29,11 @@ impl Prepare for WgpuPrepare {
             if o.dtype != DType::F32 {
                 return Err(unsupported(
                     op,
-                    format!("the wgpu backend computes f32 tensors, not {}", o.dtype),
+                    format!("the GPU backends compute f32 tensors, not {}", o.dtype),
                 ));
             }
         }
-        let ins = Inputs { op, inputs };
+        let ins = Inputs::new(op, inputs);
         match op {
             Op::Conv(c) => conv::prepare(&crate::ir::ops::FusedConv::plain(c.clone()), &ins, outputs),
             Op::FusedConv(f) => conv::prepare(f, &ins, outputs),
@@ -60,12 +60,12 @@ impl Prepare for WgpuPrepare {
                 mode: PadMode::Constant,
             } => copy::pad(&ins, outputs),
             Op::Identity | Op::Dropout => copy::identity(&ins, outputs),
-            other => Err(unsupported(other, "not implemented by the wgpu backend".into())),
+            other => Err(unsupported(other, "not implemented by the GPU backends".into())),
         }
     }
 }
 
-/// Whether the wgpu backend has a kernel for `op` at all (dtypes and shapes are
+/// Whether the GPU kernel library has a kernel for `op` at all (dtypes and shapes are
 /// checked when a plan is built). Sessions check every node up front, so a model
 /// the backend cannot run fails at load with all its unsupported nodes listed.
 pub fn claims(op: &Op) -> bool {
@@ -104,9 +104,29 @@ pub fn claims(op: &Op) -> bool {
     }
 }
 
+/// Every parameter block a kernel takes, as (struct name in the kernels, bytes):
+/// the CUDA backend has NVRTC `static_assert` its C mirrors against these sizes.
+pub fn param_blocks() -> [(&'static str, usize); 12] {
+    use std::mem::size_of;
+    [
+        ("GemmParams", size_of::<gemm::GemmParams>()),
+        ("Plane", size_of::<window::Plane>()),
+        ("ConvParams", size_of::<conv::ConvParams>()),
+        ("WindowParams", size_of::<window::WindowParams>()),
+        ("RowParams", size_of::<rows::RowParams>()),
+        ("UnaryParams", size_of::<elementwise::UnaryParams>()),
+        ("BinaryParams", size_of::<elementwise::BinaryParams>()),
+        ("ChainParams", size_of::<elementwise::ChainParams>()),
+        ("AffineParams", size_of::<elementwise::AffineParams>()),
+        ("CopyParams", size_of::<copy::CopyParams>()),
+        ("FillParams", size_of::<copy::FillParams>()),
+        ("DenseParams", size_of::<squeeze_excite::DenseParams>()),
+    ]
+}
+
 /// An unsupported-construct error for the op being prepared; the planner fills in
 /// the node's name.
-pub(super) fn unsupported(op: &Op, reason: String) -> Error {
+pub(crate) fn unsupported(op: &Op, reason: String) -> Error {
     Error::Unsupported(vec![Unsupported {
         node: crate::plan::KERNEL_NODE.into(),
         op: op.name().into(),
@@ -116,12 +136,16 @@ pub(super) fn unsupported(op: &Op, reason: String) -> Error {
 }
 
 /// The inputs of the op being prepared, with the checks every family needs.
-pub(super) struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     op: &'a Op,
     inputs: &'a [Option<InputDesc<'a>>],
 }
 
 impl<'a> Inputs<'a> {
+    pub fn new(op: &'a Op, inputs: &'a [Option<InputDesc<'a>>]) -> Inputs<'a> {
+        Inputs { op, inputs }
+    }
+
     /// Input `i`, which the kernel reads on the GPU: it must be f32.
     pub fn tensor(&self, i: usize) -> Result<InputDesc<'a>> {
         let d = self
@@ -129,7 +153,7 @@ impl<'a> Inputs<'a> {
             .ok_or_else(|| Error::shape(crate::plan::KERNEL_NODE, format!("missing required input {i}")))?;
         if d.dtype != DType::F32 {
             return Err(self.unsupported(format!(
-                "the wgpu backend computes f32 tensors; input {i} is {}",
+                "the GPU backends compute f32 tensors; input {i} is {}",
                 d.dtype
             )));
         }
@@ -151,7 +175,7 @@ impl<'a> Inputs<'a> {
         let d = self.tensor(i)?;
         let t = d.value.ok_or_else(|| {
             self.unsupported(format!(
-                "input {i} must be a constant (weights) on the wgpu backend"
+                "input {i} must be a constant (weights) on the GPU backends"
             ))
         })?;
         Ok(t.typed::<f32>()?.to_vec())
@@ -162,7 +186,7 @@ impl<'a> Inputs<'a> {
         let Some(d) = self.get(i) else { return Ok(None) };
         let t = d
             .value
-            .ok_or_else(|| self.unsupported(format!("input {i} must be a constant on the wgpu backend")))?;
+            .ok_or_else(|| self.unsupported(format!("input {i} must be a constant on the GPU backends")))?;
         t.to_i64_vec().map(Some).ok_or_else(|| {
             Error::shape(
                 crate::plan::KERNEL_NODE,

@@ -6,10 +6,10 @@ use crate::error::{Error, Result};
 use crate::ir::ops::Gemm;
 use crate::plan::{OutputDesc, KERNEL_NODE};
 
-use super::super::codes::UnaryCode;
-use super::super::program::{u32_param, Bind, Dispatch, GpuKernel, MAX_GROUPS_PER_DIM};
-use super::super::shader::Shader;
 use super::Inputs;
+use crate::backend::gpu::codes::UnaryCode;
+use crate::backend::gpu::program::{u32_param, Bind, Dispatch, GpuKernel, MAX_GROUPS_PER_DIM};
+use crate::backend::gpu::Entry;
 
 /// Output tile of the GEMM kernel (shaders/tile.wgsl).
 const TILE: usize = 64;
@@ -19,7 +19,7 @@ const MAX_BATCH_RANK: usize = 4;
 /// `GemmParams` in shaders/gemm.wgsl.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct GemmParams {
+pub(super) struct GemmParams {
     batch_dims: [u32; MAX_BATCH_RANK],
     a_batch_strides: [u32; MAX_BATCH_RANK],
     b_batch_strides: [u32; MAX_BATCH_RANK],
@@ -136,7 +136,7 @@ pub(super) fn gemm(g: &Gemm, ins: &Inputs, outputs: &[OutputDesc]) -> Result<Gpu
         ));
     }
     kernel.push(Dispatch::new(
-        Shader::Gemm,
+        Entry::Gemm,
         &p,
         vec![Bind::Input(0), b_bind, c_bind],
         vec![Bind::Output(0)],
@@ -195,7 +195,7 @@ pub(super) fn matmul(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> 
     }
     let mut kernel = GpuKernel::new("gemm");
     kernel.push(Dispatch::new(
-        Shader::Gemm,
+        Entry::Gemm,
         &p,
         vec![Bind::Input(0), Bind::Input(1), Bind::Unused],
         vec![Bind::Output(0)],

@@ -6,10 +6,10 @@ use crate::ir::ops::{Pool, PoolKind};
 use crate::ir::window::Geometry;
 use crate::plan::OutputDesc;
 
-use super::super::codes::UnaryCode;
-use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
-use super::super::shader::Shader;
 use super::Inputs;
+use crate::backend::gpu::codes::UnaryCode;
+use crate::backend::gpu::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
+use crate::backend::gpu::Entry;
 
 /// A 2-D window in the shaders' terms: the block of fields that the `Window`
 /// (window.wgsl) and `ConvParams` (conv.wgsl) uniforms share, in their order.
@@ -104,7 +104,7 @@ impl WindowParams {
 pub(super) fn pool(pool: &Pool, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     let x = ins.tensor(0)?;
     if outputs.len() > 1 {
-        return Err(ins.unsupported("MaxPool's indices output is not implemented by the wgpu backend".into()));
+        return Err(ins.unsupported("MaxPool's indices output is not implemented by the GPU backends".into()));
     }
     let y = &outputs[0];
     if x.shape.len() < 3 {
@@ -121,7 +121,7 @@ pub(super) fn pool(pool: &Pool, ins: &Inputs, outputs: &[OutputDesc]) -> Result<
         &y.shape[2..],
     )?;
     let plane = Plane::of(&geom)?
-        .ok_or_else(|| ins.unsupported("3-D pooling is not implemented by the wgpu backend".into()))?;
+        .ok_or_else(|| ins.unsupported("3-D pooling is not implemented by the GPU backends".into()))?;
     let planes = x.shape[0] * x.shape[1];
     let mut params = WindowParams::new(planes, &plane)?;
     match pool.kind {
@@ -131,13 +131,13 @@ pub(super) fn pool(pool: &Pool, ins: &Inputs, outputs: &[OutputDesc]) -> Result<
             params.count_include_pad = count_include_pad.into();
         }
         PoolKind::Lp { .. } => {
-            return Err(ins.unsupported("LpPool is not implemented by the wgpu backend".into()))
+            return Err(ins.unsupported("LpPool is not implemented by the GPU backends".into()))
         }
     }
     let mut k = GpuKernel::new("pool");
     let groups = grid_1d(planes * geom.output_len(), 256)?;
     k.push(Dispatch::new(
-        Shader::Pool,
+        Entry::Pool,
         &params,
         vec![Bind::Input(0)],
         vec![Bind::Output(0)],

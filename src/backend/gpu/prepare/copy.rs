@@ -7,9 +7,9 @@ use crate::error::{Error, Result};
 use crate::ir::shape::{norm_axis, slice_params};
 use crate::plan::{OutputDesc, KERNEL_NODE};
 
-use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
-use super::super::shader::Shader;
 use super::Inputs;
+use crate::backend::gpu::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
+use crate::backend::gpu::Entry;
 
 /// Boxes of at most this many dimensions.
 const MAX_RANK: usize = 8;
@@ -17,7 +17,7 @@ const MAX_RANK: usize = 8;
 /// `CopyParams` in shaders/copy.wgsl.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct CopyParams {
+pub(super) struct CopyParams {
     dims: [u32; MAX_RANK],
     x_strides: [i32; MAX_RANK],
     o_strides: [i32; MAX_RANK],
@@ -30,7 +30,7 @@ struct CopyParams {
 /// `FillParams` in shaders/copy.wgsl.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct FillParams {
+pub(super) struct FillParams {
     len: u32,
     value: f32,
 }
@@ -97,7 +97,7 @@ pub(super) fn copy_box(
         p.o_strides[first + i] = i32_param(o.strides[i])?;
     }
     Ok(Some(Dispatch::new(
-        Shader::Copy,
+        Entry::Copy,
         &p,
         vec![input],
         vec![output],
@@ -300,7 +300,7 @@ pub(super) fn pad(ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
     let mut k = GpuKernel::new("pad");
     if len > 0 {
         k.push(Dispatch::new(
-            Shader::Fill,
+            Entry::Fill,
             &fill,
             vec![],
             vec![Bind::Output(0)],

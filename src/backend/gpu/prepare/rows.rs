@@ -6,9 +6,9 @@ use crate::ir::ops::PoolKind;
 use crate::ir::shape::norm_axis;
 use crate::plan::{OutputDesc, KERNEL_NODE};
 
-use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
-use super::super::shader::Shader;
 use super::Inputs;
+use crate::backend::gpu::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
+use crate::backend::gpu::Entry;
 
 /// `RowParams` in shaders/rows.wgsl.
 #[repr(C)]
@@ -45,7 +45,7 @@ pub(super) fn pool_rows(
     let mut p = RowParams::new(rows, len, 1)?;
     p.mode = u32::from(kind == PoolKind::Max);
     Ok(Dispatch::new(
-        Shader::GlobalPool,
+        Entry::GlobalPool,
         &p,
         vec![input],
         vec![output],
@@ -56,7 +56,7 @@ pub(super) fn pool_rows(
 pub(super) fn global_pool(kind: PoolKind, ins: &Inputs, _outputs: &[OutputDesc]) -> Result<GpuKernel> {
     let x = ins.tensor(0)?;
     if matches!(kind, PoolKind::Lp { .. }) {
-        return Err(ins.unsupported("GlobalLpPool is not implemented by the wgpu backend".into()));
+        return Err(ins.unsupported("GlobalLpPool is not implemented by the GPU backends".into()));
     }
     if x.shape.len() < 2 {
         return Err(Error::shape(
@@ -93,7 +93,7 @@ pub(super) fn softmax(
     let mut k = GpuKernel::new("softmax");
     if outputs[0].shape.iter().product::<usize>() > 0 {
         k.push(Dispatch::new(
-            Shader::Softmax,
+            Entry::Softmax,
             &p,
             vec![Bind::Input(0)],
             vec![Bind::Output(0)],
@@ -112,7 +112,7 @@ pub(super) fn layer_norm(axis: i64, epsilon: f32, ins: &Inputs, outputs: &[Outpu
     let same = |s: &[usize]| s.iter().product::<usize>() == len;
     if !same(scale.shape) {
         return Err(ins.unsupported(
-            "LayerNormalization with a broadcast scale is not implemented by the wgpu backend".into(),
+            "LayerNormalization with a broadcast scale is not implemented by the GPU backends".into(),
         ));
     }
     let mut p = RowParams::new(rows, len, 1)?;
@@ -123,7 +123,7 @@ pub(super) fn layer_norm(axis: i64, epsilon: f32, ins: &Inputs, outputs: &[Outpu
             ins.tensor(2)?;
             if !same(b.shape) {
                 return Err(ins.unsupported(
-                    "LayerNormalization with a broadcast bias is not implemented by the wgpu backend".into(),
+                    "LayerNormalization with a broadcast bias is not implemented by the GPU backends".into(),
                 ));
             }
             p.has_bias = 1;
@@ -142,7 +142,7 @@ pub(super) fn layer_norm(axis: i64, epsilon: f32, ins: &Inputs, outputs: &[Outpu
     let writes = vec![Bind::Output(0), stat(1), stat(2)];
     if rows * len > 0 {
         k.push(Dispatch::new(
-            Shader::LayerNorm,
+            Entry::LayerNorm,
             &p,
             vec![Bind::Input(0), Bind::Input(1), bias],
             writes,

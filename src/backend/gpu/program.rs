@@ -1,12 +1,13 @@
-//! What a prepared wgpu kernel is: host-side data only (dispatch descriptions,
+//! What a prepared GPU kernel is: host-side data only (dispatch descriptions,
 //! packed weights), so preparing a plan needs no GPU and can be tested anywhere.
-//! The executor turns it into pipelines, buffers and bind groups once per plan.
+//! Each backend's executor makes it resident once per plan (wgpu: pipelines and
+//! bind groups; CUDA: loaded functions and device pointers).
 
 use crate::error::{Error, Result};
 
-use super::shader::Shader;
+use super::Entry;
 
-/// A buffer a dispatch binds, in the shader's binding order.
+/// A buffer a dispatch binds, in the entry point's binding order.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Bind {
     /// The step's `i`-th input.
@@ -17,15 +18,16 @@ pub enum Bind {
     Weight(usize),
     /// The kernel's `i`-th scratch buffer ([`GpuKernel::scratch`]).
     Scratch(usize),
-    /// A binding the shader declares but this dispatch never reads.
+    /// A binding the entry point declares but this dispatch never reads.
     Unused,
 }
 
-/// One compute dispatch.
+/// One kernel launch: a grid of `groups` workgroups of the entry's `group_size`.
 #[derive(Clone, Debug)]
 pub struct Dispatch {
-    pub shader: Shader,
-    /// The shader's uniform block (its WGSL params struct, byte for byte).
+    pub entry: Entry,
+    /// The entry's parameter block (its WGSL uniform struct and CUDA C by-value
+    /// struct, byte for byte).
     pub params: Vec<u8>,
     /// Read-only storage bindings, then read-write ones, after the uniform.
     pub reads: Vec<Bind>,
@@ -35,14 +37,14 @@ pub struct Dispatch {
 
 impl Dispatch {
     pub fn new<P: bytemuck::Pod>(
-        shader: Shader,
+        entry: Entry,
         params: &P,
         reads: Vec<Bind>,
         writes: Vec<Bind>,
         groups: [u32; 3],
     ) -> Dispatch {
         Dispatch {
-            shader,
+            entry,
             params: bytemuck::bytes_of(params).to_vec(),
             reads,
             writes,
@@ -92,7 +94,7 @@ impl GpuKernel {
 pub const MAX_GROUPS_PER_DIM: u32 = 65_535;
 
 /// A grid of `ceil(items / per_group)` workgroups, folded into two dimensions when
-/// it does not fit in one (the shaders' `flat_id` undoes the folding).
+/// it does not fit in one (the kernels' `flat_id` undoes the folding).
 pub fn grid_1d(items: usize, per_group: usize) -> Result<[u32; 3]> {
     let groups = items.div_ceil(per_group.max(1)).max(1);
     let x = groups.min(MAX_GROUPS_PER_DIM as usize);
@@ -105,7 +107,7 @@ pub fn grid_1d(items: usize, per_group: usize) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
-/// `v` as a u32 shader parameter, or a limit error (GPU indices are 32-bit).
+/// `v` as a u32 kernel parameter, or a limit error (GPU indices are 32-bit).
 pub fn u32_param(v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::Limit(format!("{v} does not fit the GPU's 32-bit indices")))
 }

@@ -5,12 +5,12 @@ use crate::ir::ops::FusedConv;
 use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::plan::{OutputDesc, KERNEL_NODE};
 
-use super::super::codes::UnaryCode;
-use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
-use super::super::shader::Shader;
 use super::copy::{copy_box, Side};
 use super::window::{Plane, WindowParams};
 use super::Inputs;
+use crate::backend::gpu::codes::UnaryCode;
+use crate::backend::gpu::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
+use crate::backend::gpu::Entry;
 
 /// Output tile of the implicit GEMM (shaders/tile.wgsl).
 const TILE: usize = 64;
@@ -18,7 +18,7 @@ const TILE: usize = 64;
 /// `ConvParams` in shaders/conv.wgsl.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct ConvParams {
+pub(super) struct ConvParams {
     batch: u32,
     groups: u32,
     in_channels: u32,
@@ -46,7 +46,7 @@ pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> R
     let kernel = conv_kernel_shape(&op.conv.window, w.shape)?;
     let geom = Geometry::new(&op.conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
     let plane = Plane::of(&geom)?
-        .ok_or_else(|| ins.unsupported("3-D convolution is not implemented by the wgpu backend".into()))?;
+        .ok_or_else(|| ins.unsupported("3-D convolution is not implemented by the GPU backends".into()))?;
     let (batch, in_channels, out_channels) = (x.shape[0], x.shape[1], w.shape[0]);
     let groups = op.conv.group;
     if groups == 0
@@ -90,7 +90,7 @@ pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> R
         reads[1] = Bind::Input(1);
         let groups = grid_1d(batch * out_channels * geom.output_len(), 256)?;
         k.push(Dispatch::new(
-            Shader::Depthwise,
+            Entry::Depthwise,
             &p,
             reads,
             vec![Bind::Output(0)],
@@ -147,20 +147,14 @@ pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> R
     ];
     if grid
         .iter()
-        .any(|&g| g > super::super::program::MAX_GROUPS_PER_DIM)
+        .any(|&g| g > crate::backend::gpu::program::MAX_GROUPS_PER_DIM)
     {
         return Err(Error::Limit(format!(
             "conv of shape {:?} is too large for one GPU dispatch",
             y.shape
         )));
     }
-    k.push(Dispatch::new(
-        Shader::Conv,
-        &p,
-        reads,
-        vec![Bind::Output(0)],
-        grid,
-    ));
+    k.push(Dispatch::new(Entry::Conv, &p, reads, vec![Bind::Output(0)], grid));
     Ok(k)
 }
 

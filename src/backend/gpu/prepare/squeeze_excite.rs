@@ -6,17 +6,17 @@ use crate::error::{Error, Result};
 use crate::ir::ops::{Activation, PoolKind};
 use crate::plan::{OutputDesc, KERNEL_NODE};
 
-use super::super::codes::UnaryCode;
-use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
-use super::super::shader::Shader;
 use super::elementwise::AffineParams;
 use super::rows::pool_rows;
 use super::Inputs;
+use crate::backend::gpu::codes::UnaryCode;
+use crate::backend::gpu::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
+use crate::backend::gpu::Entry;
 
 /// `DenseParams` in shaders/squeeze_excite.wgsl.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct DenseParams {
+pub(super) struct DenseParams {
     outputs: u32,
     inputs: u32,
     images: u32,
@@ -45,7 +45,7 @@ fn dense(
         act_b: f.b,
     };
     Ok(Dispatch::new(
-        Shader::Dense,
+        Entry::Dense,
         &p,
         reads,
         vec![out],
@@ -126,7 +126,7 @@ pub(super) fn prepare(
         ..AffineParams::default()
     };
     k.push(Dispatch::new(
-        Shader::ScalePlanes,
+        Entry::ScalePlanes,
         &scale,
         vec![Bind::Input(0), gates],
         vec![Bind::Output(0)],

@@ -6,15 +6,15 @@ use crate::error::{Error, Result};
 use crate::ir::ops::{Activation, BinaryOp, ChainStep, UnaryOp};
 use crate::plan::{OutputDesc, KERNEL_NODE};
 
-use super::super::codes::{binary_code, UnaryCode};
-use super::super::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
-use super::super::shader::Shader;
 use super::Inputs;
+use crate::backend::gpu::codes::{binary_code, UnaryCode};
+use crate::backend::gpu::program::{grid_1d, u32_param, Bind, Dispatch, GpuKernel};
+use crate::backend::gpu::Entry;
 
 /// `UnaryParams` in shaders/elementwise.wgsl.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct UnaryParams {
+pub(super) struct UnaryParams {
     len: u32,
     code: u32,
     a: f32,
@@ -27,7 +27,7 @@ const MAX_RANK: usize = 8;
 /// `BinaryParams` in shaders/elementwise.wgsl.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct BinaryParams {
+pub(super) struct BinaryParams {
     dims: [u32; MAX_RANK],
     a_strides: [u32; MAX_RANK],
     b_strides: [u32; MAX_RANK],
@@ -44,7 +44,7 @@ const MAX_OPERANDS: usize = 6;
 /// `ChainParams` in shaders/elementwise.wgsl.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, bytemuck::Pod, bytemuck::Zeroable)]
-struct ChainParams {
+pub(super) struct ChainParams {
     steps: [[u32; 4]; MAX_STEPS],
     len: u32,
     count: u32,
@@ -76,7 +76,7 @@ fn unary_dispatch(f: UnaryCode, len: usize, input: Bind, output: Bind) -> Result
         b: f.b,
     };
     Ok(Dispatch::new(
-        Shader::Unary,
+        Entry::Unary,
         &p,
         vec![input],
         vec![output],
@@ -146,7 +146,7 @@ fn binary_dispatch(
         p.b_strides[slot] = u32_param(s[1])?;
     }
     Ok(Dispatch::new(
-        Shader::Binary,
+        Entry::Binary,
         &p,
         vec![a.1, b.1],
         vec![y.1],
@@ -286,7 +286,7 @@ pub(super) fn chain(steps: &[ChainStep], ins: &Inputs, outputs: &[OutputDesc]) -
     }
     let mut k = GpuKernel::new("chain");
     k.push(Dispatch::new(
-        Shader::Chain,
+        Entry::Chain,
         &p,
         reads,
         vec![Bind::Output(0)],
@@ -320,7 +320,7 @@ fn affine_kernel(act: Activation, shape: &[usize], scale: Bind, shift: Bind) -> 
     };
     let mut k = GpuKernel::new("channel affine");
     k.push(Dispatch::new(
-        Shader::ChannelAffine,
+        Entry::ChannelAffine,
         &p,
         vec![Bind::Input(0), scale, shift],
         vec![Bind::Output(0)],
