@@ -68,10 +68,12 @@ struct ZooArgs {
 /// Options shared by the subcommands that build a session.
 #[derive(Args, Clone)]
 pub struct EngineArgs {
-    /// Backend to run on: cpu, or wgpu (builds with the `wgpu` feature).
+    /// Backend to run on: cpu, wgpu or cuda (the GPU backends build with the
+    /// `wgpu` and `cuda` features).
     #[arg(long, default_value = "cpu")]
     backend: String,
-    /// Storage precision on a GPU backend: f32 or f16.
+    /// Precision on a GPU backend: f32, tf32 (cuda: TF32 Tensor Core products)
+    /// or f16 (half-precision storage).
     #[arg(long, default_value = "f32")]
     precision: String,
     /// Worker threads (default: one per core).

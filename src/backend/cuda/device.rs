@@ -111,14 +111,13 @@ impl Cuda {
         })
     }
 
-    /// `NVIDIA H200 (sm_90) F16, cuBLAS yes, cuDNN yes`.
+    /// `NVIDIA H200 (sm_90), cuBLAS yes, cuDNN yes`.
     pub fn describe(&self) -> String {
         format!(
-            "{} (sm_{}{}) {:?}, {}",
+            "{} (sm_{}{}), {}",
             self.name,
             self.capability.0,
             self.capability.1,
-            self.precision,
             self.libraries.describe()
         )
     }
