@@ -3,12 +3,11 @@
 //! else. Host-side only, so CUDA plans are built and checked without a GPU.
 
 use crate::backend::gpu::codes::UnaryCode;
-use crate::backend::gpu::{GpuKernel, GpuPrepare, Inputs};
-use crate::error::{Error, Result};
+use crate::backend::gpu::{c_strides, gemm_dims, ConvShape, GpuKernel, GpuPrepare, Inputs};
+use crate::error::Result;
 use crate::ir::ops::{FusedConv, Gemm, Op};
-use crate::ir::window::{conv_kernel_shape, Geometry};
-use crate::plan::{InputDesc, OutputDesc, Prepare, KERNEL_NODE};
-use crate::tensor::DType;
+use crate::ir::window::Geometry;
+use crate::plan::{InputDesc, OutputDesc, Prepare};
 
 /// What runs one IR node on CUDA.
 #[derive(Clone, Debug)]
@@ -126,31 +125,15 @@ impl Prepare for CudaPrepare {
 impl CudaPrepare {
     /// The cuDNN call for a conv it takes, `None` for the library kernels.
     fn conv(&self, op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> Result<Option<CudaKernel>> {
-        let x = ins.tensor(0)?;
-        let w = ins.tensor(1)?;
-        let y = &outputs[0];
-        if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
-            return Err(Error::shape(
-                KERNEL_NODE,
-                format!("conv input {:?} and weights {:?} do not fit", x.shape, w.shape),
-            ));
-        }
-        let kernel = conv_kernel_shape(&op.conv.window, w.shape)?;
-        let geom = Geometry::new(&op.conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
+        let ConvShape {
+            batch,
+            in_channels,
+            out_channels,
+            groups,
+            geometry: geom,
+        } = ConvShape::of(op, ins, outputs)?;
         if conv_route(self.cudnn, &geom) == ConvRoute::Library {
             return Ok(None);
-        }
-        let groups = op.conv.group;
-        let (in_channels, out_channels) = (x.shape[1], w.shape[0]);
-        if groups == 0
-            || in_channels % groups != 0
-            || out_channels % groups != 0
-            || w.shape[1] * groups != in_channels
-        {
-            return Err(Error::shape(
-                KERNEL_NODE,
-                format!("{groups} groups do not divide the conv's channels"),
-            ));
         }
         let has_bias = ins.get(2).is_some();
         if has_bias {
@@ -168,7 +151,7 @@ impl CudaPrepare {
             }
         };
         Ok(Some(CudaKernel::Conv(ConvCall {
-            batch: x.shape[0],
+            batch,
             in_channels,
             in_hw: hw(&geom.input, 1),
             out_channels,
@@ -189,42 +172,11 @@ impl CudaPrepare {
 /// broadcasts to (m, n).
 fn gemm(g: &Gemm, ins: &Inputs, outputs: &[OutputDesc]) -> Result<CudaKernel> {
     let (a, b) = (ins.tensor(0)?, ins.tensor(1)?);
-    if a.shape.len() != 2 || b.shape.len() != 2 {
-        return Err(Error::shape(KERNEL_NODE, "Gemm operands must be matrices"));
-    }
-    let (m, k) = if g.trans_a {
-        (a.shape[1], a.shape[0])
-    } else {
-        (a.shape[0], a.shape[1])
-    };
-    let (kb, n) = if g.trans_b {
-        (b.shape[1], b.shape[0])
-    } else {
-        (b.shape[0], b.shape[1])
-    };
-    if kb != k || outputs[0].shape.as_slice() != [m, n] {
-        return Err(Error::shape(
-            KERNEL_NODE,
-            format!(
-                "Gemm of {:?} and {:?} into {:?}",
-                a.shape, b.shape, outputs[0].shape
-            ),
-        ));
-    }
+    let (m, n, k) = gemm_dims(g, a.shape, b.shape, &outputs[0].shape)?;
     let c_strides = match ins.get(2) {
         Some(c) if g.beta != 0.0 => {
             ins.tensor(2)?;
-            if c.dtype != DType::F32 || c.shape.len() > 2 {
-                return Err(Error::shape(
-                    KERNEL_NODE,
-                    format!("Gemm C of shape {:?}", c.shape),
-                ));
-            }
-            let last = c.shape.last().copied().unwrap_or(1);
-            let rows = if c.shape.len() == 2 { c.shape[0] } else { 1 };
-            let col = usize::from(last == n && n != 1);
-            let row = if rows == m && m != 1 { last } else { 0 };
-            Some([row, col])
+            Some(c_strides(c.shape, m, n))
         }
         _ => None,
     };

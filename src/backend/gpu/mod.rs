@@ -15,7 +15,11 @@ mod prepare;
 pub mod program;
 
 pub use entry::Entry;
-#[cfg(feature = "cuda")]
-pub(crate) use prepare::Inputs;
 pub use prepare::{claims, param_blocks, GpuPrepare};
+#[cfg(feature = "cuda")]
+pub(crate) use prepare::{
+    conv::ConvShape,
+    gemm::{c_strides, gemm_dims},
+    Inputs,
+};
 pub use program::{Bind, Dispatch, GpuKernel};

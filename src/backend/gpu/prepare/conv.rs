@@ -33,33 +33,63 @@ pub(super) struct ConvParams {
     act_b: f32,
 }
 
+/// A convolution's checked shapes, for every GPU implementation of it.
+pub(crate) struct ConvShape {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub groups: usize,
+    pub geometry: Geometry,
+}
+
+impl ConvShape {
+    /// Image (input 0), weights (input 1) and output shapes, checked to fit.
+    pub(crate) fn of(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> Result<ConvShape> {
+        let x = ins.tensor(0)?;
+        let w = ins.tensor(1)?;
+        let y = &outputs[0];
+        if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
+            return Err(Error::shape(
+                KERNEL_NODE,
+                format!("conv input {:?} and weights {:?} do not fit", x.shape, w.shape),
+            ));
+        }
+        let kernel = conv_kernel_shape(&op.conv.window, w.shape)?;
+        let geometry = Geometry::new(&op.conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
+        let (batch, in_channels, out_channels) = (x.shape[0], x.shape[1], w.shape[0]);
+        let groups = op.conv.group;
+        if groups == 0
+            || in_channels % groups != 0
+            || out_channels % groups != 0
+            || w.shape[1] * groups != in_channels
+        {
+            return Err(Error::shape(
+                KERNEL_NODE,
+                format!("{groups} groups do not divide the conv's channels"),
+            ));
+        }
+        Ok(ConvShape {
+            batch,
+            in_channels,
+            out_channels,
+            groups,
+            geometry,
+        })
+    }
+}
+
 pub(super) fn prepare(op: &FusedConv, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
-    let x = ins.tensor(0)?;
+    let ConvShape {
+        batch,
+        in_channels,
+        out_channels,
+        groups,
+        geometry: geom,
+    } = ConvShape::of(op, ins, outputs)?;
     let w = ins.tensor(1)?;
     let y = &outputs[0];
-    if x.shape.len() < 3 || w.shape.len() != x.shape.len() || y.shape.len() != x.shape.len() {
-        return Err(Error::shape(
-            KERNEL_NODE,
-            format!("conv input {:?} and weights {:?} do not fit", x.shape, w.shape),
-        ));
-    }
-    let kernel = conv_kernel_shape(&op.conv.window, w.shape)?;
-    let geom = Geometry::new(&op.conv.window, &x.shape[2..], &kernel, false, &y.shape[2..])?;
     let plane = Plane::of(&geom)?
         .ok_or_else(|| ins.unsupported("3-D convolution is not implemented by the GPU backends".into()))?;
-    let (batch, in_channels, out_channels) = (x.shape[0], x.shape[1], w.shape[0]);
-    let groups = op.conv.group;
-    if groups == 0
-        || in_channels % groups != 0
-        || out_channels % groups != 0
-        || w.shape[1] * groups != in_channels
-    {
-        return Err(Error::shape(
-            KERNEL_NODE,
-            format!("{groups} groups do not divide the conv's channels"),
-        ));
-    }
-    ins.tensor(1)?;
     let has_bias = ins.get(2).is_some();
     if has_bias {
         ins.tensor(2)?;

@@ -77,17 +77,39 @@ fn grid(m: usize, n: usize, batch: usize) -> Result<[u32; 3]> {
     Ok(g.map(|v| v as u32))
 }
 
-pub(super) fn gemm(g: &Gemm, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
-    let (a, b) = (ins.tensor(0)?, ins.tensor(1)?);
-    if a.shape.len() != 2 || b.shape.len() != 2 {
+/// ONNX Gemm's (m, n, k), checked: A and B are matrices whose inner sizes agree
+/// and the output is m x n.
+pub(crate) fn gemm_dims(g: &Gemm, a: &[usize], b: &[usize], y: &[usize]) -> Result<(usize, usize, usize)> {
+    if a.len() != 2 || b.len() != 2 {
         return Err(Error::shape(KERNEL_NODE, "Gemm operands must be matrices"));
     }
-    let (m, k) = if g.trans_a {
-        (a.shape[1], a.shape[0])
+    let (m, k) = if g.trans_a { (a[1], a[0]) } else { (a[0], a[1]) };
+    let (kb, n) = if g.trans_b { (b[1], b[0]) } else { (b[0], b[1]) };
+    if kb != k || y != [m, n] {
+        return Err(Error::shape(
+            KERNEL_NODE,
+            format!("Gemm of {a:?} and {b:?} into {y:?}"),
+        ));
+    }
+    Ok((m, n, k))
+}
+
+/// The (row, column) element strides that broadcast Gemm's C of `shape` (a
+/// scalar, a row, a column or a matrix) to m x n: 0 along broadcast axes.
+pub(crate) fn c_strides(shape: &[usize], m: usize, n: usize) -> [usize; 2] {
+    let last = shape.last().copied().unwrap_or(1);
+    let col = usize::from(last == n && n != 1);
+    let row = if shape.len() == 2 && shape[0] == m && m != 1 {
+        last
     } else {
-        (a.shape[0], a.shape[1])
+        0
     };
-    let n = if g.trans_b { b.shape[0] } else { b.shape[1] };
+    [row, col]
+}
+
+pub(super) fn gemm(g: &Gemm, ins: &Inputs, outputs: &[OutputDesc]) -> Result<GpuKernel> {
+    let (a, b) = (ins.tensor(0)?, ins.tensor(1)?);
+    let (m, n, k) = gemm_dims(g, a.shape, b.shape, &outputs[0].shape)?;
     let mut p = GemmParams::new(m, n, k)?;
     p.alpha = g.alpha;
     p.beta = g.beta;
@@ -117,24 +139,13 @@ pub(super) fn gemm(g: &Gemm, ins: &Inputs, outputs: &[OutputDesc]) -> Result<Gpu
     let c_bind = match ins.get(2) {
         Some(c) if g.beta != 0.0 => {
             ins.tensor(2)?;
-            let s = c.shape;
-            let last = s.last().copied().unwrap_or(1);
-            p.c_sn = u32::from(last == n && n != 1);
-            if s.len() == 2 && s[0] == m && m != 1 {
-                p.c_sm = u32_param(last)?;
-            }
+            let [row, col] = c_strides(c.shape, m, n);
+            (p.c_sm, p.c_sn) = (u32_param(row)?, u32_param(col)?);
             p.has_c = 1;
             Bind::Input(2)
         }
         _ => Bind::Unused,
     };
-    let y = &outputs[0].shape;
-    if y.as_slice() != [m, n] {
-        return Err(Error::shape(
-            KERNEL_NODE,
-            format!("Gemm output {y:?} is not {m}x{n}"),
-        ));
-    }
     kernel.push(Dispatch::new(
         Entry::Gemm,
         &p,

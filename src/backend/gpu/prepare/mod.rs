@@ -1,10 +1,10 @@
 //! IR op -> [`GpuKernel`]: the GPU backends' kernel choice, one file per family.
 //! Everything here is host-side arithmetic on shapes and constants.
 
-mod conv;
+pub(crate) mod conv;
 mod copy;
 mod elementwise;
-mod gemm;
+pub(crate) mod gemm;
 mod rows;
 mod squeeze_excite;
 mod window;
