@@ -146,7 +146,9 @@ impl CudnnConv {
         workspace: CUdeviceptr,
         workspace_limit: usize,
     ) -> Result<()> {
-        // SAFETY: the perf structs are plain C data cuDNN fills in.
+        // SAFETY: all-zero bytes are a valid value of every field (0 is a declared
+        // discriminant of each enum: IMPLICIT_GEMM, SUCCESS, NON_DETERMINISTIC,
+        // DEFAULT_MATH); cuDNN overwrites the entries it returns.
         let mut perf: [d::cudnnConvolutionFwdAlgoPerf_t; CANDIDATES] = unsafe { std::mem::zeroed() };
         let mut returned = 0;
         // SAFETY: x, w and y are live device buffers of the descriptors' sizes, and

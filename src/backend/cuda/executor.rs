@@ -21,9 +21,9 @@ use super::prepare::{ConvCall, CudaKernel, GemmCall};
 use super::{source, Precision};
 use crate::backend::gpu::codes::UnaryCode;
 use crate::backend::gpu::program::grid_1d;
-use crate::backend::gpu::{Bind, Entry, GpuKernel};
+use crate::backend::gpu::{Bind, BufferId, GpuKernel};
 use crate::error::{Error, Result};
-use crate::plan::{Loc, Plan, Step};
+use crate::plan::{Loc, Plan};
 use crate::tensor::{DType, Tensor};
 
 /// A plan whose steps run on CUDA.
@@ -161,17 +161,6 @@ impl Layout {
     }
 }
 
-/// Where one buffer of the program lives.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-enum BufferId {
-    Slot(usize),
-    Input(usize),
-    Const(usize),
-    Weight { step: usize, index: usize },
-    Scratch { step: usize, index: usize },
-    Dummy,
-}
-
 /// f32 data as stored on the device in `precision`.
 fn encode(precision: Precision, data: &[f32], out: &mut [u8]) {
     if precision.stores_f16() {
@@ -293,7 +282,7 @@ impl CudaProgram {
         let mut workspace_needed = 0usize;
         let mut find_workspace: Option<DeviceBuffer> = None;
         for (s, step) in plan.steps.iter().enumerate() {
-            let bind = |b: Bind| -> Result<sys::CUdeviceptr> { resolve(b, s, step, &addr) };
+            let bind = |b: Bind| -> Result<sys::CUdeviceptr> { addr(BufferId::of_bind(b, s, step)?) };
             match &step.kernel {
                 CudaKernel::Library(k) => {
                     for launch in library_launches(&cuda, k, &bind)? {
@@ -552,32 +541,6 @@ impl CudaProgram {
     }
 }
 
-/// The device address of binding `b` of step `s`.
-fn resolve(
-    b: Bind,
-    s: usize,
-    step: &Step<CudaKernel>,
-    addr: &dyn Fn(BufferId) -> Result<sys::CUdeviceptr>,
-) -> Result<sys::CUdeviceptr> {
-    addr(match b {
-        Bind::Input(i) => match step.inputs.get(i).and_then(Option::as_ref) {
-            Some(Loc::Slot { slot, .. }) => BufferId::Slot(*slot),
-            Some(Loc::Input { index, .. }) => BufferId::Input(*index),
-            Some(Loc::Const(c)) => BufferId::Const(*c),
-            None => return Err(Error::invalid(format!("internal: binding of absent input {i}"))),
-        },
-        Bind::Output(i) => BufferId::Slot(
-            step.outputs
-                .get(i)
-                .ok_or_else(|| Error::invalid("internal: binding of a missing output"))?
-                .0,
-        ),
-        Bind::Weight(index) => BufferId::Weight { step: s, index },
-        Bind::Scratch(index) => BufferId::Scratch { step: s, index },
-        Bind::Unused => BufferId::Dummy,
-    })
-}
-
 fn library_launches(
     cuda: &Cuda,
     k: &GpuKernel,
@@ -585,15 +548,7 @@ fn library_launches(
 ) -> Result<Vec<Launch>> {
     let mut launches = Vec::with_capacity(k.dispatches.len());
     for d in &k.dispatches {
-        let (reads, writes) = d.entry.bindings();
-        if d.reads.len() != reads || d.writes.len() != writes {
-            return Err(Error::invalid(format!(
-                "internal: {} binds {}+{} buffers, not {reads}+{writes}",
-                d.entry.name(),
-                d.reads.len(),
-                d.writes.len()
-            )));
-        }
+        d.check_bindings()?;
         let (bx, by) = d.entry.group_size();
         launches.push(Launch {
             function: cuda.function(d.entry.name())?,
@@ -699,6 +654,3 @@ fn gemm_epilogue(
         bind(Bind::Output(0))?,
     )?))
 }
-
-// The entry points' names are the kernels' names (checked when the module loads).
-const _: fn(Entry) -> &'static str = Entry::name;

@@ -22,4 +22,4 @@ pub(crate) use prepare::{
     gemm::{c_strides, gemm_dims},
     Inputs,
 };
-pub use program::{Bind, Dispatch, GpuKernel};
+pub use program::{Bind, BufferId, Dispatch, GpuKernel};

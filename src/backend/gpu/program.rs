@@ -4,6 +4,7 @@
 //! bind groups; CUDA: loaded functions and device pointers).
 
 use crate::error::{Error, Result};
+use crate::plan::{Loc, Step};
 
 use super::Entry;
 
@@ -50,6 +51,66 @@ impl Dispatch {
             writes,
             groups,
         }
+    }
+}
+
+impl Dispatch {
+    /// An internal error unless the dispatch binds as many buffers as its entry
+    /// point declares.
+    pub fn check_bindings(&self) -> Result<()> {
+        let (reads, writes) = self.entry.bindings();
+        if self.reads.len() != reads || self.writes.len() != writes {
+            return Err(Error::invalid(format!(
+                "internal: {} binds {}+{} buffers, not {reads}+{writes}",
+                self.entry.name(),
+                self.reads.len(),
+                self.writes.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where a bound buffer lives once a plan is resident, in either GPU executor.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BufferId {
+    Slot(usize),
+    Input(usize),
+    Const(usize),
+    Weight { step: usize, index: usize },
+    Scratch { step: usize, index: usize },
+    Dummy,
+}
+
+impl BufferId {
+    /// The buffer a value at `loc` is read from.
+    pub fn of_loc(loc: &Loc) -> BufferId {
+        match loc {
+            Loc::Slot { slot, .. } => BufferId::Slot(*slot),
+            Loc::Input { index, .. } => BufferId::Input(*index),
+            Loc::Const(c) => BufferId::Const(*c),
+        }
+    }
+
+    /// The buffer binding `b` of step number `s` names.
+    pub fn of_bind<K>(b: Bind, s: usize, step: &Step<K>) -> Result<BufferId> {
+        Ok(match b {
+            Bind::Input(i) => BufferId::of_loc(
+                step.inputs
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| Error::invalid(format!("internal: binding of absent input {i}")))?,
+            ),
+            Bind::Output(i) => BufferId::Slot(
+                step.outputs
+                    .get(i)
+                    .ok_or_else(|| Error::invalid("internal: binding of a missing output"))?
+                    .0,
+            ),
+            Bind::Weight(index) => BufferId::Weight { step: s, index },
+            Bind::Scratch(index) => BufferId::Scratch { step: s, index },
+            Bind::Unused => BufferId::Dummy,
+        })
     }
 }
 

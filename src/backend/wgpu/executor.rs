@@ -16,21 +16,10 @@ use crate::tensor::{DType, Tensor};
 
 use super::device::{Gpu, Pipeline};
 use super::Precision;
-use crate::backend::gpu::{Bind, GpuKernel};
+use crate::backend::gpu::{BufferId, GpuKernel};
 
 /// A plan whose steps run wgpu kernels.
 pub type GpuPlan = Plan<GpuKernel>;
-
-/// Where one buffer of the program lives.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-enum BufferId {
-    Slot(usize),
-    Input(usize),
-    Const(usize),
-    Weight { step: usize, index: usize },
-    Scratch { step: usize, index: usize },
-    Dummy,
-}
 
 struct Pass {
     pipeline: Arc<Pipeline>,
@@ -130,32 +119,29 @@ impl GpuProgram {
         // Which buffer each step input is, creating input and constant buffers on
         // first use.
         let mut uploads = Vec::new();
-        let mut resolve = |loc: &Loc, buffers: &mut HashMap<BufferId, wgpu::Buffer>| -> Result<BufferId> {
-            Ok(match loc {
-                Loc::Slot { slot, .. } => BufferId::Slot(*slot),
-                Loc::Input { index, .. } => {
-                    let id = BufferId::Input(*index);
-                    if let Entry::Vacant(e) = buffers.entry(id) {
-                        let t = inputs
-                            .get(*index)
-                            .ok_or_else(|| Error::invalid("internal: missing plan input"))?;
-                        e.insert(create("input", t.len())?);
-                        uploads.push(*index);
-                    }
-                    id
+        let mut ensure = |id: BufferId, buffers: &mut HashMap<BufferId, wgpu::Buffer>| -> Result<()> {
+            let Entry::Vacant(e) = buffers.entry(id) else {
+                return Ok(());
+            };
+            match id {
+                BufferId::Input(index) => {
+                    let t = inputs
+                        .get(index)
+                        .ok_or_else(|| Error::invalid("internal: missing plan input"))?;
+                    e.insert(create("input", t.len())?);
+                    uploads.push(index);
                 }
-                Loc::Const(c) => {
-                    let id = BufferId::Const(*c);
-                    if let Entry::Vacant(e) = buffers.entry(id) {
-                        let t = &plan.constants[*c];
-                        let data = t.typed::<f32>().map_err(|_| {
-                            Error::invalid(format!("internal: a {} constant bound on the GPU", t.dtype()))
-                        })?;
-                        e.insert(upload("constant", data)?);
-                    }
-                    id
+                BufferId::Const(c) => {
+                    let t = &plan.constants[c];
+                    let data = t.typed::<f32>().map_err(|_| {
+                        Error::invalid(format!("internal: a {} constant bound on the GPU", t.dtype()))
+                    })?;
+                    e.insert(upload("constant", data)?);
                 }
-            })
+                // Slots, weights, scratch and the dummy are created up front.
+                _ => {}
+            }
+            Ok(())
         };
 
         let params_align = u64::from(device.limits().min_uniform_buffer_offset_alignment).max(16);
@@ -169,34 +155,12 @@ impl GpuProgram {
                 buffers.insert(BufferId::Scratch { step: s, index }, create("scratch", len)?);
             }
             for d in &step.kernel.dispatches {
-                let (reads, writes) = d.entry.bindings();
-                if d.reads.len() != reads || d.writes.len() != writes {
-                    return Err(Error::invalid(format!(
-                        "internal: {} binds {}+{} buffers, not {reads}+{writes}",
-                        d.entry.name(),
-                        d.reads.len(),
-                        d.writes.len()
-                    )));
-                }
-                let mut ids = Vec::with_capacity(reads + writes);
-                for b in d.reads.iter().chain(&d.writes) {
-                    ids.push(match *b {
-                        Bind::Input(i) => {
-                            let loc = step.inputs.get(i).and_then(Option::as_ref).ok_or_else(|| {
-                                Error::invalid(format!("internal: {} binds absent input {i}", d.entry.name()))
-                            })?;
-                            resolve(loc, &mut buffers)?
-                        }
-                        Bind::Output(i) => BufferId::Slot(
-                            step.outputs
-                                .get(i)
-                                .ok_or_else(|| Error::invalid("internal: binding of a missing output"))?
-                                .0,
-                        ),
-                        Bind::Weight(index) => BufferId::Weight { step: s, index },
-                        Bind::Scratch(index) => BufferId::Scratch { step: s, index },
-                        Bind::Unused => BufferId::Dummy,
-                    });
+                d.check_bindings()?;
+                let mut ids = Vec::with_capacity(d.reads.len() + d.writes.len());
+                for &b in d.reads.iter().chain(&d.writes) {
+                    let id = BufferId::of_bind(b, s, step)?;
+                    ensure(id, &mut buffers)?;
+                    ids.push(id);
                 }
                 let offset = align(params.len() as u64, params_align);
                 params.resize(offset as usize, 0);
