@@ -13,6 +13,7 @@
 //! windows keep the row-by-row path.
 
 use super::PlaneEpilogue;
+use crate::backend::cpu::kernels::gemm::micro::Isa;
 use crate::ir::window::Geometry;
 
 /// 2-D view of a 1-D or 2-D window (1-D gets a height of 1).
@@ -36,17 +37,26 @@ pub(crate) struct Plane {
 }
 
 /// Layout of the flat path's scratch: `stride_h * stride_w` phase planes of
-/// `rows x pitch` floats, then the `out_h x pitch` accumulator.
+/// `rows x pitch` floats (plus slack), then the accumulator of `out_h x pitch`
+/// floats rounded up to whole vectors.
 #[derive(Clone, Debug)]
 struct FlatLayout {
     rows: usize,
     pitch: usize,
+    /// Where each tap's run starts in the phase planes.
+    starts: Vec<usize>,
+    /// `out_h * pitch` rounded up to a multiple of [`VECTOR`]: the accumulator is
+    /// computed in whole vectors, so no tap loop has a scalar tail. The extra
+    /// elements are garbage columns like the pitch overrun, never stored.
+    acc_len: usize,
+    /// The phase planes plus the slack the rounded-up accumulator reads past them.
+    phases_len: usize,
 }
 
 impl FlatLayout {
     fn new(p: &Plane) -> Option<FlatLayout> {
         let ((sh, sw), (pt, pl)) = (p.stride, p.pad);
-        if p.dilation != (1, 1) || p.in_h == 0 || p.in_w == 0 {
+        if p.dilation != (1, 1) || p.in_h == 0 || p.in_w == 0 || p.out_h == 0 || p.out_w == 0 {
             return None;
         }
         // Rows: every input row must have a place, and the taps of the last output
@@ -54,7 +64,24 @@ impl FlatLayout {
         // pitch overrun of the right-most taps.
         let rows = ((p.in_h - 1 + pt) / sh + 1).max(p.out_h + (p.k_h - 1) / sh) + 1;
         let pitch = ((p.in_w - 1 + pl) / sw + 1).max(p.out_w + (p.k_w - 1) / sw);
-        Some(FlatLayout { rows, pitch })
+        let phase_len = rows * pitch;
+        // Padded input position (r, c) lives in phase (r % sh, c % sw) at (r / sh, c / sw).
+        let starts: Vec<usize> = (0..p.k_h * p.k_w)
+            .map(|t| {
+                let (kh, kw) = (t / p.k_w, t % p.k_w);
+                ((kh % sh) * sw + kw % sw) * phase_len + (kh / sh) * pitch + kw / sw
+            })
+            .collect();
+        let acc_len = (p.out_h * pitch).next_multiple_of(VECTOR);
+        let last_read = starts.iter().max().map_or(0, |s| s + acc_len);
+        let phases_len = (sh * sw * phase_len).max(last_read);
+        Some(FlatLayout {
+            rows,
+            pitch,
+            starts,
+            acc_len,
+            phases_len,
+        })
     }
 
     fn phase_len(&self) -> usize {
@@ -125,7 +152,7 @@ fn valid_range(out: usize, input: usize, stride: usize, off: isize) -> (usize, u
 /// flat path, or the input row split into `stride` phases for the row path.
 pub(crate) fn scratch_len(p: &Plane) -> usize {
     match &p.flat {
-        Some(f) => p.stride.0 * p.stride.1 * f.phase_len() + p.out_h * f.pitch,
+        Some(f) => f.phases_len + f.acc_len,
         None => p.in_w.div_ceil(p.stride.1) * p.stride.1,
     }
 }
@@ -140,16 +167,29 @@ pub(crate) fn plane(
     phases: &mut [f32],
     out: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { plane_avx2(p, x, w, epilogue, phases, out) };
-        return;
-    }
-    plane_body(p, x, w, epilogue, phases, out);
+    plane_with(Isa::detect(), p, x, w, epilogue, phases, out)
 }
 
-/// [`plane_body`] compiled for AVX2: the row axpys run 8 lanes wide.
+/// [`plane`] with an explicit instruction set (tests compare them).
+pub(crate) fn plane_with(
+    isa: Isa,
+    p: &Plane,
+    x: &[f32],
+    w: &[f32],
+    epilogue: &PlaneEpilogue<'_>,
+    phases: &mut [f32],
+    out: &mut [f32],
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only chosen (by `detect`, or by tests after
+        // detecting it) on CPUs with AVX2 and FMA.
+        Isa::Avx2Fma => unsafe { plane_avx2(p, x, w, epilogue, phases, out) },
+        Isa::Generic => plane_body(p, x, w, epilogue, phases, out, accumulate_generic),
+    }
+}
+
+/// [`plane_body`] compiled for AVX2, with the FMA accumulator.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
@@ -163,7 +203,11 @@ unsafe fn plane_avx2(
     phases: &mut [f32],
     out: &mut [f32],
 ) {
-    plane_body(p, x, w, epilogue, phases, out)
+    let accumulate = |acc: &mut [f32], phases: &[f32], starts: &[usize], w: &[f32], bias: f32| {
+        // SAFETY: this function only runs on CPUs with AVX2 and FMA.
+        unsafe { accumulate_avx2(acc, phases, starts, w, bias) }
+    };
+    plane_body(p, x, w, epilogue, phases, out, accumulate)
 }
 
 /// The flat path (see the module docs).
@@ -176,92 +220,142 @@ fn flat_body(
     epilogue: &PlaneEpilogue<'_>,
     scratch: &mut [f32],
     out: &mut [f32],
+    accumulate: impl Fn(&mut [f32], &[f32], &[usize], &[f32], f32),
 ) {
     let ((sh, sw), (pt, pl), pitch) = (p.stride, p.pad, f.pitch);
     let phase_len = f.phase_len();
-    let (phases, acc) = scratch.split_at_mut(sh * sw * phase_len);
-    let acc = &mut acc[..p.out_h * pitch];
+    let (phases, acc) = scratch.split_at_mut(f.phases_len);
+    let acc = &mut acc[..f.acc_len];
     // Padded input position (r, c) lives in phase (r % sh, c % sw) at (r / sh, c / sw).
     phases.fill(0.0);
     for (ih, row) in x.chunks_exact(p.in_w).take(p.in_h).enumerate() {
         let r = ih + pt;
         let base = (r % sh) * sw * phase_len + (r / sh) * pitch;
-        if sw == 1 {
-            phases[base + pl..][..p.in_w].copy_from_slice(row);
-        } else {
-            // Column phase q holds input columns iw0, iw0 + sw, ... contiguously.
-            for q in 0..sw {
-                let iw0 = (q + sw - pl % sw) % sw;
-                if iw0 >= p.in_w {
-                    continue;
+        match sw {
+            1 => phases[base + pl..][..p.in_w].copy_from_slice(row),
+            2 => split_pairs(row, pl, &mut phases[base..], phase_len),
+            _ => {
+                // Column phase q holds input columns iw0, iw0 + sw, ... contiguously.
+                for q in 0..sw {
+                    let iw0 = (q + sw - pl % sw) % sw;
+                    if iw0 >= p.in_w {
+                        continue;
+                    }
+                    let dst = &mut phases[base + q * phase_len + (iw0 + pl) / sw..];
+                    dst.iter_mut()
+                        .zip(row[iw0..].iter().step_by(sw))
+                        .for_each(|(d, &v)| *d = v);
                 }
-                let dst = &mut phases[base + q * phase_len + (iw0 + pl) / sw..];
-                dst.iter_mut()
-                    .zip(row[iw0..].iter().step_by(sw))
-                    .for_each(|(d, &v)| *d = v);
             }
         }
     }
-    // Where each tap's run starts in the phase planes.
     let taps = p.k_h * p.k_w;
-    let tap_start = |t: usize| {
-        let (kh, kw) = (t / p.k_w, t % p.k_w);
-        ((kh % sh) * sw + kw % sw) * phase_len + (kh / sh) * pitch + kw / sw
-    };
-    if taps <= MAX_CHUNKED_TAPS {
-        let mut starts = [0usize; MAX_CHUNKED_TAPS];
-        for (t, s) in starts.iter_mut().enumerate().take(taps) {
-            *s = tap_start(t);
-        }
-        accumulate_chunked(acc, phases, &starts[..taps], &w[..taps], epilogue.bias);
-    } else {
-        acc.fill(epilogue.bias);
-        for (t, &wv) in w.iter().enumerate().take(taps) {
-            let start = tap_start(t);
-            let src = &phases[start..start + acc.len()];
-            acc.iter_mut().zip(src).for_each(|(a, &v)| *a += wv * v);
-        }
-    }
+    accumulate(acc, phases, &f.starts, &w[..taps], epilogue.bias);
     for (oh, orow) in out.chunks_exact_mut(p.out_w).take(p.out_h).enumerate() {
         orow.copy_from_slice(&acc[oh * pitch..][..p.out_w]);
         epilogue.finish_row(orow, oh * p.out_w);
     }
 }
 
-/// Windows of up to this many taps (7x7) accumulate chunk by chunk.
-const MAX_CHUNKED_TAPS: usize = 49;
-/// Outputs accumulated at once: 4 AVX registers, kept there across all the taps.
-const CHUNK: usize = 32;
-
-/// `acc[i] = bias + sum_t w[t] * phases[starts[t] + i]`, a chunk of outputs at a
-/// time: each chunk stays in registers while every tap is added, instead of the
-/// accumulator making a round trip through memory per tap. Same order of
-/// additions as tap by tap, so the same rounding.
+/// Stride-2 column split of one input row, left padding `pl`: even input columns
+/// go to one phase, odd ones to the other (`phases` starts at the row in phase 0;
+/// phase 1 is `phase_len` further). A loop LLVM turns into vector shuffles.
 #[inline(always)]
-fn accumulate_chunked(acc: &mut [f32], phases: &[f32], starts: &[usize], w: &[f32], bias: f32) {
-    let len = acc.len();
-    let mut c0 = 0;
-    while c0 + CHUNK <= len {
-        let mut a = [bias; CHUNK];
-        for (&s, &wv) in starts.iter().zip(w) {
-            let src: &[f32; CHUNK] = phases[s + c0..s + c0 + CHUNK]
-                .try_into()
-                .expect("CHUNK-long slice");
-            for i in 0..CHUNK {
-                a[i] += wv * src[i];
-            }
-        }
-        acc[c0..c0 + CHUNK].copy_from_slice(&a);
-        c0 += CHUNK;
+fn split_pairs(row: &[f32], pl: usize, phases: &mut [f32], phase_len: usize) {
+    // Padded column c = iw + pl goes to phase c % 2, index c / 2.
+    let (even_at, odd_at) = (
+        (pl % 2) * phase_len + pl / 2,
+        ((pl + 1) % 2) * phase_len + (pl + 1) / 2,
+    );
+    let pairs = row.len() / 2;
+    let (lo, hi) = phases.split_at_mut(phase_len);
+    let (even, odd) = match pl % 2 {
+        0 => (
+            &mut lo[even_at..][..pairs + row.len() % 2],
+            &mut hi[odd_at - phase_len..][..pairs],
+        ),
+        _ => (
+            &mut hi[even_at - phase_len..][..pairs + row.len() % 2],
+            &mut lo[odd_at..][..pairs],
+        ),
+    };
+    for ((pair, e), o) in row.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+        *e = pair[0];
+        *o = pair[1];
     }
-    let tail = &mut acc[c0..];
-    tail.fill(bias);
-    for (&s, &wv) in starts.iter().zip(w) {
-        let src = &phases[s + c0..s + c0 + tail.len()];
-        tail.iter_mut().zip(src).for_each(|(a, &v)| *a += wv * v);
+    if row.len() % 2 == 1 {
+        even[pairs] = row[row.len() - 1];
     }
 }
 
+/// Lanes of one accumulator vector (AVX2's 8 floats); the flat accumulator is a
+/// whole number of them.
+const VECTOR: usize = 8;
+
+/// `acc[i] = bias + sum_t w[t] * phases[starts[t] + i]`, [`VECTOR`] outputs at a
+/// time. Portable: LLVM vectorises the fixed-size inner loop; the oracle the AVX2
+/// accumulator is tested against.
+#[inline(always)]
+fn accumulate_generic(acc: &mut [f32], phases: &[f32], starts: &[usize], w: &[f32], bias: f32) {
+    for (c, chunk) in acc.chunks_exact_mut(VECTOR).enumerate() {
+        let mut a = [bias; VECTOR];
+        for (&s, &wv) in starts.iter().zip(w) {
+            let src = &phases[s + c * VECTOR..][..VECTOR];
+            for (d, &v) in a.iter_mut().zip(src) {
+                *d += wv * v;
+            }
+        }
+        chunk.copy_from_slice(&a);
+    }
+}
+
+/// [`accumulate_generic`] with FMAs, four vectors (32 outputs) at a time: they stay
+/// in registers while every tap is added.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn accumulate_avx2(acc: &mut [f32], phases: &[f32], starts: &[usize], w: &[f32], bias: f32) {
+    use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_storeu_ps};
+
+    let len = acc.len();
+    assert!(len % VECTOR == 0 && starts.len() == w.len());
+    // Every read below is `phases[s + i]` with `i < len`: bounds-check once here.
+    assert!(starts.iter().all(|&s| s + len <= phases.len()));
+    let (src, dst) = (phases.as_ptr(), acc.as_mut_ptr());
+    let mut i = 0;
+    while i + 4 * VECTOR <= len {
+        // SAFETY: AVX2/FMA per the caller; reads are at `s + i + 0..32 <= s + len`,
+        // inside `phases` (asserted above); writes are `acc[i..i + 32]`, `i + 32 <= len`.
+        unsafe {
+            let mut a = [_mm256_set1_ps(bias); 4];
+            for (&s, &wv) in starts.iter().zip(w) {
+                let (p, wv) = (src.add(s + i), _mm256_set1_ps(wv));
+                for (v, a) in a.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(p.add(v * VECTOR)), *a);
+                }
+            }
+            for (v, a) in a.iter().enumerate() {
+                _mm256_storeu_ps(dst.add(i + v * VECTOR), *a);
+            }
+        }
+        i += 4 * VECTOR;
+    }
+    while i < len {
+        // SAFETY: as above, for one vector: `i + 8 <= len` since `len % 8 == 0`.
+        unsafe {
+            let mut a = _mm256_set1_ps(bias);
+            for (&s, &wv) in starts.iter().zip(w) {
+                a = _mm256_fmadd_ps(_mm256_set1_ps(wv), _mm256_loadu_ps(src.add(s + i)), a);
+            }
+            _mm256_storeu_ps(dst.add(i), a);
+        }
+        i += VECTOR;
+    }
+}
+
+/// One plane, flat or row by row; `accumulate` is the flat path's tap loop.
 #[inline(always)]
 fn plane_body(
     p: &Plane,
@@ -270,9 +364,10 @@ fn plane_body(
     epilogue: &PlaneEpilogue<'_>,
     phases: &mut [f32],
     out: &mut [f32],
+    accumulate: impl Fn(&mut [f32], &[f32], &[usize], &[f32], f32),
 ) {
     if let Some(f) = &p.flat {
-        return flat_body(p, f, x, w, epilogue, phases, out);
+        return flat_body(p, f, x, w, epilogue, phases, out, accumulate);
     }
     let (sh, sw) = p.stride;
     let dh = p.dilation.0;

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
 use super::depthwise::{self, Plane};
+use super::swapped::{self, prefers_swapped, RowEpilogue};
 use super::winograd::{ImageEpilogue, Winograd};
 use super::{expect_len, run_jobs, Bias, PlaneEpilogue};
 use crate::backend::cpu::kernel::{
@@ -19,13 +20,18 @@ use crate::backend::cpu::kernel::{
 };
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
-use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, PackedA, RhsSource, RowSource};
+use crate::backend::cpu::kernels::gemm::{
+    gemm, Epilogue, LhsSource, MatRef, PackedA, PackedB, RhsSource, RowSource,
+};
 use crate::error::{Error, Result};
 use crate::ir::ops::{Activation, FusedConv};
 use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::tensor::{View, ViewMut};
 
 const NAME: &str = "Conv";
+
+/// Multiply-adds below which depthwise planes are not worth a parallel task each.
+const DEPTHWISE_TASK_MACS: usize = 32 * 1024;
 
 enum Algo {
     /// The input already is the column matrix.
@@ -98,9 +104,24 @@ fn choose_algo(
     Algo::Im2col
 }
 
+/// Whether a GEMM convolution (`m_g` channels per group, `k_g` deep, over
+/// `positions`) runs swapped: where its tiles waste less that way, and for im2col
+/// only where the column matrix it then materialises stays small.
+fn swap(algo: &Algo, m_g: usize, k_g: usize, positions: usize) -> bool {
+    let columns_fit = match algo {
+        Algo::Pointwise => true,
+        Algo::Im2col => k_g.saturating_mul(positions) <= swapped::MAX_COLUMN_FLOATS,
+        Algo::Depthwise(_) | Algo::Winograd => false,
+    };
+    columns_fit && prefers_swapped(m_g, positions)
+}
+
 enum Weights {
     /// One packed `[Mg, Kg]` matrix per group.
     Packed(Vec<PackedA>),
+    /// One transposed `[Kg, Mg]` matrix per group, packed for the swapped GEMM
+    /// (see [`swapped`]).
+    Swapped(Vec<PackedB>),
     /// Transformed and packed for [`Algo::Winograd`].
     Winograd(Box<Winograd>),
     /// A copy of constant weights, for the depthwise kernel.
@@ -189,6 +210,14 @@ pub(super) fn prepare(
         (None, _) => Weights::Input,
         (Some(v), Algo::Depthwise(_)) => Weights::Copied(v.to_vec()),
         (Some(v), Algo::Winograd) => Weights::Winograd(Box::new(Winograd::new(&geom, c_in, c_out, v)?)),
+        (Some(v), _) if swap(&algo, c_out / group, c_g * geom.kernel_len(), geom.output_len()) => {
+            Weights::Swapped(swapped::pack_weights(
+                v,
+                group,
+                c_out / group,
+                c_g * geom.kernel_len(),
+            )?)
+        }
         (Some(v), _) => {
             let (m_g, k_g) = (c_out / group, c_g * geom.kernel_len());
             let packed = (0..group)
@@ -252,7 +281,7 @@ impl Kernel for ConvKernel {
                 Some(w)
             }
             Weights::Copied(v) => Some(v.as_slice()),
-            Weights::Packed(_) | Weights::Winograd(_) => None,
+            Weights::Packed(_) | Weights::Swapped(_) | Weights::Winograd(_) => None,
         };
         let bias = self.bias.get(NAME, inputs, self.c_out)?;
         let residual = match self.residual {
@@ -276,8 +305,11 @@ impl Kernel for ConvKernel {
     }
 
     fn label(&self) -> &'static str {
+        let swapped = matches!(self.weights, Weights::Swapped(_));
         match self.algo {
+            Algo::Pointwise if swapped => "pointwise gemm (swapped)",
             Algo::Pointwise => "pointwise gemm",
+            Algo::Im2col if swapped => "im2col+gemm (swapped)",
             Algo::Im2col => "im2col+gemm",
             Algo::Depthwise(_) => "direct depthwise",
             Algo::Winograd => "winograd f(4x4,3x3)",
@@ -296,7 +328,7 @@ impl Kernel for ConvKernel {
 }
 
 impl ConvKernel {
-    /// One task per output plane (image x channel).
+    /// One output plane (image x channel) at a time, planes in parallel.
     fn depthwise(
         &self,
         plane: &Plane,
@@ -315,21 +347,27 @@ impl ConvKernel {
             return;
         }
         let mult = self.c_out / self.c_in;
-        y.par_chunks_mut(out_len).enumerate().for_each(|(idx, out)| {
-            let (n, oc) = (idx / self.c_out, idx % self.c_out);
-            let ic = oc / mult;
-            let x_plane = &x[(n * self.c_in + ic) * in_len..][..in_len];
-            let b = bias.map_or(0.0, |b| b[oc]);
-            let w = &w[oc * taps..][..taps];
-            let epilogue = PlaneEpilogue {
-                bias: b,
-                residual: residual.map(|r| &r[idx * out_len..][..out_len]),
-                activation: self.activation,
-            };
-            with_scratch(Slot::Row, depthwise::scratch_len(plane), |phases| {
-                depthwise::plane(plane, x_plane, w, &epilogue, phases, out)
+        // Late layers have hundreds of 7x7 planes: a task per plane would cost more
+        // in scheduling than the plane's few hundred multiply-adds.
+        let planes_per_task = (DEPTHWISE_TASK_MACS / (out_len * taps).max(1)).max(1);
+        y.par_chunks_mut(out_len)
+            .with_min_len(planes_per_task)
+            .enumerate()
+            .for_each(|(idx, out)| {
+                let (n, oc) = (idx / self.c_out, idx % self.c_out);
+                let ic = oc / mult;
+                let x_plane = &x[(n * self.c_in + ic) * in_len..][..in_len];
+                let b = bias.map_or(0.0, |b| b[oc]);
+                let w = &w[oc * taps..][..taps];
+                let epilogue = PlaneEpilogue {
+                    bias: b,
+                    residual: residual.map(|r| &r[idx * out_len..][..out_len]),
+                    activation: self.activation,
+                };
+                with_scratch(Slot::Row, depthwise::scratch_len(plane), |phases| {
+                    depthwise::plane(plane, x_plane, w, &epilogue, phases, out)
+                });
             });
-        });
     }
 
     /// One image at a time; each is parallel inside (over channels and the 36 GEMMs).
@@ -371,6 +409,14 @@ impl ConvKernel {
         let job = |j: usize, y_job: &mut [f32], parallel: bool| -> Result<()> {
             let (n, g) = (j / self.group, j % self.group);
             let x_job = &x[(n * self.c_in + g * c_g) * in_len..][..c_g * in_len];
+            if let Weights::Swapped(w_t) = &self.weights {
+                let epilogue = RowEpilogue {
+                    bias: bias.map(|b| &b[g * m_g..][..m_g]),
+                    residual: residual.map(|r| &r[j * m_g * out_len..][..m_g * out_len]),
+                    activation: self.activation,
+                };
+                return self.swapped_job(&w_t[g], x_job, k_g, y_job, &epilogue, parallel);
+            }
             let a = match (&self.weights, w) {
                 (Weights::Packed(p), _) => LhsSource::Packed(&p[g]),
                 (_, Some(w)) => {
@@ -414,6 +460,35 @@ impl ConvKernel {
         };
         let macs = m_g.saturating_mul(k_g).saturating_mul(out_len);
         run_jobs(y, m_g * out_len, macs, job)
+    }
+}
+
+impl ConvKernel {
+    /// One image and group of the swapped GEMM; im2col materialises the columns.
+    fn swapped_job(
+        &self,
+        w_t: &PackedB,
+        x_job: &[f32],
+        k_g: usize,
+        y_job: &mut [f32],
+        epilogue: &RowEpilogue<'_>,
+        parallel: bool,
+    ) -> Result<()> {
+        if let Algo::Pointwise = self.algo {
+            return swapped::conv_gemm(w_t, x_job, y_job, epilogue, parallel);
+        }
+        let positions = self.geom.output_len();
+        let cols = Im2col {
+            conv: self,
+            x: x_job,
+            rows: k_g,
+        };
+        with_scratch(Slot::Columns, k_g * positions, |buf| {
+            for (r, row) in buf.chunks_exact_mut(positions).enumerate() {
+                cols.fill_row(r, 0, row);
+            }
+            swapped::conv_gemm(w_t, buf, y_job, epilogue, parallel)
+        })
     }
 }
 

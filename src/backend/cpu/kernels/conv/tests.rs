@@ -728,3 +728,108 @@ fn winograd_vs_im2col() {
         println!("{line} on {} threads", rayon::current_num_threads());
     }
 }
+
+#[test]
+fn swapped_gemm_matches_direct_definition() {
+    let mut rng = Rng::new(16);
+    let act = Activation::Clamp { min: -2.0, max: 3.0 };
+    // (c_in, c_out, group, kernel, stride, input, batch): 7x7 pointwise, RegNet-like
+    // 16-channel groups (stride 1 and 2), a ragged channel count.
+    let cases = [
+        (24, 48, 1, 1, 1, 7, 2),
+        (32, 32, 2, 3, 1, 7, 1),
+        (48, 48, 3, 3, 2, 14, 2),
+        (20, 45, 1, 1, 1, 7, 1),
+    ];
+    for (c_in, c_out, group, k, s, hw, batch) in cases {
+        for residual in [false, true] {
+            let window = Window {
+                kernel_shape: vec![k, k],
+                strides: vec![s, s],
+                dilations: vec![1, 1],
+                pads: vec![k / 2; 4],
+                auto_pad: AutoPad::NotSet,
+            };
+            let out_sp = output_spatial(&window, &[hw, hw], &[k, k], false).unwrap();
+            let y_shape = vec![batch, c_out, out_sp[0], out_sp[1]];
+            let x = rng.tensor(&[batch, c_in, hw, hw]);
+            let w = rng.tensor(&[c_out, c_in / group, k, k]);
+            let b = rng.tensor(&[c_out]);
+            let r = rng.tensor(&y_shape);
+            let pad = [(k / 2) as isize; 2];
+            let conv = naive_conv(&x, &w, Some(&b), group, &[s, s], &[1, 1], &pad, &out_sp);
+            let want: Vec<f64> = conv
+                .iter()
+                .zip(r.as_slice::<f32>().unwrap())
+                .map(|(&v, &rv)| (v + if residual { rv as f64 } else { 0.0 }).clamp(-2.0, 3.0))
+                .collect();
+            let op = FusedConv {
+                conv: Conv { window, group },
+                activation: act,
+                residual,
+            };
+            let res = residual.then_some(&r);
+            let kernel = prepare_2d(&op, &x, &w, &b, res, &y_shape, WinogradPolicy::Never);
+            let what = format!("{c_in}->{c_out} g{group} k{k} s{s} {hw}x{hw} residual {residual}");
+            assert!(kernel.label().ends_with("(swapped)"), "{what}: ran {}", kernel.label());
+            let got = run_poisoned(&*kernel, &[Some(&x), Some(&w), Some(&b), res], &y_shape);
+            assert!(got.iter().all(|v| v.is_finite()), "{what}: unwritten output");
+            assert_close(&got, &want, 1e-5, &what);
+        }
+    }
+}
+
+#[test]
+fn depthwise_simd_matches_generic() {
+    use super::depthwise::{plane_with, scratch_len, Plane};
+    use super::PlaneEpilogue;
+    use crate::backend::cpu::kernels::gemm::micro::Isa;
+    use crate::ir::window::Geometry;
+
+    let simd = Isa::detect();
+    if simd == Isa::Generic {
+        println!("skipped: this CPU has no SIMD depthwise kernel");
+        return;
+    }
+    let mut rng = Rng::new(17);
+    let mut checked = 0;
+    for trial in 0..200 {
+        let k = [1, 3, 5, 7][trial % 4];
+        let s = 1 + trial / 4 % 3;
+        let (h, w) = (rng.range(1, 30), rng.range(1, 30));
+        let window = Window {
+            kernel_shape: vec![k, k],
+            strides: vec![s, s],
+            dilations: vec![1, 1],
+            pads: (0..4).map(|_| rng.range(0, k / 2)).collect(),
+            auto_pad: AutoPad::NotSet,
+        };
+        let Ok(out) = output_spatial(&window, &[h, w], &[k, k], false) else {
+            continue;
+        };
+        if out.contains(&0) {
+            continue;
+        }
+        let geom = Geometry::new(&window, &[h, w], &[k, k], false, &out).unwrap();
+        let plane = Plane::new(&geom).unwrap();
+        let (x, weights, r) = (rng.vec(h * w), rng.vec(k * k), rng.vec(out[0] * out[1]));
+        let epilogue = PlaneEpilogue {
+            bias: 0.25,
+            residual: Some(&r),
+            activation: Activation::Clamp { min: -1.5, max: 2.0 },
+        };
+        let run = |isa| {
+            let mut scratch = vec![f32::NAN; scratch_len(&plane)];
+            let mut y = vec![f32::NAN; out[0] * out[1]];
+            plane_with(isa, &plane, &x, &weights, &epilogue, &mut scratch, &mut y);
+            y
+        };
+        let want: Vec<f64> = run(Isa::Generic).iter().map(|&v| v as f64).collect();
+        let got = run(simd);
+        assert!(want.iter().all(|v| v.is_finite()), "trial {trial}: generic left NaNs");
+        // FMA rounds once per tap where the generic path rounds twice.
+        assert_close(&got, &want, 1e-5, &format!("depthwise trial {trial}: {h}x{w} k{k} s{s}"));
+        checked += 1;
+    }
+    assert!(checked > 100, "only {checked} planes were valid");
+}

@@ -48,7 +48,7 @@ impl AlignedVec {
 pub(crate) enum Slot {
     PackA,
     PackB,
-    /// col2im panels of the convolution kernels.
+    /// Column matrices of the convolution kernels (col2im panels, materialised im2col).
     Columns,
     /// One row of a [`super::pack::RowSource`] on its way into B panels; also the
     /// per-task temporaries of the direct and Winograd convolution kernels.
@@ -57,6 +57,8 @@ pub(crate) enum Slot {
     Transformed,
     /// Winograd: the 36 GEMM products of one block.
     Products,
+    /// A product computed transposed, before it is stored in its final layout.
+    Staging,
 }
 
 thread_local! {
@@ -66,6 +68,7 @@ thread_local! {
     static ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static TRANSFORMED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     static PRODUCTS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static STAGING: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on `len` floats of this thread's `slot` scratch (aligned, contents
@@ -80,6 +83,7 @@ pub(crate) fn with_scratch<R>(slot: Slot, len: usize, f: impl FnOnce(&mut [f32])
         Slot::Row => &ROW,
         Slot::Transformed => &TRANSFORMED,
         Slot::Products => &PRODUCTS,
+        Slot::Staging => &STAGING,
     };
     key.with(|cell| match cell.try_borrow_mut() {
         Ok(mut v) => f(aligned_window(&mut v, len)),

@@ -32,8 +32,15 @@ pub(crate) fn pack_a(a: MatRef<'_>, dst: &mut [f32]) {
         let m = MR.min(mc - i0);
         if a.row_stride() == 1 {
             for (p, step) in panel.chunks_exact_mut(MR).enumerate() {
-                step[..m].copy_from_slice(a.col_slice(i0, p, m));
-                step[m..].fill(0.0);
+                let src = a.col_slice(i0, p, m);
+                if let Ok(full) = <&[f32; MR]>::try_from(src) {
+                    // A fixed-size copy is a few moves; a `copy_from_slice` of
+                    // unknown length is a memcpy call per k step.
+                    step.copy_from_slice(full);
+                } else {
+                    step[..m].copy_from_slice(src);
+                    step[m..].fill(0.0);
+                }
             }
         } else {
             for r in 0..MR {
