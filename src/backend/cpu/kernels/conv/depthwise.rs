@@ -212,6 +212,7 @@ unsafe fn plane_avx2(
 
 /// The flat path (see the module docs).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn flat_body(
     p: &Plane,
     f: &FlatLayout,
@@ -265,7 +266,7 @@ fn split_pairs(row: &[f32], pl: usize, phases: &mut [f32], phase_len: usize) {
     // Padded column c = iw + pl goes to phase c % 2, index c / 2.
     let (even_at, odd_at) = (
         (pl % 2) * phase_len + pl / 2,
-        ((pl + 1) % 2) * phase_len + (pl + 1) / 2,
+        ((pl + 1) % 2) * phase_len + pl.div_ceil(2),
     );
     let pairs = row.len() / 2;
     let (lo, hi) = phases.split_at_mut(phase_len);

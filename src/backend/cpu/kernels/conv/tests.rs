@@ -771,7 +771,11 @@ fn swapped_gemm_matches_direct_definition() {
             let res = residual.then_some(&r);
             let kernel = prepare_2d(&op, &x, &w, &b, res, &y_shape, WinogradPolicy::Never);
             let what = format!("{c_in}->{c_out} g{group} k{k} s{s} {hw}x{hw} residual {residual}");
-            assert!(kernel.label().ends_with("(swapped)"), "{what}: ran {}", kernel.label());
+            assert!(
+                kernel.label().ends_with("(swapped)"),
+                "{what}: ran {}",
+                kernel.label()
+            );
             let got = run_poisoned(&*kernel, &[Some(&x), Some(&w), Some(&b), res], &y_shape);
             assert!(got.iter().all(|v| v.is_finite()), "{what}: unwritten output");
             assert_close(&got, &want, 1e-5, &what);
@@ -826,9 +830,17 @@ fn depthwise_simd_matches_generic() {
         };
         let want: Vec<f64> = run(Isa::Generic).iter().map(|&v| v as f64).collect();
         let got = run(simd);
-        assert!(want.iter().all(|v| v.is_finite()), "trial {trial}: generic left NaNs");
+        assert!(
+            want.iter().all(|v| v.is_finite()),
+            "trial {trial}: generic left NaNs"
+        );
         // FMA rounds once per tap where the generic path rounds twice.
-        assert_close(&got, &want, 1e-5, &format!("depthwise trial {trial}: {h}x{w} k{k} s{s}"));
+        assert_close(
+            &got,
+            &want,
+            1e-5,
+            &format!("depthwise trial {trial}: {h}x{w} k{k} s{s}"),
+        );
         checked += 1;
     }
     assert!(checked > 100, "only {checked} planes were valid");
