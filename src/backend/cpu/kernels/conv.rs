@@ -4,6 +4,7 @@
 pub mod columns;
 pub mod depthwise;
 mod forward;
+mod indirect;
 mod swapped;
 #[cfg(test)]
 mod tests;

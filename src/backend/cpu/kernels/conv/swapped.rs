@@ -1,4 +1,4 @@
-//! The convolution GEMM with its operands swapped: `Y^T = cols^T x W^T`.
+//! The pointwise convolution GEMM with its operands swapped: `Y^T = X^T x W^T`.
 //!
 //! The usual orientation puts output channels on the micro-tile's MR = 6 rows and
 //! output positions on its NR = 16 columns. Late layers have few positions (7x7 =
@@ -24,11 +24,6 @@ use crate::ir::ops::Activation;
 /// orientation does not pay (measured as a few percent on 14x14 layers).
 const MIN_SAVING: f32 = 0.05;
 
-/// Most floats of column matrix the swapped im2col materialises per job (256 KiB,
-/// half of this machine's L2): its A operand is read straight from it, so larger
-/// layers keep the usual orientation, whose im2col is generated panel by panel.
-pub(super) const MAX_COLUMN_FLOATS: usize = 64 * 1024;
-
 /// Most floats of swapped product staged per job (512 KiB, this machine's L2): the
 /// transposing store must find it in cache. Large planes (112x112) have both
 /// orientations' tiles nearly full anyway.
@@ -39,14 +34,18 @@ fn padded_work(m: usize, n: usize) -> usize {
     m.div_ceil(MR) * MR * n.div_ceil(NR) * NR
 }
 
-/// Whether an `m_g`-channel x `positions` output is cheaper computed swapped.
-pub(super) fn prefers_swapped(m_g: usize, positions: usize) -> bool {
-    if m_g.saturating_mul(positions) > MAX_STAGING_FLOATS {
-        return false;
-    }
+/// Whether an `m_g`-channel x `positions` output has markedly less tile work
+/// swapped.
+fn saves_tile_work(m_g: usize, positions: usize) -> bool {
     let usual = padded_work(m_g, positions) as f32;
     let swapped = padded_work(positions, m_g) as f32;
     swapped < usual * (1.0 - MIN_SAVING)
+}
+
+/// Whether a pointwise convolution's `m_g`-channel x `positions` output is cheaper
+/// computed swapped (and small enough to stage).
+pub(super) fn prefers_swapped(m_g: usize, positions: usize) -> bool {
+    m_g.saturating_mul(positions) <= MAX_STAGING_FLOATS && saves_tile_work(m_g, positions)
 }
 
 /// Each group's `[Mg, Kg]` weights, transposed and packed as `[Kg, Mg]` B panels.
@@ -68,9 +67,9 @@ pub(super) struct RowEpilogue<'a> {
     pub activation: Activation,
 }
 
-/// `y = epilogue(cols^T x W^T)^T` for one image and group: `cols` is the
-/// `[Kg, positions]` column matrix (the input itself for pointwise convolutions),
-/// `y` the `[Mg, positions]` output.
+/// `y = epilogue(x^T x W^T)^T` for one image and group of a pointwise
+/// convolution: `x` is the `[Kg, positions]` input, `y` the `[Mg, positions]`
+/// output. (Other windows swap through [`super::indirect`].)
 pub(super) fn conv_gemm(
     w_t: &PackedB,
     cols: &[f32],
@@ -124,7 +123,7 @@ mod tests {
     fn swaps_where_the_usual_tiles_waste_most() {
         // 7x7 positions: 49 -> 64 columns usually, 54 rows swapped.
         assert!(prefers_swapped(400, 49));
-        // RegNet's 16-channel groups at 28x28: 18 rows usually, 16 columns swapped.
+        // 16-channel groups at 28x28: 18 rows usually, 16 columns swapped.
         assert!(prefers_swapped(16, 784));
         // Large planes with many channels: both orientations fit the tiles.
         assert!(!prefers_swapped(64, 3136));

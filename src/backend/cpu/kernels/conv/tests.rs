@@ -730,18 +730,22 @@ fn winograd_vs_im2col() {
 }
 
 #[test]
-fn swapped_gemm_matches_direct_definition() {
+fn swapped_and_indirect_gemm_match_direct_definition() {
     let mut rng = Rng::new(16);
     let act = Activation::Clamp { min: -2.0, max: 3.0 };
-    // (c_in, c_out, group, kernel, stride, input, batch): 7x7 pointwise, RegNet-like
-    // 16-channel groups (stride 1 and 2), a ragged channel count.
+    // (c_in, c_out, group, kernel, stride, input, batch, path): 7x7 pointwise and a
+    // ragged channel count (swapped GEMM); RegNet-like 16-channel groups at stride 1
+    // and 2, a 3-channel 7x7/2 stem, 96 -> 60 channels at 7x7 (indirect).
+    let (swapped, indirect) = ("pointwise gemm (swapped)", "indirect gemm");
     let cases = [
-        (24, 48, 1, 1, 1, 7, 2),
-        (32, 32, 2, 3, 1, 7, 1),
-        (48, 48, 3, 3, 2, 14, 2),
-        (20, 45, 1, 1, 1, 7, 1),
+        (24, 48, 1, 1, 1, 7, 2, swapped),
+        (20, 45, 1, 1, 1, 7, 1, swapped),
+        (32, 32, 2, 3, 1, 7, 1, indirect),
+        (48, 48, 3, 3, 2, 14, 2, indirect),
+        (3, 20, 1, 7, 2, 23, 1, indirect),
+        (96, 60, 1, 3, 1, 7, 1, indirect),
     ];
-    for (c_in, c_out, group, k, s, hw, batch) in cases {
+    for (c_in, c_out, group, k, s, hw, batch, path) in cases {
         for residual in [false, true] {
             let window = Window {
                 kernel_shape: vec![k, k],
@@ -771,14 +775,11 @@ fn swapped_gemm_matches_direct_definition() {
             let res = residual.then_some(&r);
             let kernel = prepare_2d(&op, &x, &w, &b, res, &y_shape, WinogradPolicy::Never);
             let what = format!("{c_in}->{c_out} g{group} k{k} s{s} {hw}x{hw} residual {residual}");
-            assert!(
-                kernel.label().ends_with("(swapped)"),
-                "{what}: ran {}",
-                kernel.label()
-            );
+            assert_eq!(kernel.label(), path, "{what}");
             let got = run_poisoned(&*kernel, &[Some(&x), Some(&w), Some(&b), res], &y_shape);
             assert!(got.iter().all(|v| v.is_finite()), "{what}: unwritten output");
-            assert_close(&got, &want, 1e-5, &what);
+            // 1e-4: the 96 -> 60 case sums 864 products per output.
+            assert_close(&got, &want, 1e-4, &what);
         }
     }
 }
@@ -844,4 +845,36 @@ fn depthwise_simd_matches_generic() {
         checked += 1;
     }
     assert!(checked > 100, "only {checked} planes were valid");
+}
+
+#[test]
+fn indirect_simd_tile_matches_generic() {
+    use super::indirect::tile_with;
+    use crate::backend::cpu::kernels::gemm::micro::{Isa, MR, NR};
+
+    let simd = Isa::detect();
+    if simd == Isa::Generic {
+        println!("skipped: this CPU has no SIMD indirect kernel");
+        return;
+    }
+    let mut rng = Rng::new(18);
+    let x = rng.vec(4000);
+    for trial in 0..50 {
+        let steps = rng.range(0, 300);
+        let offsets: Vec<usize> = (0..steps).map(|_| rng.range(0, 2000)).collect();
+        let bases: [usize; MR] = std::array::from_fn(|_| rng.range(0, 1999));
+        let b = rng.vec(steps * NR);
+        let run = |isa| {
+            let mut out = [f32::NAN; MR * NR];
+            tile_with(isa, &x, &bases, &offsets, 2000, &b, &mut out);
+            out
+        };
+        let want: Vec<f64> = run(Isa::Generic).iter().map(|&v| v as f64).collect();
+        assert_close(
+            &run(simd),
+            &want,
+            1e-5,
+            &format!("indirect tile trial {trial}, {steps} steps"),
+        );
+    }
 }

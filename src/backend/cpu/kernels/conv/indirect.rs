@@ -1,0 +1,264 @@
+//! Indirect convolution: the swapped GEMM (positions on the tile rows, output
+//! channels on the vector lanes, see [`super::swapped`]) with its left operand read
+//! straight from a zero-padded copy of the input instead of an im2col matrix.
+//!
+//! A micro-tile of 6 positions x 16 channels keeps one pointer per position (the
+//! top-left of its window in the padded input); every step of the reduction over
+//! (input channel, tap) adds one precomputed offset to all six and broadcasts the
+//! values found there. No column matrix is built or packed: im2col cost more than
+//! the arithmetic on convolutions with few output channels per group (RegNet's
+//! 16-channel groups, 3-channel stems), where each column element feeds only
+//! `Mg` multiply-adds. The weights are packed once, as 16-channel panels.
+//!
+//! Tiles are stored transposed into the NCHW output; bias, residual and
+//! activation then run along the finished output rows, a chunk of positions at a
+//! time while it is in cache.
+
+use rayon::prelude::*;
+
+use super::swapped::RowEpilogue;
+use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
+use crate::backend::cpu::kernels::gemm::micro::{Isa, Tile, MR, NR};
+use crate::backend::cpu::kernels::gemm::KC;
+use crate::ir::window::Geometry;
+
+/// Positions whose output rows get their epilogue together: a multiple of the tile
+/// height, small enough that 16 rows of it stay in L1.
+const EPILOGUE_POSITIONS: usize = 40 * MR;
+
+/// A prepared indirect convolution (1-D or 2-D windows).
+#[derive(Debug)]
+pub(super) struct Indirect {
+    group: usize,
+    c_g: usize,
+    m_g: usize,
+    /// Input and output planes as 2-D (1-D has a height of 1).
+    in_hw: (usize, usize),
+    out_hw: (usize, usize),
+    stride: (usize, usize),
+    pad: (usize, usize),
+    /// The padded plane: `rows x pitch`, large enough for every window.
+    rows: usize,
+    pitch: usize,
+    /// Per reduction step `k = c * taps + tap`: the offset of its input value from
+    /// a window's top-left in the padded input.
+    offsets: Vec<usize>,
+    max_offset: usize,
+    /// Per group, per 16-channel panel: `[Kg, NR]` weights (zero past `Mg`).
+    panels: Vec<Vec<f32>>,
+}
+
+impl Indirect {
+    /// `None` for windows of more than two spatial axes.
+    pub fn new(geom: &Geometry, c_in: usize, c_out: usize, group: usize, w: &[f32]) -> Option<Indirect> {
+        let two = |v: &[usize], fill: usize| match v.len() {
+            1 => Some((fill, v[0])),
+            2 => Some((v[0], v[1])),
+            _ => None,
+        };
+        let in_hw = two(&geom.input, 1)?;
+        let out_hw = two(&geom.output, 1)?;
+        let kernel = two(&geom.kernel, 1)?;
+        let stride = two(&geom.strides, 1)?;
+        let dilation = two(&geom.dilations, 1)?;
+        let pad = two(&geom.pads_begin, 0)?;
+        let span = |out: usize, s: usize, k: usize, d: usize| (out.max(1) - 1) * s + (k - 1) * d + 1;
+        let rows = (pad.0 + in_hw.0).max(span(out_hw.0, stride.0, kernel.0, dilation.0));
+        let pitch = (pad.1 + in_hw.1).max(span(out_hw.1, stride.1, kernel.1, dilation.1));
+        let (c_g, m_g) = (c_in / group, c_out / group);
+        let taps = kernel.0 * kernel.1;
+        let offsets: Vec<usize> = (0..c_g * taps)
+            .map(|k| {
+                let (c, tap) = (k / taps, k % taps);
+                let (kh, kw) = (tap / kernel.1, tap % kernel.1);
+                c * rows * pitch + kh * dilation.0 * pitch + kw * dilation.1
+            })
+            .collect();
+        let k_g = offsets.len();
+        let panels = (0..group)
+            .map(|g| {
+                let mut packed = vec![0.0; m_g.div_ceil(NR) * k_g * NR];
+                for (j, panel) in packed.chunks_exact_mut(k_g * NR).enumerate() {
+                    for (l, oc) in (j * NR..m_g.min((j + 1) * NR)).enumerate() {
+                        let row = &w[(g * m_g + oc) * k_g..][..k_g];
+                        for (k, &v) in row.iter().enumerate() {
+                            panel[k * NR + l] = v;
+                        }
+                    }
+                }
+                packed
+            })
+            .collect();
+        Some(Indirect {
+            group,
+            c_g,
+            m_g,
+            in_hw,
+            out_hw,
+            stride,
+            pad,
+            rows,
+            pitch,
+            max_offset: offsets.iter().copied().max().unwrap_or(0),
+            offsets,
+            panels,
+        })
+    }
+
+    /// One image and group: `x` holds the group's `Cg` input planes, `y` its `Mg`
+    /// output planes. `parallel`: split the channel panels over threads.
+    pub fn run(&self, g: usize, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
+        let positions = self.out_hw.0 * self.out_hw.1;
+        if positions == 0 || self.m_g == 0 || g >= self.group {
+            return;
+        }
+        let plane = self.rows * self.pitch;
+        with_scratch(Slot::Columns, self.c_g * plane, |padded| {
+            self.pad_input(x, padded);
+            let padded: &[f32] = padded;
+            let panel = |(j, rows): (usize, &mut [f32])| self.panel(g, j, padded, rows, epilogue);
+            if parallel {
+                y.par_chunks_mut(NR * positions).enumerate().for_each(panel);
+            } else {
+                y.chunks_mut(NR * positions).enumerate().for_each(panel);
+            }
+        });
+    }
+
+    /// Copies the input planes into `padded`, zero around them.
+    fn pad_input(&self, x: &[f32], padded: &mut [f32]) {
+        let ((in_h, in_w), (pt, pl)) = (self.in_hw, self.pad);
+        padded.fill(0.0);
+        let plane = self.rows * self.pitch;
+        for (src, dst) in x.chunks_exact(in_h * in_w).zip(padded.chunks_exact_mut(plane)) {
+            for (r, row) in src.chunks_exact(in_w).enumerate() {
+                dst[(r + pt) * self.pitch + pl..][..in_w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// Output channels `16 j ..` (`rows`: their output planes) of group `g`.
+    fn panel(&self, g: usize, j: usize, padded: &[f32], rows: &mut [f32], e: &RowEpilogue<'_>) {
+        let positions = self.out_hw.0 * self.out_hw.1;
+        let k_g = self.offsets.len();
+        let weights = &self.panels[g][j * k_g * NR..][..k_g * NR];
+        let isa = Isa::detect();
+        let mut tile: Tile = [0.0; MR * NR];
+        for q0 in (0..positions).step_by(EPILOGUE_POSITIONS) {
+            let q1 = (q0 + EPILOGUE_POSITIONS).min(positions);
+            // KC steps of weights (16 KiB) stay in L1 while every tile of the chunk
+            // uses them; each later slice adds to what the earlier ones stored.
+            for k0 in (0..k_g.max(1)).step_by(KC) {
+                let k1 = (k0 + KC).min(k_g);
+                let (offsets, weights) = (&self.offsets[k0..k1], &weights[k0 * NR..k1 * NR]);
+                for p0 in (q0..q1).step_by(MR) {
+                    let n = MR.min(q1 - p0);
+                    // Past the last position, repeat it: a valid read, never stored.
+                    let bases: [usize; MR] = std::array::from_fn(|i| self.window_base(p0 + i.min(n - 1)));
+                    tile_with(isa, padded, &bases, offsets, self.max_offset, weights, &mut tile);
+                    for (l, row) in rows.chunks_exact_mut(positions).enumerate() {
+                        let dst = row[p0..p0 + n].iter_mut().enumerate();
+                        match k0 {
+                            0 => dst.for_each(|(i, d)| *d = tile[i * NR + l]),
+                            _ => dst.for_each(|(i, d)| *d += tile[i * NR + l]),
+                        }
+                    }
+                }
+            }
+            for (l, row) in rows.chunks_exact_mut(positions).enumerate() {
+                let c = j * NR + l;
+                let row = &mut row[q0..q1];
+                if let Some(b) = e.bias {
+                    let b = b[c];
+                    row.iter_mut().for_each(|d| *d += b);
+                }
+                if let Some(r) = e.residual {
+                    let r = &r[c * positions + q0..][..q1 - q0];
+                    row.iter_mut().zip(r).for_each(|(d, &v)| *d += v);
+                }
+                e.activation.apply_slice(row);
+            }
+        }
+    }
+
+    /// Where the window of output position `p` starts in a padded plane.
+    fn window_base(&self, p: usize) -> usize {
+        let (oh, ow) = (p / self.out_hw.1, p % self.out_hw.1);
+        oh * self.stride.0 * self.pitch + ow * self.stride.1
+    }
+}
+
+/// `out = sum_k a_k (x) b_k` over the steps `k`: row `i` of `a_k` is
+/// `x[bases[i] + offsets[k]]`, `b_k` is `b[k * NR..][..NR]`.
+pub(super) fn tile_with(
+    isa: Isa,
+    x: &[f32],
+    bases: &[usize; MR],
+    offsets: &[usize],
+    max_offset: usize,
+    b: &[f32],
+    out: &mut Tile,
+) {
+    // Every read the kernels make is checked here, once per tile.
+    assert!(bases.iter().all(|&base| base + max_offset < x.len()));
+    assert!(offsets.iter().all(|&o| o <= max_offset) && b.len() >= offsets.len() * NR);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2Fma` is only chosen on CPUs with AVX2 and FMA; the reads
+        // are in bounds per the asserts above.
+        Isa::Avx2Fma => unsafe { tile_avx2(x, bases, offsets, b, out) },
+        Isa::Generic => tile_generic(x, bases, offsets, b, out),
+    }
+}
+
+/// Portable tile; the oracle the AVX2 one is tested against.
+fn tile_generic(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f32], out: &mut Tile) {
+    let mut acc = [[0.0f32; NR]; MR];
+    for (&o, bk) in offsets.iter().zip(b.chunks_exact(NR)) {
+        for (row, &base) in acc.iter_mut().zip(bases) {
+            let a = x[base + o];
+            for (c, &bv) in row.iter_mut().zip(bk) {
+                *c += a * bv;
+            }
+        }
+    }
+    for (dst, row) in out.chunks_exact_mut(NR).zip(&acc) {
+        dst.copy_from_slice(row);
+    }
+}
+
+/// The tile in 12 ymm accumulators, like the GEMM's 6x16 kernel, with the six
+/// broadcasts read through the position pointers.
+///
+/// # Safety
+/// AVX2 and FMA; `bases[i] + o < x.len()` for every offset `o`, and `b` holds
+/// `offsets.len() * NR` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_avx2(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f32], out: &mut Tile) {
+    use std::arch::x86_64::{
+        __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    let x = x.as_ptr();
+    let mut pb = b.as_ptr();
+    let mut c: [__m256; 2 * MR] = [_mm256_setzero_ps(); 2 * MR];
+    for &o in offsets {
+        // SAFETY: `bases[i] + o` is inside `x` and `pb` walks `b` NR floats per
+        // step, per this function's contract.
+        unsafe {
+            let b0 = _mm256_loadu_ps(pb);
+            let b1 = _mm256_loadu_ps(pb.add(8));
+            for i in 0..MR {
+                let a = _mm256_broadcast_ss(&*x.add(bases[i] + o));
+                c[2 * i] = _mm256_fmadd_ps(a, b0, c[2 * i]);
+                c[2 * i + 1] = _mm256_fmadd_ps(a, b1, c[2 * i + 1]);
+            }
+            pb = pb.add(NR);
+        }
+    }
+    let dst = out.as_mut_ptr();
+    for (i, v) in c.iter().enumerate() {
+        // SAFETY: `out` holds MR * NR = 12 * 8 floats; vector i goes to 8i..8i+8.
+        unsafe { _mm256_storeu_ps(dst.add(8 * i), *v) };
+    }
+}
