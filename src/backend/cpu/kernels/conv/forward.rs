@@ -313,7 +313,7 @@ impl Kernel for ConvKernel {
             }
             (Algo::Winograd, Weights::Winograd(wino)) => self.winograd(wino, x, bias, residual, y),
             (Algo::Winograd, _) => Err(Error::shape(NAME, "Winograd weights missing")),
-            (Algo::Indirect, Weights::Indirect(ind)) => self.indirect(ind, x, bias, residual, y),
+            (Algo::Indirect, Weights::Indirect(_)) => self.gemm_path(x, w, bias, residual, y),
             (Algo::Indirect, _) => Err(Error::shape(NAME, "indirect weights missing")),
             _ => self.gemm_path(x, w, bias, residual, y),
         }
@@ -409,34 +409,8 @@ impl ConvKernel {
         Ok(())
     }
 
-    /// Indirect GEMM per (image, group).
-    fn indirect(
-        &self,
-        ind: &Indirect,
-        x: &[f32],
-        bias: Option<&[f32]>,
-        residual: Option<&[f32]>,
-        y: &mut [f32],
-    ) -> Result<()> {
-        let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
-        let (c_g, m_g) = (self.c_in / self.group, self.c_out / self.group);
-        let k_g = c_g * self.geom.kernel_len();
-        let job = |j: usize, y_job: &mut [f32], parallel: bool| -> Result<()> {
-            let (n, g) = (j / self.group, j % self.group);
-            let epilogue = RowEpilogue {
-                bias: bias.map(|b| &b[g * m_g..][..m_g]),
-                residual: residual.map(|r| &r[j * m_g * out_len..][..m_g * out_len]),
-                activation: self.activation,
-            };
-            let x_job = &x[(n * self.c_in + g * c_g) * in_len..][..c_g * in_len];
-            ind.run(g, x_job, y_job, &epilogue, parallel);
-            Ok(())
-        };
-        let macs = m_g.saturating_mul(k_g).saturating_mul(out_len);
-        run_jobs(y, m_g * out_len, macs, job)
-    }
-
-    /// GEMM per (image, group), with the input or im2col panels as the right operand.
+    /// GEMM per (image, group): with the input or im2col panels as the right
+    /// operand, swapped, or indirect.
     fn gemm_path(
         &self,
         x: &[f32],
@@ -451,13 +425,20 @@ impl ConvKernel {
         let job = |j: usize, y_job: &mut [f32], parallel: bool| -> Result<()> {
             let (n, g) = (j / self.group, j % self.group);
             let x_job = &x[(n * self.c_in + g * c_g) * in_len..][..c_g * in_len];
-            if let Weights::Swapped(w_t) = &self.weights {
-                let epilogue = RowEpilogue {
-                    bias: bias.map(|b| &b[g * m_g..][..m_g]),
-                    residual: residual.map(|r| &r[j * m_g * out_len..][..m_g * out_len]),
-                    activation: self.activation,
-                };
-                return swapped::conv_gemm(&w_t[g], x_job, y_job, &epilogue, parallel);
+            let row_epilogue = || RowEpilogue {
+                bias: bias.map(|b| &b[g * m_g..][..m_g]),
+                residual: residual.map(|r| &r[j * m_g * out_len..][..m_g * out_len]),
+                activation: self.activation,
+            };
+            match &self.weights {
+                Weights::Swapped(w_t) => {
+                    return swapped::conv_gemm(&w_t[g], x_job, y_job, &row_epilogue(), parallel)
+                }
+                Weights::Indirect(ind) => {
+                    ind.run(g, x_job, y_job, &row_epilogue(), parallel);
+                    return Ok(());
+                }
+                _ => {}
             }
             let a = match (&self.weights, w) {
                 (Weights::Packed(p), _) => LhsSource::Packed(&p[g]),

@@ -166,17 +166,7 @@ impl Indirect {
                 }
             }
             for (l, row) in rows.chunks_exact_mut(positions).enumerate() {
-                let c = j * NR + l;
-                let row = &mut row[q0..q1];
-                if let Some(b) = e.bias {
-                    let b = b[c];
-                    row.iter_mut().for_each(|d| *d += b);
-                }
-                if let Some(r) = e.residual {
-                    let r = &r[c * positions + q0..][..q1 - q0];
-                    row.iter_mut().zip(r).for_each(|(d, &v)| *d += v);
-                }
-                e.activation.apply_slice(row);
+                e.apply(j * NR + l, &mut row[q0..q1], positions, q0);
             }
         }
     }

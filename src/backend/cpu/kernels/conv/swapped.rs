@@ -58,13 +58,30 @@ pub(super) fn pack_weights(w: &[f32], group: usize, m_g: usize, k_g: usize) -> R
         .collect()
 }
 
-/// What the transposing store applies to each output channel's row.
+/// What the transposing stores apply to each output channel's row.
 pub(super) struct RowEpilogue<'a> {
     /// The group's bias, one per output channel.
     pub bias: Option<&'a [f32]>,
     /// The group's residual, `[Mg, positions]` like the output.
     pub residual: Option<&'a [f32]>,
     pub activation: Activation,
+}
+
+impl RowEpilogue<'_> {
+    /// `row = act(row + bias[c] + residual[c, p0..])`: positions `p0..` of channel
+    /// `c`'s output row, in a plane of `positions`.
+    #[inline]
+    pub fn apply(&self, c: usize, row: &mut [f32], positions: usize, p0: usize) {
+        if let Some(b) = self.bias {
+            let b = b[c];
+            row.iter_mut().for_each(|d| *d += b);
+        }
+        if let Some(r) = self.residual {
+            let r = &r[c * positions + p0..][..row.len()];
+            row.iter_mut().zip(r).for_each(|(d, &v)| *d += v);
+        }
+        self.activation.apply_slice(row);
+    }
 }
 
 /// `y = epilogue(x^T x W^T)^T` for one image and group of a pointwise
@@ -102,16 +119,10 @@ pub(super) fn conv_gemm(
 /// output row is written once, in order.
 fn store_transposed(t: &[f32], positions: usize, m: usize, y: &mut [f32], e: &RowEpilogue<'_>) {
     for (c, row) in y.chunks_exact_mut(positions).take(m).enumerate() {
-        let b = e.bias.map_or(0.0, |b| b[c]);
         row.iter_mut()
             .zip(t[c..].iter().step_by(m))
-            .for_each(|(d, &v)| *d = v + b);
-        if let Some(r) = e.residual {
-            row.iter_mut()
-                .zip(&r[c * positions..][..positions])
-                .for_each(|(d, &v)| *d += v);
-        }
-        e.activation.apply_slice(row);
+            .for_each(|(d, &v)| *d = v);
+        e.apply(c, row, positions, 0);
     }
 }
 
