@@ -219,7 +219,7 @@ pub(super) fn prepare(
         (None, _) => Weights::Input,
         (Some(v), Algo::Depthwise(_)) => Weights::Copied(v.to_vec()),
         (Some(v), Algo::Winograd) => Weights::Winograd(Box::new(Winograd::new(&geom, c_in, c_out, v)?)),
-        (Some(v), Algo::Indirect) => match Indirect::new(&geom, c_in, c_out, group, v) {
+        (Some(v), Algo::Indirect) => match Indirect::new(&geom, c_in, c_out, group, v)? {
             Some(ind) => Weights::Indirect(Box::new(ind)),
             None => {
                 return Err(Error::shape(

@@ -8,7 +8,8 @@
 //! values found there. No column matrix is built or packed: im2col cost more than
 //! the arithmetic on convolutions with few output channels per group (RegNet's
 //! 16-channel groups, 3-channel stems), where each column element feeds only
-//! `Mg` multiply-adds. The weights are packed once, as 16-channel panels.
+//! `Mg` multiply-adds. The weights are packed once, transposed, as the swapped
+//! GEMM packs them.
 //!
 //! Tiles are stored transposed into the NCHW output; bias, residual and
 //! activation then run along the finished output rows, a chunk of positions at a
@@ -16,10 +17,12 @@
 
 use rayon::prelude::*;
 
-use super::swapped::RowEpilogue;
+use super::depthwise::Plane;
+use super::swapped::{self, RowEpilogue};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
 use crate::backend::cpu::kernels::gemm::micro::{Isa, Tile, MR, NR};
-use crate::backend::cpu::kernels::gemm::KC;
+use crate::backend::cpu::kernels::gemm::{PackedB, KC};
+use crate::error::Result;
 use crate::ir::window::Geometry;
 
 /// Positions whose output rows get their epilogue together: a multiple of the tile
@@ -29,7 +32,6 @@ const EPILOGUE_POSITIONS: usize = 40 * MR;
 /// A prepared indirect convolution (1-D or 2-D windows).
 #[derive(Debug)]
 pub(super) struct Indirect {
-    group: usize,
     c_g: usize,
     m_g: usize,
     /// Input and output planes as 2-D (1-D has a height of 1).
@@ -44,24 +46,25 @@ pub(super) struct Indirect {
     /// a window's top-left in the padded input.
     offsets: Vec<usize>,
     max_offset: usize,
-    /// Per group, per 16-channel panel: `[Kg, NR]` weights (zero past `Mg`).
-    panels: Vec<Vec<f32>>,
+    /// Per group, the transposed `[Kg, Mg]` weights in KC-deep slices of
+    /// 16-channel panels (zero past `Mg`).
+    panels: Vec<PackedB>,
 }
 
 impl Indirect {
-    /// `None` for windows of more than two spatial axes.
-    pub fn new(geom: &Geometry, c_in: usize, c_out: usize, group: usize, w: &[f32]) -> Option<Indirect> {
-        let two = |v: &[usize], fill: usize| match v.len() {
-            1 => Some((fill, v[0])),
-            2 => Some((v[0], v[1])),
-            _ => None,
+    /// `Ok(None)` for windows of more than two spatial axes.
+    pub fn new(
+        geom: &Geometry,
+        c_in: usize,
+        c_out: usize,
+        group: usize,
+        w: &[f32],
+    ) -> Result<Option<Indirect>> {
+        let Some(p) = Plane::new(geom) else {
+            return Ok(None);
         };
-        let in_hw = two(&geom.input, 1)?;
-        let out_hw = two(&geom.output, 1)?;
-        let kernel = two(&geom.kernel, 1)?;
-        let stride = two(&geom.strides, 1)?;
-        let dilation = two(&geom.dilations, 1)?;
-        let pad = two(&geom.pads_begin, 0)?;
+        let (in_hw, out_hw, kernel) = ((p.in_h, p.in_w), (p.out_h, p.out_w), (p.k_h, p.k_w));
+        let (stride, dilation, pad) = (p.stride, p.dilation, p.pad);
         let span = |out: usize, s: usize, k: usize, d: usize| (out.max(1) - 1) * s + (k - 1) * d + 1;
         let rows = (pad.0 + in_hw.0).max(span(out_hw.0, stride.0, kernel.0, dilation.0));
         let pitch = (pad.1 + in_hw.1).max(span(out_hw.1, stride.1, kernel.1, dilation.1));
@@ -74,23 +77,8 @@ impl Indirect {
                 c * rows * pitch + kh * dilation.0 * pitch + kw * dilation.1
             })
             .collect();
-        let k_g = offsets.len();
-        let panels = (0..group)
-            .map(|g| {
-                let mut packed = vec![0.0; m_g.div_ceil(NR) * k_g * NR];
-                for (j, panel) in packed.chunks_exact_mut(k_g * NR).enumerate() {
-                    for (l, oc) in (j * NR..m_g.min((j + 1) * NR)).enumerate() {
-                        let row = &w[(g * m_g + oc) * k_g..][..k_g];
-                        for (k, &v) in row.iter().enumerate() {
-                            panel[k * NR + l] = v;
-                        }
-                    }
-                }
-                packed
-            })
-            .collect();
-        Some(Indirect {
-            group,
+        let panels = swapped::pack_weights(w, group, m_g, offsets.len())?;
+        Ok(Some(Indirect {
             c_g,
             m_g,
             in_hw,
@@ -102,14 +90,14 @@ impl Indirect {
             max_offset: offsets.iter().copied().max().unwrap_or(0),
             offsets,
             panels,
-        })
+        }))
     }
 
     /// One image and group: `x` holds the group's `Cg` input planes, `y` its `Mg`
     /// output planes. `parallel`: split the channel panels over threads.
     pub fn run(&self, g: usize, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
         let positions = self.out_hw.0 * self.out_hw.1;
-        if positions == 0 || self.m_g == 0 || g >= self.group {
+        if positions == 0 || self.m_g == 0 {
             return;
         }
         let plane = self.rows * self.pitch;
@@ -129,6 +117,9 @@ impl Indirect {
     fn pad_input(&self, x: &[f32], padded: &mut [f32]) {
         let ((in_h, in_w), (pt, pl)) = (self.in_hw, self.pad);
         padded.fill(0.0);
+        if in_h == 0 || in_w == 0 {
+            return;
+        }
         let plane = self.rows * self.pitch;
         for (src, dst) in x.chunks_exact(in_h * in_w).zip(padded.chunks_exact_mut(plane)) {
             for (r, row) in src.chunks_exact(in_w).enumerate() {
@@ -141,7 +132,6 @@ impl Indirect {
     fn panel(&self, g: usize, j: usize, padded: &[f32], rows: &mut [f32], e: &RowEpilogue<'_>) {
         let positions = self.out_hw.0 * self.out_hw.1;
         let k_g = self.offsets.len();
-        let weights = &self.panels[g][j * k_g * NR..][..k_g * NR];
         let isa = Isa::detect();
         let mut tile: Tile = [0.0; MR * NR];
         for q0 in (0..positions).step_by(EPILOGUE_POSITIONS) {
@@ -150,7 +140,8 @@ impl Indirect {
             // uses them; each later slice adds to what the earlier ones stored.
             for k0 in (0..k_g.max(1)).step_by(KC) {
                 let k1 = (k0 + KC).min(k_g);
-                let (offsets, weights) = (&self.offsets[k0..k1], &weights[k0 * NR..k1 * NR]);
+                let offsets = &self.offsets[k0..k1];
+                let weights = self.panels[g].block(j * NR, NR, k0, k1 - k0);
                 for p0 in (q0..q1).step_by(MR) {
                     let n = MR.min(q1 - p0);
                     // Past the last position, repeat it: a valid read, never stored.

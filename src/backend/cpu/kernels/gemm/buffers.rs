@@ -48,7 +48,8 @@ impl AlignedVec {
 pub(crate) enum Slot {
     PackA,
     PackB,
-    /// Column matrices of the convolution kernels (col2im panels, materialised im2col).
+    /// The convolution kernels' column data: col2im panels, the indirect
+    /// convolution's zero-padded input.
     Columns,
     /// One row of a [`super::pack::RowSource`] on its way into B panels; also the
     /// per-task temporaries of the direct and Winograd convolution kernels.
