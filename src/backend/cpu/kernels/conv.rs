@@ -3,6 +3,7 @@
 
 pub mod columns;
 pub mod depthwise;
+mod depthwise_blocked;
 mod forward;
 mod indirect;
 mod swapped;

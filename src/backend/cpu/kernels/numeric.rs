@@ -6,6 +6,8 @@ pub mod fmath;
 pub mod par;
 pub mod sums;
 pub mod traits;
+#[cfg(target_arch = "x86_64")]
+pub mod vector_activation;
 
 pub use par::{par_chunks, PAR_THRESHOLD};
 pub use traits::{floats_to_f64, Float, FloatStore, Num};

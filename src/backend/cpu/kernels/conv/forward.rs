@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
 use super::depthwise::{self, Plane};
+use super::depthwise_blocked::{self, ChannelBlocked};
 use super::indirect::Indirect;
 use super::swapped::{self, prefers_swapped, RowEpilogue};
 use super::winograd::{ImageEpilogue, Winograd};
@@ -33,6 +34,14 @@ const NAME: &str = "Conv";
 
 /// Multiply-adds below which depthwise planes are not worth a parallel task each.
 const DEPTHWISE_TASK_MACS: usize = 32 * 1024;
+
+/// Output positions per plane up to which depthwise convolutions run channel-blocked
+/// (eight planes at once, see [`super::depthwise_blocked`]): there a plane's fixed
+/// cost dominates the plane kernel. `depthwise_speed` (ignored test, 1 thread)
+/// measured channel-blocked / plane time 0.5 at 7x7, 0.43 at 14x14 stride 2 and
+/// 0.80 at 14x14, but 1.06-1.5 from 28x28 up, where both are bound by memory
+/// traffic and the blocked kernel's two transposes cost extra.
+const CHANNEL_BLOCKED_MAX_POSITIONS: usize = 256;
 
 enum Algo {
     /// The input already is the column matrix.
@@ -135,6 +144,8 @@ enum Weights {
     Indirect(Box<Indirect>),
     /// A copy of constant weights, for the depthwise kernel.
     Copied(Vec<f32>),
+    /// Interleaved for the channel-blocked depthwise kernel (no channel multiplier).
+    ChannelBlocked(Box<ChannelBlocked>),
     /// Read input 1 at run time (weights computed by the graph).
     Input,
 }
@@ -217,7 +228,14 @@ pub(super) fn prepare(
     let algo = choose_algo(&geom, c_in, c_out, group, const_weights.is_some(), winograd);
     let weights = match (const_weights, &algo) {
         (None, _) => Weights::Input,
-        (Some(v), Algo::Depthwise(_)) => Weights::Copied(v.to_vec()),
+        (Some(v), Algo::Depthwise(plane)) => match (c_out == c_in
+            && geom.output_len() <= CHANNEL_BLOCKED_MAX_POSITIONS)
+            .then(|| ChannelBlocked::new(plane, c_out, v))
+            .flatten()
+        {
+            Some(blocked) => Weights::ChannelBlocked(Box::new(blocked)),
+            None => Weights::Copied(v.to_vec()),
+        },
         (Some(v), Algo::Winograd) => Weights::Winograd(Box::new(Winograd::new(&geom, c_in, c_out, v)?)),
         (Some(v), Algo::Indirect) => match Indirect::new(&geom, c_in, c_out, group, v)? {
             Some(ind) => Weights::Indirect(Box::new(ind)),
@@ -294,7 +312,11 @@ impl Kernel for ConvKernel {
                 Some(w)
             }
             Weights::Copied(v) => Some(v.as_slice()),
-            Weights::Packed(_) | Weights::Swapped(_) | Weights::Winograd(_) | Weights::Indirect(_) => None,
+            Weights::Packed(_)
+            | Weights::Swapped(_)
+            | Weights::Winograd(_)
+            | Weights::Indirect(_)
+            | Weights::ChannelBlocked(_) => None,
         };
         let bias = self.bias.get(NAME, inputs, self.c_out)?;
         let residual = match self.residual {
@@ -306,6 +328,10 @@ impl Kernel for ConvKernel {
             false => None,
         };
         match (&self.algo, &self.weights) {
+            (Algo::Depthwise(_), Weights::ChannelBlocked(blocked)) => {
+                self.channel_blocked(blocked, x, bias, residual, y);
+                Ok(())
+            }
             (Algo::Depthwise(plane), _) => {
                 let w = w.ok_or_else(|| Error::shape(NAME, "depthwise weights missing"))?;
                 self.depthwise(plane, x, w, bias, residual, y);
@@ -321,7 +347,9 @@ impl Kernel for ConvKernel {
 
     fn label(&self) -> &'static str {
         let swapped = matches!(self.weights, Weights::Swapped(_));
+        let blocked = matches!(self.weights, Weights::ChannelBlocked(_));
         match self.algo {
+            Algo::Depthwise(_) if blocked => "channel-blocked depthwise",
             Algo::Pointwise if swapped => "pointwise gemm (swapped)",
             Algo::Pointwise => "pointwise gemm",
             Algo::Im2col => "im2col+gemm",
@@ -381,6 +409,47 @@ impl ConvKernel {
                 };
                 with_scratch(Slot::Row, depthwise::scratch_len(plane), |phases| {
                     depthwise::plane(plane, x_plane, w, &epilogue, phases, out)
+                });
+            });
+    }
+
+    /// One block of eight channels of one image per task.
+    fn channel_blocked(
+        &self,
+        blocked: &ChannelBlocked,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        let (in_len, out_len, taps) = (
+            self.geom.input_len(),
+            self.geom.output_len(),
+            self.geom.kernel_len(),
+        );
+        if out_len == 0 {
+            return;
+        }
+        let lanes = depthwise_blocked::LANES;
+        let per_task = (DEPTHWISE_TASK_MACS / (lanes * out_len * taps).max(1)).max(1);
+        let c = self.c_out;
+        y.par_chunks_mut(c * out_len)
+            .enumerate()
+            .flat_map(|(n, image)| {
+                image
+                    .par_chunks_mut(lanes * out_len)
+                    .with_min_len(per_task)
+                    .enumerate()
+                    .map(move |(b, out)| (n, b, out))
+            })
+            .for_each(|(n, b, out)| {
+                let c0 = n * c + b * lanes;
+                let block = blocked.lanes(b);
+                let x_block = &x[c0 * in_len..][..block * in_len];
+                let bias = bias.map(|v| &v[b * lanes..][..block]);
+                let residual = residual.map(|r| &r[c0 * out_len..][..block * out_len]);
+                with_scratch(Slot::Row, blocked.scratch_len(), |scratch| {
+                    blocked.block(b, x_block, bias, residual, self.activation, scratch, out)
                 });
             });
     }

@@ -848,6 +848,85 @@ fn depthwise_simd_matches_generic() {
 }
 
 #[test]
+fn channel_blocked_depthwise_matches_plane_kernel() {
+    use super::depthwise::{plane_with, scratch_len, Plane};
+    use super::depthwise_blocked::{ChannelBlocked, LANES};
+    use super::PlaneEpilogue;
+    use crate::backend::cpu::kernels::gemm::micro::Isa;
+    use crate::ir::window::Geometry;
+
+    let mut rng = Rng::new(19);
+    let mut checked = 0;
+    for trial in 0..120 {
+        let k = [1, 3, 5, 7][trial % 4];
+        let s = 1 + trial / 4 % 3;
+        // Channel counts around the block size: partial last blocks included.
+        let channels = [1, 7, 8, 13, 24][trial % 5];
+        // Every seventh plane is wide enough to be split into several row bands.
+        let wide = trial % 7 == 0;
+        let (h, w) = (rng.range(1, 40), rng.range(1, 40) + if wide { 500 } else { 0 });
+        let window = Window {
+            kernel_shape: vec![k, k],
+            strides: vec![s, s],
+            dilations: vec![1, 1],
+            pads: (0..4).map(|_| rng.range(0, k / 2)).collect(),
+            auto_pad: AutoPad::NotSet,
+        };
+        let Ok(out) = output_spatial(&window, &[h, w], &[k, k], false) else {
+            continue;
+        };
+        if out.contains(&0) {
+            continue;
+        }
+        let geom = Geometry::new(&window, &[h, w], &[k, k], false, &out).unwrap();
+        let plane = Plane::new(&geom).unwrap();
+        let (in_len, out_len) = (h * w, out[0] * out[1]);
+        let x = rng.vec(channels * in_len);
+        let weights = rng.vec(channels * k * k);
+        let bias = rng.vec(channels);
+        let r = rng.vec(channels * out_len);
+        let activation = Activation::Clamp { min: -1.5, max: 2.0 };
+        let epilogue = |c: usize| PlaneEpilogue {
+            bias: bias[c],
+            residual: Some(&r[c * out_len..][..out_len]),
+            activation,
+        };
+        let Some(blocked) = ChannelBlocked::new(&plane, channels, &weights) else {
+            println!("skipped: this CPU has no channel-blocked depthwise kernel");
+            return;
+        };
+        let mut want = vec![f32::NAN; channels * out_len];
+        let mut scratch = vec![f32::NAN; scratch_len(&plane)];
+        for (c, y) in want.chunks_exact_mut(out_len).enumerate() {
+            let (xc, wc) = (&x[c * in_len..][..in_len], &weights[c * k * k..][..k * k]);
+            plane_with(Isa::Generic, &plane, xc, wc, &epilogue(c), &mut scratch, y);
+        }
+        let mut got = vec![f32::NAN; channels * out_len];
+        let mut scratch = vec![f32::NAN; blocked.scratch_len()];
+        for (b, y) in got.chunks_mut(LANES * out_len).enumerate() {
+            let c0 = b * LANES;
+            let xb = &x[c0 * in_len..][..blocked.lanes(b) * in_len];
+            let lanes = blocked.lanes(b);
+            let (bb, rb) = (&bias[c0..][..lanes], &r[c0 * out_len..][..lanes * out_len]);
+            blocked.block(b, xb, Some(bb), Some(rb), activation, &mut scratch, y);
+        }
+        let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+        assert!(
+            got.iter().all(|v| v.is_finite()),
+            "trial {trial}: unwritten output"
+        );
+        assert_close(
+            &got,
+            &want,
+            1e-5,
+            &format!("channel-blocked trial {trial}: {channels}x{h}x{w} k{k} s{s}"),
+        );
+        checked += 1;
+    }
+    assert!(checked > 60, "only {checked} cases were valid");
+}
+
+#[test]
 fn indirect_simd_tile_matches_generic() {
     use super::indirect::tile_with;
     use crate::backend::cpu::kernels::gemm::micro::{Isa, MR, NR};
@@ -875,6 +954,93 @@ fn indirect_simd_tile_matches_generic() {
             &want,
             1e-5,
             &format!("indirect tile trial {trial}, {steps} steps"),
+        );
+    }
+}
+
+/// Single-thread time of the plane-at-a-time and channel-blocked depthwise kernels
+/// on MobileNet-V2's depthwise shapes, interleaved, best of many runs. Run with
+/// `cargo test --release depthwise_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn depthwise_speed() {
+    use super::depthwise::{plane, scratch_len, Plane};
+    use super::depthwise_blocked::{ChannelBlocked, LANES};
+    use super::PlaneEpilogue;
+    use crate::ir::window::Geometry;
+
+    let mut rng = Rng::new(20);
+    // (channels, input size, stride)
+    for (channels, size, s) in [
+        (32, 112, 1),
+        (96, 112, 2),
+        (144, 56, 1),
+        (192, 28, 1),
+        (576, 14, 1),
+        (576, 14, 2),
+        (960, 7, 1),
+    ] {
+        let window = Window {
+            kernel_shape: vec![3, 3],
+            strides: vec![s, s],
+            dilations: vec![1, 1],
+            pads: vec![1; 4],
+            auto_pad: AutoPad::NotSet,
+        };
+        let out = output_spatial(&window, &[size, size], &[3, 3], false).unwrap();
+        let geom = Geometry::new(&window, &[size, size], &[3, 3], false, &out).unwrap();
+        let p = Plane::new(&geom).unwrap();
+        let (in_len, out_len) = (size * size, out[0] * out[1]);
+        let (x, w, bias) = (
+            rng.vec(channels * in_len),
+            rng.vec(channels * 9),
+            rng.vec(channels),
+        );
+        let Some(blocked) = ChannelBlocked::new(&p, channels, &w) else {
+            println!("skipped: no channel-blocked kernel on this CPU");
+            return;
+        };
+        let epilogue = |c: usize| PlaneEpilogue {
+            bias: bias[c],
+            residual: None,
+            activation: Activation::Clamp { min: 0.0, max: 6.0 },
+        };
+        let mut y = vec![0.0; channels * out_len];
+        let mut scratch = vec![0.0; scratch_len(&p).max(blocked.scratch_len())];
+        let (mut best_plane, mut best_blocked) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..200 {
+            let t = std::time::Instant::now();
+            for (c, yc) in y.chunks_exact_mut(out_len).enumerate() {
+                plane(
+                    &p,
+                    &x[c * in_len..][..in_len],
+                    &w[c * 9..][..9],
+                    &epilogue(c),
+                    &mut scratch,
+                    yc,
+                );
+            }
+            best_plane = best_plane.min(t.elapsed().as_secs_f64());
+            let t = std::time::Instant::now();
+            for (b, yb) in y.chunks_mut(LANES * out_len).enumerate() {
+                let xb = &x[b * LANES * in_len..][..blocked.lanes(b) * in_len];
+                let bb = &bias[b * LANES..][..blocked.lanes(b)];
+                blocked.block(
+                    b,
+                    xb,
+                    Some(bb),
+                    None,
+                    Activation::Clamp { min: 0.0, max: 6.0 },
+                    &mut scratch,
+                    yb,
+                );
+            }
+            best_blocked = best_blocked.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "depthwise {channels}x{size}x{size} s{s}: plane {:.1} us, channel-blocked {:.1} us",
+            best_plane * 1e6,
+            best_blocked * 1e6
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::{
     __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
-    _mm256_storeu_ps,
+    _mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0,
 };
 
 use super::micro::{Tile, MR, NR};
@@ -74,6 +74,18 @@ pub(crate) unsafe fn micro_6x16_into(
     j: usize,
     accumulate: bool,
 ) {
+    // The tile's rows are far apart in C and rarely cached: fetching them while the
+    // product runs hides the miss the stores (and `accumulate`'s loads) would take.
+    // (`gemm_gflops`, small-K shapes with a residual: 51 -> 56 GFLOP/s.)
+    for row in rows.iter() {
+        let tile_row = &row[j..j + NR];
+        // SAFETY: prefetching is a hint that never faults; both addresses lie inside
+        // the (bounds-checked) row.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(tile_row.as_ptr().cast());
+            _mm_prefetch::<_MM_HINT_T0>(tile_row.as_ptr().add(NR - 1).cast());
+        }
+    }
     // SAFETY: the caller guarantees AVX2 + FMA.
     let c = unsafe { product(k, a, b) };
     for (i, row) in rows.iter_mut().enumerate() {

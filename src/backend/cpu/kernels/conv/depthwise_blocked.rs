@@ -1,0 +1,425 @@
+//! Channel-blocked depthwise convolution: eight channels side by side in one AVX2
+//! vector.
+//!
+//! The plane-at-a-time kernel ([`super::depthwise`]) vectorises along a row, so a
+//! plane pays its setup (padding copy, per-row epilogue) once for a few hundred
+//! multiply-adds: at 7x7 and 14x14, where MobileNet spends most of its depthwise
+//! layers, that overhead is most of the time. Here eight planes are interleaved
+//! into a zero-padded `[rows][cols][8]` scratch band, so every tap is one vector
+//! FMA for eight channels at one output position and there is no edge case left in
+//! the inner loop. Eight positions are computed at once and turned back into eight
+//! NCHW row segments by an 8x8 register transpose. (ONNX Runtime keeps a whole
+//! network in this channel-blocked layout; kiln converts around this one kernel.)
+//!
+//! Output rows are processed in bands whose scratch stays in L1/L2, whatever the
+//! plane size.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m256, __m256i, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_maskload_ps,
+    _mm256_permute2f128_ps, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps,
+    _mm256_unpacklo_ps,
+};
+
+use super::depthwise::Plane;
+#[cfg(target_arch = "x86_64")]
+use crate::backend::cpu::kernels::numeric::vector_activation::RegisterActivation;
+use crate::ir::ops::Activation;
+
+/// Channels per block: the lanes of one AVX2 vector.
+pub(crate) const LANES: usize = 8;
+
+/// Scratch budget for one band of interleaved input rows (64 KiB), so a band is
+/// still cached when its taps read it back.
+const BAND_FLOATS: usize = 16 * 1024;
+
+/// A depthwise convolution (one input channel per output channel, undilated 2-D or
+/// 1-D window) with its weights interleaved per block of [`LANES`] channels.
+#[derive(Debug)]
+pub(crate) struct ChannelBlocked {
+    plane: Plane,
+    channels: usize,
+    /// Padded input columns one band row holds: what the output row's taps reach.
+    cols: usize,
+    /// Output rows per band.
+    band: usize,
+    /// `[block][tap][LANES]`, zero for the missing channels of the last block.
+    weights: Vec<f32>,
+}
+
+impl ChannelBlocked {
+    /// `None` for windows this kernel does not handle (dilated, empty) and on CPUs
+    /// without AVX2 + FMA. `w` is `[channels][taps]`.
+    pub fn new(plane: &Plane, channels: usize, w: &[f32]) -> Option<ChannelBlocked> {
+        #[cfg(target_arch = "x86_64")]
+        let simd = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let simd = false;
+        let p = plane;
+        let empty = p.in_h == 0 || p.in_w == 0 || p.out_h == 0 || p.out_w == 0 || channels == 0;
+        if !simd || empty || p.dilation != (1, 1) {
+            return None;
+        }
+        let taps = p.k_h * p.k_w;
+        if w.len() != channels * taps {
+            return None;
+        }
+        let (sh, sw) = p.stride;
+        let cols = (p.out_w - 1) * sw + p.k_w;
+        let row_floats = cols * LANES;
+        // Input rows of a band of `b` output rows: (b - 1) * sh + k_h.
+        let band = ((BAND_FLOATS / row_floats).saturating_sub(p.k_h) / sh + 1).min(p.out_h);
+        let blocks = channels.div_ceil(LANES);
+        let mut weights = vec![0.0; blocks * taps * LANES];
+        for (c, wc) in w.chunks_exact(taps).enumerate() {
+            let (b, lane) = (c / LANES, c % LANES);
+            for (t, &v) in wc.iter().enumerate() {
+                weights[(b * taps + t) * LANES + lane] = v;
+            }
+        }
+        Some(ChannelBlocked {
+            plane: plane.clone(),
+            channels,
+            cols,
+            band,
+            weights,
+        })
+    }
+
+    /// Channels in block `b` (the last may be partial).
+    pub fn lanes(&self, b: usize) -> usize {
+        LANES.min(self.channels - b * LANES)
+    }
+
+    /// Scratch floats one call of [`ChannelBlocked::block`] needs: a band, plus the
+    /// slack the last row's surplus positions read (see [`ChannelBlocked::positions`]).
+    pub fn scratch_len(&self) -> usize {
+        self.band_rows(self.band) * self.cols * LANES + (LANES - 1) * self.plane.stride.1 * LANES
+    }
+
+    fn band_rows(&self, out_rows: usize) -> usize {
+        (out_rows - 1) * self.plane.stride.0 + self.plane.k_h
+    }
+
+    /// Block `b` of one image: `x` holds its `lanes(b)` input planes, `out` its
+    /// output planes, `bias` and `residual` (planes like `out`) the block's terms.
+    #[allow(clippy::too_many_arguments)]
+    pub fn block(
+        &self,
+        b: usize,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        activation: Activation,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let lanes = self.lanes(b);
+        let (in_len, out_len) = (
+            self.plane.in_h * self.plane.in_w,
+            self.plane.out_h * self.plane.out_w,
+        );
+        let terms = Terms {
+            bias: bias.map(|v| &v[..lanes]),
+            residual: residual.map(|r| &r[..lanes * out_len]),
+            activation,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            let scratch = &mut scratch[..self.scratch_len()];
+            // SAFETY: AVX2 and FMA were detected just above.
+            unsafe {
+                self.block_avx2(
+                    b,
+                    &x[..lanes * in_len],
+                    &terms,
+                    scratch,
+                    &mut out[..lanes * out_len],
+                )
+            };
+            return;
+        }
+        // `new` only builds this kernel where AVX2 + FMA exist.
+        unreachable!("channel-blocked depthwise without AVX2 ({:?})", terms.activation);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_avx2(
+        &self,
+        b: usize,
+        x: &[f32],
+        terms: &Terms<'_>,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        // A compile-time horizontal stride turns the eight positions' addresses into
+        // constant displacements; full blocks get fixed-length lane loops.
+        // SAFETY (all arms): AVX2 + FMA per the caller.
+        unsafe {
+            match (self.plane.stride.1, self.lanes(b) == LANES) {
+                (1, true) => self.block_with::<1, true>(b, x, terms, scratch, out),
+                (2, true) => self.block_with::<2, true>(b, x, terms, scratch, out),
+                (_, true) => self.block_with::<0, true>(b, x, terms, scratch, out),
+                (_, false) => self.block_with::<0, false>(b, x, terms, scratch, out),
+            }
+        }
+    }
+
+    /// [`ChannelBlocked::block_avx2`] for horizontal stride `SW` (0: read it from
+    /// the plane) and, with `FULL`, all eight lanes present.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_with<const SW: usize, const FULL: bool>(
+        &self,
+        b: usize,
+        x: &[f32],
+        terms: &Terms<'_>,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let p = &self.plane;
+        let lanes = if FULL { LANES } else { self.lanes(b) };
+        let out_len = p.out_h * p.out_w;
+        let mut bias = [0.0; LANES];
+        if let Some(v) = terms.bias {
+            bias[..lanes].copy_from_slice(v);
+        }
+        let in_registers = RegisterActivation::of(terms.activation);
+        let taps = p.k_h * p.k_w;
+        let weights = &self.weights[b * taps * LANES..][..taps * LANES];
+        for oh0 in (0..p.out_h).step_by(self.band) {
+            let rows = self.band.min(p.out_h - oh0);
+            let band_len = self.band_rows(rows) * self.cols * LANES;
+            // SAFETY: AVX2 + FMA per the caller.
+            unsafe { self.pack_band(x, lanes, oh0 * p.stride.0, &mut scratch[..band_len]) };
+            for oh in oh0..oh0 + rows {
+                let band_row = (oh - oh0) * p.stride.0;
+                for ow in (0..p.out_w).step_by(LANES) {
+                    let n = LANES.min(p.out_w - ow);
+                    let at = oh * p.out_w + ow;
+                    // SAFETY: AVX2 + FMA per the caller; `scratch` is `scratch_len()`
+                    // long, `band_row` and `ow` are inside the band and the row.
+                    let channels = unsafe { self.positions::<SW>(scratch, band_row, ow, weights, &bias) };
+                    for (l, &v) in channels.iter().enumerate().take(lanes) {
+                        let dst = &mut out[l * out_len + at..][..n];
+                        let residual = terms.residual.map(|r| &r[l * out_len + at..][..n]);
+                        // SAFETY: AVX2 + FMA per the caller.
+                        unsafe { finish(v, residual, in_registers, dst) };
+                    }
+                    if in_registers.is_none() {
+                        for l in 0..lanes {
+                            terms.activation.apply_slice(&mut out[l * out_len + at..][..n]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Interleaves the input rows a band reads, from padded row `r0` on, into `band`
+    /// (`[rows][cols][LANES]`), zero outside the input and for missing channels.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pack_band(&self, x: &[f32], lanes: usize, r0: usize, band: &mut [f32]) {
+        let p = &self.plane;
+        let (pt, pl) = p.pad;
+        let in_len = p.in_h * p.in_w;
+        assert!(lanes <= LANES && x.len() >= lanes * in_len);
+        // Input columns `iw` land at padded column `iw + pl`; those past `cols` are
+        // never read.
+        let iw_end = p.in_w.min(self.cols.saturating_sub(pl));
+        for (r, dst) in band.chunks_exact_mut(self.cols * LANES).enumerate() {
+            let Some(ih) = (r0 + r).checked_sub(pt).filter(|&ih| ih < p.in_h) else {
+                dst.fill(0.0);
+                continue;
+            };
+            dst[..pl.min(self.cols) * LANES].fill(0.0);
+            dst[(pl + iw_end).min(self.cols) * LANES..].fill(0.0);
+            for iw in (0..iw_end).step_by(LANES) {
+                let n = LANES.min(iw_end - iw);
+                // SAFETY: lane `l < lanes` reads (masked to the first `n` floats)
+                // `x[l * in_len + ih * in_w + iw..][..n]`, inside `x` as `iw + n <=
+                // in_w` and `x` holds `lanes` planes (asserted); the `n` stores are
+                // padded columns `iw + pl..iw + pl + n <= cols` of this band row.
+                unsafe {
+                    let src = x.as_ptr().add(ih * p.in_w + iw);
+                    let mask = first_lanes(n);
+                    let rows: [__m256; LANES] = std::array::from_fn(|l| match l < lanes {
+                        true => _mm256_maskload_ps(src.add(l * in_len), mask),
+                        false => _mm256_setzero_ps(),
+                    });
+                    let t = transpose8(rows);
+                    let d = dst.as_mut_ptr().add((iw + pl) * LANES);
+                    for (q, v) in t.iter().enumerate().take(n) {
+                        _mm256_storeu_ps(d.add(q * LANES), *v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Outputs `ow..ow + 8` of the output row whose window starts at band row
+    /// `band_row`, with the bias, transposed to one vector per channel. Positions
+    /// past the row's end are computed too (from the next band row or the scratch's
+    /// slack) for the caller to drop.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn positions<const SW: usize>(
+        &self,
+        scratch: &[f32],
+        band_row: usize,
+        ow: usize,
+        weights: &[f32],
+        bias: &[f32; LANES],
+    ) -> [__m256; LANES] {
+        let p = &self.plane;
+        let sw = if SW == 0 { p.stride.1 } else { SW };
+        debug_assert_eq!(sw, p.stride.1);
+        let row_len = self.cols * LANES;
+        // The reads reach at most `(band_rows(band) - 1) * row_len + (cols + 7 * sw)
+        // * 8`, which is `scratch_len()`.
+        assert!(
+            scratch.len() >= self.scratch_len()
+                && band_row <= (self.band - 1) * p.stride.0
+                && ow < p.out_w
+                && weights.len() >= p.k_h * p.k_w * LANES
+        );
+        // SAFETY: `bias` holds 8 floats.
+        let b = unsafe { _mm256_loadu_ps(bias.as_ptr()) };
+        let mut acc = [b; LANES];
+        let (src, w) = (scratch.as_ptr(), weights.as_ptr());
+        for kh in 0..p.k_h {
+            for kw in 0..p.k_w {
+                // SAFETY: tap (kh, kw) of position ow + q (q < 8) reads floats
+                // `(band_row + kh) * row_len + ((ow + q) * sw + kw) * 8 .. + 8`, inside
+                // `scratch` by the assertion above; the weight vector is tap
+                // `kh * k_w + kw < taps`, inside `weights`.
+                unsafe {
+                    let wv = _mm256_loadu_ps(w.add((kh * p.k_w + kw) * LANES));
+                    let base = src.add((band_row + kh) * row_len + (ow * sw + kw) * LANES);
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        *a = _mm256_fmadd_ps(_mm256_loadu_ps(base.add(q * sw * LANES)), wv, *a);
+                    }
+                }
+            }
+        }
+        // SAFETY: AVX2 per the caller.
+        unsafe { transpose8(acc) }
+    }
+}
+
+/// The terms one block adds to its output.
+#[derive(Debug)]
+struct Terms<'a> {
+    bias: Option<&'a [f32]>,
+    residual: Option<&'a [f32]>,
+    activation: Activation,
+}
+
+/// Stores the first `dst.len()` (at most 8) values of one channel's `v`, plus
+/// `residual`, through `activation` when it has a register form.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn finish(
+    mut v: __m256,
+    residual: Option<&[f32]>,
+    activation: Option<RegisterActivation>,
+    dst: &mut [f32],
+) {
+    let n = dst.len();
+    if n == LANES {
+        if let Some(r) = residual {
+            // SAFETY: `r` holds `n` = 8 floats.
+            v = _mm256_add_ps(v, unsafe { _mm256_loadu_ps(r.as_ptr()) });
+        }
+        if let Some(a) = activation {
+            // SAFETY: AVX2 + FMA per the caller.
+            v = unsafe { a.apply_avx2(v) };
+        }
+        // SAFETY: `dst` holds 8 floats.
+        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) };
+        return;
+    }
+    // A row's last few positions: through a full-width temporary, copied element by
+    // element (`copy_from_slice` would be a memcpy call for a handful of floats).
+    let mut tmp = [0.0; LANES];
+    if let Some(r) = residual {
+        for (t, &v) in tmp.iter_mut().zip(r) {
+            *t = v;
+        }
+        // SAFETY: `tmp` holds 8 floats.
+        v = _mm256_add_ps(v, unsafe { _mm256_loadu_ps(tmp.as_ptr()) });
+    }
+    if let Some(a) = activation {
+        // SAFETY: AVX2 + FMA per the caller.
+        v = unsafe { a.apply_avx2(v) };
+    }
+    // SAFETY: `tmp` holds 8 floats.
+    unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), v) };
+    for (d, &t) in dst.iter_mut().zip(&tmp) {
+        *d = t;
+    }
+}
+
+/// A mask selecting the first `n` (at most 8) lanes, for masked loads.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn first_lanes(n: usize) -> __m256i {
+    const ONES_THEN_ZEROS: [i32; 2 * LANES] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+    let from = LANES - n.min(LANES);
+    // SAFETY: `from + 8 <= 16`, inside the table.
+    unsafe { _mm256_loadu_si256(ONES_THEN_ZEROS.as_ptr().add(from).cast()) }
+}
+
+/// The 8x8 transpose of eight row vectors.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped:
+    // the classic three-stage transpose.
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
+}

@@ -1,0 +1,88 @@
+//! Activations applied to a vector register, for kernels that finish their output
+//! in registers (the channel-blocked depthwise kernel). Only those without `exp`
+//! have a register form; the rest go through [`Activation::apply_slice`] after the
+//! store.
+
+use std::arch::x86_64::{
+    __m256, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_fmadd_ps, _mm256_max_ps, _mm256_min_ps, _mm256_mul_ps,
+    _mm256_set1_ps, _mm256_setzero_ps, _CMP_LT_OQ,
+};
+
+use crate::ir::ops::Activation;
+
+/// The activations cheap enough to apply in registers (no `exp`).
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum RegisterActivation {
+    None,
+    Clamp {
+        min: f32,
+        max: f32,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    /// `clamp(alpha * x + beta, 0, 1)`, times `x` when `times_x` (HardSwish).
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+        times_x: bool,
+    },
+}
+
+impl RegisterActivation {
+    /// The register form of `activation`, if it has one.
+    pub(crate) fn of(activation: Activation) -> Option<RegisterActivation> {
+        Some(match activation {
+            Activation::None => RegisterActivation::None,
+            Activation::Relu => RegisterActivation::Clamp {
+                min: 0.0,
+                max: f32::INFINITY,
+            },
+            Activation::Clamp { min, max } => RegisterActivation::Clamp { min, max },
+            Activation::LeakyRelu { alpha } => RegisterActivation::LeakyRelu { alpha },
+            Activation::HardSigmoid { alpha, beta } => RegisterActivation::HardSigmoid {
+                alpha,
+                beta,
+                times_x: false,
+            },
+            Activation::HardSwish => RegisterActivation::HardSigmoid {
+                alpha: 1.0 / 6.0,
+                beta: 0.5,
+                times_x: true,
+            },
+            Activation::Sigmoid | Activation::Silu => return None,
+        })
+    }
+
+    /// The activation of eight values.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(crate) unsafe fn apply_avx2(self, x: __m256) -> __m256 {
+        // `max(x, lo)` then `min(.., hi)`, operands ordered as `Activation::apply_slice`'s
+        // `x.max(min).min(max)` so NaN handling matches the scalar path.
+        let clamp = |x: __m256, lo: f32, hi: f32| {
+            _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(lo)), _mm256_set1_ps(hi))
+        };
+        match self {
+            RegisterActivation::None => x,
+            RegisterActivation::Clamp { min, max } => clamp(x, min, max),
+            RegisterActivation::LeakyRelu { alpha } => {
+                let scaled = _mm256_mul_ps(x, _mm256_set1_ps(alpha));
+                let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
+                _mm256_blendv_ps(x, scaled, negative)
+            }
+            RegisterActivation::HardSigmoid { alpha, beta, times_x } => {
+                let y = _mm256_fmadd_ps(x, _mm256_set1_ps(alpha), _mm256_set1_ps(beta));
+                let y = clamp(y, 0.0, 1.0);
+                if times_x {
+                    _mm256_mul_ps(x, y)
+                } else {
+                    y
+                }
+            }
+        }
+    }
+}
