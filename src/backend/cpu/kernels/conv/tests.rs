@@ -784,12 +784,35 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     }
 }
 
+/// The `k x k`, stride-`s` depthwise plane geometry of an `h x w` input with `pads`
+/// (begin, begin, end, end), and its output size; `None` when the output is empty.
+fn square_plane(
+    k: usize,
+    s: usize,
+    pads: Vec<usize>,
+    h: usize,
+    w: usize,
+) -> Option<(super::depthwise::Plane, Vec<usize>)> {
+    let window = Window {
+        kernel_shape: vec![k, k],
+        strides: vec![s, s],
+        dilations: vec![1, 1],
+        pads,
+        auto_pad: AutoPad::NotSet,
+    };
+    let out = output_spatial(&window, &[h, w], &[k, k], false).ok()?;
+    if out.contains(&0) {
+        return None;
+    }
+    let geom = crate::ir::window::Geometry::new(&window, &[h, w], &[k, k], false, &out).ok()?;
+    Some((super::depthwise::Plane::new(&geom)?, out))
+}
+
 #[test]
 fn depthwise_simd_matches_generic() {
-    use super::depthwise::{plane_with, scratch_len, Plane};
+    use super::depthwise::{plane_with, scratch_len};
     use super::PlaneEpilogue;
     use crate::backend::cpu::kernels::gemm::micro::Isa;
-    use crate::ir::window::Geometry;
 
     let simd = Isa::detect();
     if simd == Isa::Generic {
@@ -802,21 +825,10 @@ fn depthwise_simd_matches_generic() {
         let k = [1, 3, 5, 7][trial % 4];
         let s = 1 + trial / 4 % 3;
         let (h, w) = (rng.range(1, 30), rng.range(1, 30));
-        let window = Window {
-            kernel_shape: vec![k, k],
-            strides: vec![s, s],
-            dilations: vec![1, 1],
-            pads: (0..4).map(|_| rng.range(0, k / 2)).collect(),
-            auto_pad: AutoPad::NotSet,
-        };
-        let Ok(out) = output_spatial(&window, &[h, w], &[k, k], false) else {
+        let pads = (0..4).map(|_| rng.range(0, k / 2)).collect();
+        let Some((plane, out)) = square_plane(k, s, pads, h, w) else {
             continue;
         };
-        if out.contains(&0) {
-            continue;
-        }
-        let geom = Geometry::new(&window, &[h, w], &[k, k], false, &out).unwrap();
-        let plane = Plane::new(&geom).unwrap();
         let (x, weights, r) = (rng.vec(h * w), rng.vec(k * k), rng.vec(out[0] * out[1]));
         let epilogue = PlaneEpilogue {
             bias: 0.25,
@@ -849,11 +861,10 @@ fn depthwise_simd_matches_generic() {
 
 #[test]
 fn channel_blocked_depthwise_matches_plane_kernel() {
-    use super::depthwise::{plane_with, scratch_len, Plane};
+    use super::depthwise::{plane_with, scratch_len};
     use super::depthwise_blocked::{ChannelBlocked, LANES};
     use super::PlaneEpilogue;
     use crate::backend::cpu::kernels::gemm::micro::Isa;
-    use crate::ir::window::Geometry;
 
     let mut rng = Rng::new(19);
     let mut checked = 0;
@@ -865,21 +876,10 @@ fn channel_blocked_depthwise_matches_plane_kernel() {
         // Every seventh plane is wide enough to be split into several row bands.
         let wide = trial % 7 == 0;
         let (h, w) = (rng.range(1, 40), rng.range(1, 40) + if wide { 500 } else { 0 });
-        let window = Window {
-            kernel_shape: vec![k, k],
-            strides: vec![s, s],
-            dilations: vec![1, 1],
-            pads: (0..4).map(|_| rng.range(0, k / 2)).collect(),
-            auto_pad: AutoPad::NotSet,
-        };
-        let Ok(out) = output_spatial(&window, &[h, w], &[k, k], false) else {
+        let pads = (0..4).map(|_| rng.range(0, k / 2)).collect();
+        let Some((plane, out)) = square_plane(k, s, pads, h, w) else {
             continue;
         };
-        if out.contains(&0) {
-            continue;
-        }
-        let geom = Geometry::new(&window, &[h, w], &[k, k], false, &out).unwrap();
-        let plane = Plane::new(&geom).unwrap();
         let (in_len, out_len) = (h * w, out[0] * out[1]);
         let x = rng.vec(channels * in_len);
         let weights = rng.vec(channels * k * k);
@@ -964,10 +964,9 @@ fn indirect_simd_tile_matches_generic() {
 #[test]
 #[ignore]
 fn depthwise_speed() {
-    use super::depthwise::{plane, scratch_len, Plane};
+    use super::depthwise::{plane, scratch_len};
     use super::depthwise_blocked::{ChannelBlocked, LANES};
     use super::PlaneEpilogue;
-    use crate::ir::window::Geometry;
 
     let mut rng = Rng::new(20);
     // (channels, input size, stride)
@@ -980,16 +979,7 @@ fn depthwise_speed() {
         (576, 14, 2),
         (960, 7, 1),
     ] {
-        let window = Window {
-            kernel_shape: vec![3, 3],
-            strides: vec![s, s],
-            dilations: vec![1, 1],
-            pads: vec![1; 4],
-            auto_pad: AutoPad::NotSet,
-        };
-        let out = output_spatial(&window, &[size, size], &[3, 3], false).unwrap();
-        let geom = Geometry::new(&window, &[size, size], &[3, 3], false, &out).unwrap();
-        let p = Plane::new(&geom).unwrap();
+        let (p, out) = square_plane(3, s, vec![1; 4], size, size).unwrap();
         let (in_len, out_len) = (size * size, out[0] * out[1]);
         let (x, w, bias) = (
             rng.vec(channels * in_len),
