@@ -904,9 +904,8 @@ fn channel_blocked_depthwise_matches_plane_kernel() {
         let mut got = vec![f32::NAN; channels * out_len];
         let mut scratch = vec![f32::NAN; blocked.scratch_len()];
         for (b, y) in got.chunks_mut(LANES * out_len).enumerate() {
-            let c0 = b * LANES;
-            let xb = &x[c0 * in_len..][..blocked.lanes(b) * in_len];
-            let lanes = blocked.lanes(b);
+            let (c0, lanes) = (b * LANES, blocked.lanes(b));
+            let xb = &x[c0 * in_len..][..lanes * in_len];
             let (bb, rb) = (&bias[c0..][..lanes], &r[c0 * out_len..][..lanes * out_len]);
             blocked.block(b, xb, Some(bb), Some(rb), activation, &mut scratch, y);
         }
