@@ -2,6 +2,7 @@
 //! ([`local`]), and their global variants ([`global`]).
 
 mod global;
+mod interior;
 mod local;
 #[cfg(test)]
 mod tests;

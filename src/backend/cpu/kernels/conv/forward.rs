@@ -14,7 +14,7 @@ use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
 use super::depthwise::{self, Plane};
 use super::depthwise_blocked::{self, ChannelBlocked};
 use super::indirect::Indirect;
-use super::swapped::{self, prefers_swapped, RowEpilogue};
+use super::swapped::{self, im2col_prefers_swapped, prefers_swapped, RowEpilogue};
 use super::winograd::{ImageEpilogue, Winograd};
 use super::{expect_len, run_jobs, Bias, PlaneEpilogue};
 use crate::backend::cpu::kernel::{
@@ -249,6 +249,12 @@ pub(super) fn prepare(
         (Some(v), Algo::Pointwise) if prefers_swapped(c_out / group, geom.output_len()) => {
             Weights::Swapped(swapped::pack_weights(v, group, c_out / group, c_g)?)
         }
+        (Some(v), Algo::Im2col)
+            if im2col_prefers_swapped(c_out / group, geom.output_len(), c_g * geom.kernel_len()) =>
+        {
+            let k_g = c_g * geom.kernel_len();
+            Weights::Swapped(swapped::pack_weights(v, group, c_out / group, k_g)?)
+        }
         (Some(v), _) => {
             let (m_g, k_g) = (c_out / group, c_g * geom.kernel_len());
             let packed = (0..group)
@@ -352,6 +358,7 @@ impl Kernel for ConvKernel {
             Algo::Depthwise(_) if blocked => "channel-blocked depthwise",
             Algo::Pointwise if swapped => "pointwise gemm (swapped)",
             Algo::Pointwise => "pointwise gemm",
+            Algo::Im2col if swapped => "im2col+gemm (swapped)",
             Algo::Im2col => "im2col+gemm",
             Algo::Depthwise(_) => "direct depthwise",
             Algo::Winograd => "winograd f(4x4,3x3)",
@@ -500,6 +507,17 @@ impl ConvKernel {
                 activation: self.activation,
             };
             match &self.weights {
+                Weights::Swapped(w_t) if matches!(self.algo, Algo::Im2col) => {
+                    let cols = Im2col {
+                        conv: self,
+                        x: x_job,
+                        rows: k_g,
+                    };
+                    return with_scratch(Slot::Columns, k_g * out_len, |buf| {
+                        cols.fill(buf, parallel);
+                        swapped::conv_gemm(&w_t[g], buf, y_job, &row_epilogue(), parallel)
+                    });
+                }
                 Weights::Swapped(w_t) => {
                     return swapped::conv_gemm(&w_t[g], x_job, y_job, &row_epilogue(), parallel)
                 }
@@ -562,6 +580,25 @@ struct Im2col<'k> {
     /// The group's input channels.
     x: &'k [f32],
     rows: usize,
+}
+
+impl Im2col<'_> {
+    /// The whole matrix, row-major, into `dst` (for the swapped GEMM, which packs
+    /// its left operand from it).
+    fn fill(&self, dst: &mut [f32], parallel: bool) {
+        let width = self.conv.geom.output_len();
+        if width == 0 {
+            return;
+        }
+        let matrix = &mut dst[..self.rows * width];
+        if parallel {
+            let rows = matrix.par_chunks_exact_mut(width);
+            rows.enumerate().for_each(|(r, row)| self.fill_row(r, 0, row));
+        } else {
+            let rows = matrix.chunks_exact_mut(width);
+            rows.enumerate().for_each(|(r, row)| self.fill_row(r, 0, row));
+        }
+    }
 }
 
 impl RowSource for Im2col<'_> {

@@ -735,9 +735,13 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     let act = Activation::Clamp { min: -2.0, max: 3.0 };
     // (c_in, c_out, group, kernel, stride, input, batch, path): 7x7 pointwise and a
     // ragged channel count (swapped GEMM); RegNet-like 16-channel groups at stride 1
-    // and 2, a 3-channel 7x7/2 stem, 96 -> 60 channels at 7x7 (indirect).
+    // and 2, a 3-channel 7x7/2 stem, 96 -> 60 channels at 7x7 (indirect); ResNet-like
+    // 3x3 layers with 7x7 outputs at stride 1 and 2 (swapped im2col).
     let (swapped, indirect) = ("pointwise gemm (swapped)", "indirect gemm");
+    let swapped_im2col = "im2col+gemm (swapped)";
     let cases = [
+        (64, 128, 1, 3, 1, 7, 2, swapped_im2col),
+        (40, 96, 1, 3, 2, 13, 1, swapped_im2col),
         (24, 48, 1, 1, 1, 7, 2, swapped),
         (20, 45, 1, 1, 1, 7, 1, swapped),
         (32, 32, 2, 3, 1, 7, 1, indirect),

@@ -591,3 +591,65 @@ fn epilogue_cost() {
         }
     }
 }
+
+/// A convolution's GEMM both ways round: usual (`W [m, k] x cols [k, n]`, packed
+/// weights on the left) against swapped (`cols^T x W^T`, packed weights on the
+/// right), on ResNet's 7x7 and 14x14 im2col shapes. Interleaved, best of many. Run
+/// with `cargo test --release swapped_vs_usual -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn swapped_vs_usual_gflops() {
+    let mut rng = Rng::new(6);
+    for (m, n, k) in [
+        (512, 49, 4608),
+        (2048, 49, 1024),
+        (512, 196, 2304),
+        (256, 196, 2304),
+    ] {
+        let (w, cols) = (rng.vec(m * k), rng.vec(k * n));
+        let mut c = vec![0.0; m * n];
+        let packed_w = PackedA::new(MatRef::row_major(&w, m, k).unwrap());
+        let packed_wt = PackedB::new(MatRef::row_major(&w, m, k).unwrap().t());
+        let none = Epilogue::default();
+        let mut best = [f64::INFINITY; 2];
+        let reps = (4e9 / (2.0 * (m * n * k) as f64)).ceil() as usize;
+        for r in 0..2 * reps {
+            let cols = MatRef::row_major(&cols, k, n).unwrap();
+            let start = std::time::Instant::now();
+            if r % 2 == 0 {
+                let rhs = RhsSource::Mat(cols);
+                gemm(
+                    LhsSource::Packed(&packed_w),
+                    rhs,
+                    &mut c,
+                    n,
+                    1.0,
+                    0.0,
+                    &none,
+                    false,
+                )
+                .unwrap();
+            } else {
+                let lhs = LhsSource::Mat(cols.t());
+                gemm(
+                    lhs,
+                    RhsSource::Packed(&packed_wt),
+                    &mut c,
+                    m,
+                    1.0,
+                    0.0,
+                    &none,
+                    false,
+                )
+                .unwrap();
+            }
+            best[r % 2] = best[r % 2].min(start.elapsed().as_secs_f64());
+        }
+        let gflops = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
+        println!(
+            "{m}x{n}x{k}: usual {:.1}, swapped {:.1} GFLOP/s",
+            gflops(best[0]),
+            gflops(best[1])
+        );
+    }
+}

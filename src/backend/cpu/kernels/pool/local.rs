@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+use super::interior::Interior;
 use super::windows::{Planar, Windows};
 use super::{max_dtype_supported, Lp, MaxElem};
 use crate::backend::cpu::kernel::{required, required_desc, InputDesc, Kernel, OutputDesc};
@@ -28,6 +29,8 @@ struct PoolKernel {
     out_len: usize,
     dtype: DType,
     column_major: bool,
+    /// The last axis's interior outputs, for the planar f32 path.
+    interior: Option<Interior>,
 }
 
 pub(super) fn prepare(
@@ -73,7 +76,18 @@ pub(super) fn prepare(
         p.ceil_mode,
         &y.shape[2..],
     )?;
+    let interior = geom.rank().checked_sub(1).and_then(|last| {
+        Interior::new(
+            geom.input[last],
+            geom.output[last],
+            geom.kernel[last],
+            geom.strides[last],
+            geom.dilations[last],
+            geom.pads_begin[last],
+        )
+    });
     Ok(Box::new(PoolKernel {
+        interior,
         name,
         kind: p.kind,
         windows: Windows::new(&geom)?,
@@ -193,7 +207,9 @@ impl PoolKernel {
     /// 1-D / 2-D f32 max and average pooling without indices: the hot path of every
     /// CNN stem. Per output row, the window's input rows are first reduced into one
     /// row (a vectorized pass across the width), then each output takes the max or
-    /// sum of its columns in that row. Max ignores NaN unless a whole window is NaN.
+    /// sum of its columns in that row: whole slices at a time for the interior
+    /// outputs ([`Interior`]), a fold per output at the padded ends. Max ignores
+    /// NaN unless a whole window is NaN.
     fn planar_f32(&self, w: &Planar<'_>, x: &[f32], y: &mut [f32]) -> Result<()> {
         self.check(x.len(), y.len())?;
         let out_w = w.cols_first.len();
@@ -208,9 +224,13 @@ impl PoolKernel {
             }
         );
         let in_w = w.in_width;
+        let interior = self.interior.as_ref();
+        let inner = interior.map_or(0..0, Interior::outputs);
+        let scratch = in_w + interior.map_or(0, Interior::scratch_len);
         y.par_chunks_mut(self.out_len).enumerate().for_each(|(p, yp)| {
             let xp = &x[p * self.in_len..][..self.in_len];
-            with_scratch(Slot::Row, in_w, |acc| {
+            with_scratch(Slot::Row, scratch, |buf| {
+                let (acc, phases) = buf.split_at_mut(in_w);
                 for (oh, yrow) in yp.chunks_exact_mut(out_w).enumerate() {
                     let (first, rows) = (w.rows_first[oh], w.rows_valid[oh]);
                     if rows == 0 {
@@ -226,18 +246,28 @@ impl PoolKernel {
                             acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
                         }
                     }
-                    for (ow, out) in yrow.iter_mut().enumerate() {
+                    let count = |ow: usize| match include_pad {
+                        true => w.rows_padded[oh] * w.cols_padded[ow],
+                        false => rows * w.cols_valid[ow],
+                    };
+                    if let Some(int) = interior {
+                        let out = &mut yrow[inner.clone()];
+                        if max {
+                            int.reduce(acc, phases, out, f32::max);
+                        } else {
+                            int.reduce(acc, phases, out, |a, b| a + b);
+                            let outputs = inner.clone().zip(out.iter_mut());
+                            outputs.for_each(|(ow, d)| *d /= count(ow) as f32);
+                        }
+                    }
+                    let edges = (0..inner.start).chain(inner.end.max(inner.start)..out_w);
+                    for ow in edges {
                         let (c0, cols) = (w.cols_first[ow], w.cols_valid[ow]);
                         let taps = acc[c0..].iter().step_by(w.col_step).take(cols);
-                        *out = if max {
+                        yrow[ow] = if max {
                             taps.fold(f32::NEG_INFINITY, |m, &v| m.max(v))
                         } else {
-                            let count = if include_pad {
-                                w.rows_padded[oh] * w.cols_padded[ow]
-                            } else {
-                                rows * cols
-                            };
-                            taps.sum::<f32>() / count as f32
+                            taps.sum::<f32>() / count(ow) as f32
                         };
                     }
                 }
