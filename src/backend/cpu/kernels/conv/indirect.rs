@@ -44,8 +44,7 @@ pub(super) struct Indirect {
     pitch: usize,
     /// Per reduction step `k = c * taps + tap`: the offset of its input value from
     /// a window's top-left in the padded input.
-    offsets: Vec<usize>,
-    max_offset: usize,
+    offsets: Offsets,
     /// Per group, the transposed `[Kg, Mg]` weights in KC-deep slices of
     /// 16-channel panels (zero past `Mg`).
     panels: Vec<PackedB>,
@@ -87,8 +86,7 @@ impl Indirect {
             pad,
             rows,
             pitch,
-            max_offset: offsets.iter().copied().max().unwrap_or(0),
-            offsets,
+            offsets: Offsets::new(offsets),
             panels,
         }))
     }
@@ -113,17 +111,28 @@ impl Indirect {
         });
     }
 
-    /// Copies the input planes into `padded`, zero around them.
+    /// Copies the input planes into `padded`, zero around them. Only the border is
+    /// cleared: the copy overwrites the rest.
     fn pad_input(&self, x: &[f32], padded: &mut [f32]) {
         let ((in_h, in_w), (pt, pl)) = (self.in_hw, self.pad);
-        padded.fill(0.0);
+        let plane = self.rows * self.pitch;
         if in_h == 0 || in_w == 0 {
+            padded.fill(0.0);
             return;
         }
-        let plane = self.rows * self.pitch;
         for (src, dst) in x.chunks_exact(in_h * in_w).zip(padded.chunks_exact_mut(plane)) {
-            for (r, row) in src.chunks_exact(in_w).enumerate() {
-                dst[(r + pt) * self.pitch + pl..][..in_w].copy_from_slice(row);
+            let (top, rest) = dst.split_at_mut(pt * self.pitch);
+            top.fill(0.0);
+            for (r, row) in rest.chunks_exact_mut(self.pitch).enumerate() {
+                let (left, rest) = row.split_at_mut(pl);
+                left.fill(0.0);
+                match src.get(r * in_w..(r + 1) * in_w) {
+                    Some(line) => {
+                        rest[..in_w].copy_from_slice(line);
+                        rest[in_w..].fill(0.0);
+                    }
+                    None => rest.fill(0.0),
+                }
             }
         }
     }
@@ -131,7 +140,7 @@ impl Indirect {
     /// Output channels `16 j ..` (`rows`: their output planes) of group `g`.
     fn panel(&self, g: usize, j: usize, padded: &[f32], rows: &mut [f32], e: &RowEpilogue<'_>) {
         let positions = self.out_hw.0 * self.out_hw.1;
-        let k_g = self.offsets.len();
+        let k_g = self.offsets.steps.len();
         let isa = Isa::detect();
         let mut tile: Tile = [0.0; MR * NR];
         for q0 in (0..positions).step_by(EPILOGUE_POSITIONS) {
@@ -140,13 +149,13 @@ impl Indirect {
             // uses them; each later slice adds to what the earlier ones stored.
             for k0 in (0..k_g.max(1)).step_by(KC) {
                 let k1 = (k0 + KC).min(k_g);
-                let offsets = &self.offsets[k0..k1];
+                let offsets = self.offsets.slice(k0..k1);
                 let weights = self.panels[g].block(j * NR, NR, k0, k1 - k0);
                 for p0 in (q0..q1).step_by(MR) {
                     let n = MR.min(q1 - p0);
                     // Past the last position, repeat it: a valid read, never stored.
                     let bases: [usize; MR] = std::array::from_fn(|i| self.window_base(p0 + i.min(n - 1)));
-                    tile_with(isa, padded, &bases, offsets, self.max_offset, weights, &mut tile);
+                    tile_with(isa, padded, &bases, offsets, weights, &mut tile);
                     for (l, row) in rows.chunks_exact_mut(positions).enumerate() {
                         let dst = row[p0..p0 + n].iter_mut().enumerate();
                         match k0 {
@@ -169,20 +178,50 @@ impl Indirect {
     }
 }
 
+/// The reduction steps' input offsets with their maximum, computed once: a tile
+/// checks its reads against the maximum instead of scanning every offset.
+#[derive(Debug)]
+pub(super) struct Offsets {
+    steps: Vec<usize>,
+    max: usize,
+}
+
+/// A run of [`Offsets`], none above `max`.
+#[derive(Copy, Clone)]
+pub(super) struct OffsetSlice<'a> {
+    steps: &'a [usize],
+    max: usize,
+}
+
+impl Offsets {
+    pub fn new(steps: Vec<usize>) -> Offsets {
+        let max = steps.iter().copied().max().unwrap_or(0);
+        Offsets { steps, max }
+    }
+
+    pub fn slice(&self, range: std::ops::Range<usize>) -> OffsetSlice<'_> {
+        OffsetSlice {
+            steps: &self.steps[range],
+            max: self.max,
+        }
+    }
+}
+
 /// `out = sum_k a_k (x) b_k` over the steps `k`: row `i` of `a_k` is
 /// `x[bases[i] + offsets[k]]`, `b_k` is `b[k * NR..][..NR]`.
 pub(super) fn tile_with(
     isa: Isa,
     x: &[f32],
     bases: &[usize; MR],
-    offsets: &[usize],
-    max_offset: usize,
+    offsets: OffsetSlice<'_>,
     b: &[f32],
     out: &mut Tile,
 ) {
-    // Every read the kernels make is checked here, once per tile.
+    // Every read the kernels make is checked here, once per tile: no offset
+    // exceeds `offsets.max` (by construction of `Offsets`).
+    let (max_offset, offsets) = (offsets.max, offsets.steps);
     assert!(bases.iter().all(|&base| base + max_offset < x.len()));
-    assert!(offsets.iter().all(|&o| o <= max_offset) && b.len() >= offsets.len() * NR);
+    assert!(b.len() >= offsets.len() * NR);
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::Avx2Fma` is only chosen on CPUs with AVX2 and FMA; the reads

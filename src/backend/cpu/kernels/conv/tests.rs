@@ -931,7 +931,7 @@ fn channel_blocked_depthwise_matches_plane_kernel() {
 
 #[test]
 fn indirect_simd_tile_matches_generic() {
-    use super::indirect::tile_with;
+    use super::indirect::{tile_with, Offsets};
     use crate::backend::cpu::kernels::gemm::micro::{Isa, MR, NR};
 
     let simd = Isa::detect();
@@ -943,12 +943,12 @@ fn indirect_simd_tile_matches_generic() {
     let x = rng.vec(4000);
     for trial in 0..50 {
         let steps = rng.range(0, 300);
-        let offsets: Vec<usize> = (0..steps).map(|_| rng.range(0, 2000)).collect();
+        let offsets = Offsets::new((0..steps).map(|_| rng.range(0, 2000)).collect());
         let bases: [usize; MR] = std::array::from_fn(|_| rng.range(0, 1999));
         let b = rng.vec(steps * NR);
         let run = |isa| {
             let mut out = [f32::NAN; MR * NR];
-            tile_with(isa, &x, &bases, &offsets, 2000, &b, &mut out);
+            tile_with(isa, &x, &bases, offsets.slice(0..steps), &b, &mut out);
             out
         };
         let want: Vec<f64> = run(Isa::Generic).iter().map(|&v| v as f64).collect();
