@@ -4,13 +4,16 @@
 //! planners: a slot is released right after the last step that reads any value
 //! stored in it (reshape-like aliases extend that lifetime), and a new value takes
 //! the smallest free slot of its dtype that fits, growing the largest one if none
-//! does. Plans are built once per input-shape set, so this runs rarely.
+//! does. A step whose kernel offers to run in place writes its first output over
+//! the offered input when that input dies at the step (and is not read twice by
+//! it): the output takes the slot over instead of a new one. Plans are built once
+//! per input-shape set, so this runs rarely.
 
 use std::collections::HashMap;
 
 use crate::error::Result;
 use crate::ir::Fact;
-use crate::plan::{Loc, Plan};
+use crate::plan::{Loc, Plan, Step};
 use crate::tensor::DType;
 
 /// One arena slot: a buffer of `len` elements of `dtype`.
@@ -49,8 +52,17 @@ pub(super) fn assign_slots<K>(plan: &mut Plan<K>, facts: &[Fact]) -> Result<()> 
     let mut slots: Vec<crate::plan::SlotInfo> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut slot_of: HashMap<usize, usize> = HashMap::new();
-    for (i, step) in plan.steps.iter().enumerate() {
-        for (owner, shape) in &step.outputs {
+    for (i, step) in plan.steps.iter_mut().enumerate() {
+        let taken_over = step.in_place.and_then(|input| {
+            let owner = dying_input(step, input, i, &last_use, facts)?;
+            let (out, _) = step.outputs.first()?;
+            let slot = *slot_of.get(&owner)?;
+            slot_of.insert(*out, slot);
+            Some(owner)
+        });
+        step.in_place = step.in_place.filter(|_| taken_over.is_some());
+        let fresh = step.outputs.iter().skip(taken_over.map_or(0, |_| 1));
+        for (owner, shape) in fresh {
             let dtype = facts[*owner].dtype;
             let need: usize = shape.iter().product();
             let fits = free
@@ -76,7 +88,8 @@ pub(super) fn assign_slots<K>(plan: &mut Plan<K>, facts: &[Fact]) -> Result<()> 
             slots[slot].len = slots[slot].len.max(need);
             slot_of.insert(*owner, slot);
         }
-        for owner in &release_at[i] {
+        // An input taken over lives on as the output: its slot stays in use.
+        for owner in release_at[i].iter().filter(|&&o| Some(o) != taken_over) {
             if let Some(&s) = slot_of.get(owner) {
                 free.push(s);
             }
@@ -97,4 +110,28 @@ pub(super) fn assign_slots<K>(plan: &mut Plan<K>, facts: &[Fact]) -> Result<()> 
     plan.outputs.iter_mut().for_each(remap);
     plan.slots = slots;
     Ok(())
+}
+
+/// The slot owner of `step`'s input `input` if the step's first output may be
+/// written over it: a value in the arena, read for the last time here, by this
+/// input alone, with the output's dtype and size.
+fn dying_input<K>(
+    step: &Step<K>,
+    input: usize,
+    index: usize,
+    last_use: &HashMap<usize, usize>,
+    facts: &[Fact],
+) -> Option<usize> {
+    let Some(Some(Loc::Slot { slot: owner, shape })) = step.inputs.get(input) else {
+        return None;
+    };
+    let (out, out_shape) = step.outputs.first()?;
+    let read_elsewhere = step
+        .inputs
+        .iter()
+        .enumerate()
+        .any(|(k, loc)| k != input && matches!(loc, Some(Loc::Slot { slot, .. }) if slot == owner));
+    let fits = facts[*owner].dtype == facts[*out].dtype
+        && shape.iter().product::<usize>() == out_shape.iter().product::<usize>();
+    (last_use.get(owner) == Some(&index) && !read_elsewhere && fits).then_some(*owner)
 }

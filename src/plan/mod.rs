@@ -12,6 +12,8 @@
 //!   plan allocates no activation memory.
 
 mod memory;
+#[cfg(test)]
+mod tests;
 
 use crate::backend::cpu;
 use crate::error::{Error, Result};
@@ -55,6 +57,14 @@ pub struct OutputDesc {
 pub trait Prepare {
     type Kernel;
     fn prepare(&self, op: &Op, inputs: &[Option<InputDesc>], outputs: &[OutputDesc]) -> Result<Self::Kernel>;
+
+    /// The input a prepared kernel can find in its first output's buffer instead
+    /// (see `cpu::kernel::Kernel::in_place_input`); the memory planner decides
+    /// whether it may.
+    fn in_place_input(&self, kernel: &Self::Kernel) -> Option<usize> {
+        let _ = kernel;
+        None
+    }
 }
 
 /// One kernel invocation.
@@ -65,6 +75,9 @@ pub struct Step<K> {
     pub inputs: Vec<Option<Loc>>,
     /// Output slots and shapes.
     pub outputs: Vec<(usize, Vec<usize>)>,
+    /// The input whose slot the first output takes over, its value dying here: the
+    /// kernel runs in place. Offered by the backend, confirmed by the memory planner.
+    pub in_place: Option<usize>,
 }
 
 pub struct Plan<K> {
@@ -194,6 +207,7 @@ pub fn build<P: Prepare>(
             }
             steps.push(Step {
                 node: index,
+                in_place: backend.in_place_input(&kernel),
                 kernel,
                 inputs,
                 outputs: node.outputs.iter().copied().zip(out_shapes).collect(),

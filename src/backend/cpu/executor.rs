@@ -76,17 +76,17 @@ pub fn execute(
     for (index, step) in plan.steps.iter().enumerate() {
         let start = hook.as_ref().map(|_| std::time::Instant::now());
         // Outputs never share a slot with this step's inputs (the memory planner
-        // releases a slot only after its last reader), so they can be moved out.
+        // releases a slot only after its last reader), so they can be moved out;
+        // the one exception, an in-place step's taken-over input, is not viewed.
         arena.taken.extend(step.outputs.iter().map(|(slot, _)| {
             let dtype = arena.bufs[*slot].dtype();
             std::mem::replace(&mut arena.bufs[*slot], DataVec::new(dtype))
         }));
         let mut in_views: Vec<Option<View>> = recycle(in_spare);
-        in_views.extend(
-            step.inputs
-                .iter()
-                .map(|l| l.as_ref().map(|l| view(l, plan, &arena.bufs, inputs))),
-        );
+        in_views.extend(step.inputs.iter().enumerate().map(|(k, l)| match step.in_place {
+            Some(taken) if taken == k => None,
+            _ => l.as_ref().map(|l| view(l, plan, &arena.bufs, inputs)),
+        }));
         let mut out_views: Vec<ViewMut> = recycle(out_spare);
         out_views.extend(
             arena
@@ -98,7 +98,10 @@ pub fn execute(
                     data: buf.slice_mut(shape.iter().product()),
                 }),
         );
-        result = step.kernel.run(&in_views, &mut out_views);
+        result = match step.in_place {
+            Some(_) => step.kernel.run_in_place(&in_views, &mut out_views),
+            None => step.kernel.run(&in_views, &mut out_views),
+        };
         in_spare = recycle(in_views);
         out_spare = recycle(out_views);
         for ((slot, _), buf) in step.outputs.iter().zip(arena.taken.drain(..)) {

@@ -18,6 +18,24 @@ pub trait Kernel: Send + Sync {
     /// contents are garbage).
     fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()>;
 
+    /// An input this kernel can instead find already in its first output's buffer
+    /// (a residual the output is accumulated onto). When that input's value dies at
+    /// this step, the memory planner stores the output over it, which saves the
+    /// kernel a pass over memory, and the step runs with [`Kernel::run_in_place`].
+    fn in_place_input(&self) -> Option<usize> {
+        None
+    }
+
+    /// [`Kernel::run`] with input [`Kernel::in_place_input`] absent from `inputs`:
+    /// its value is in `outputs[0]`, which the kernel overwrites with the result.
+    fn run_in_place(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
+        let _ = (inputs, outputs);
+        Err(crate::error::Error::shape(
+            "kernel",
+            "this kernel cannot run in place",
+        ))
+    }
+
     /// A short label for profiles (algorithm chosen, e.g. `"im2col+gemm"`).
     fn label(&self) -> &'static str {
         ""

@@ -38,6 +38,10 @@ impl Prepare for CpuOptions {
     ) -> Result<Box<dyn Kernel>> {
         kernels::prepare(op, inputs, outputs, self)
     }
+
+    fn in_place_input(&self, kernel: &Box<dyn Kernel>) -> Option<usize> {
+        kernel.in_place_input()
+    }
 }
 
 /// Runs one op on constant inputs and returns its outputs: constant folding, for the

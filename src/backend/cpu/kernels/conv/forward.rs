@@ -43,6 +43,18 @@ const DEPTHWISE_TASK_MACS: usize = 32 * 1024;
 /// traffic and the blocked kernel's two transposes cost extra.
 const CHANNEL_BLOCKED_MAX_POSITIONS: usize = 256;
 
+/// Input index of the fused residual.
+const RESIDUAL_INPUT: usize = 3;
+
+/// Where a fused residual is found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Residual {
+    /// Input [`RESIDUAL_INPUT`].
+    Input,
+    /// Already in the output buffer (the step runs in place).
+    InOutput,
+}
+
 enum Algo {
     /// The input already is the column matrix.
     Pointwise,
@@ -298,56 +310,21 @@ pub(super) fn prepare(
 
 impl Kernel for ConvKernel {
     fn run(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
-        let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
-        let x = required(inputs, 0)?.typed::<f32>()?;
-        let y = outputs
-            .get_mut(0)
-            .ok_or_else(|| Error::shape(NAME, "missing output"))?
-            .typed::<f32>()?;
-        expect_len(NAME, "X", x.len(), self.batch * self.c_in * in_len)?;
-        expect_len(NAME, "Y", y.len(), self.batch * self.c_out * out_len)?;
-        let w = match &self.weights {
-            Weights::Input => {
-                let w = required(inputs, 1)?.typed::<f32>()?;
-                expect_len(
-                    NAME,
-                    "W",
-                    w.len(),
-                    self.c_out * (self.c_in / self.group) * self.geom.kernel_len(),
-                )?;
-                Some(w)
-            }
-            Weights::Copied(v) => Some(v.as_slice()),
-            Weights::Packed(_)
-            | Weights::Swapped(_)
-            | Weights::Winograd(_)
-            | Weights::Indirect(_)
-            | Weights::ChannelBlocked(_) => None,
-        };
-        let bias = self.bias.get(NAME, inputs, self.c_out)?;
-        let residual = match self.residual {
-            true => {
-                let r = required(inputs, 3)?.typed::<f32>()?;
-                expect_len(NAME, "residual", r.len(), y.len())?;
-                Some(r)
-            }
-            false => None,
-        };
-        match (&self.algo, &self.weights) {
-            (Algo::Depthwise(_), Weights::ChannelBlocked(blocked)) => {
-                self.channel_blocked(blocked, x, bias, residual, y);
-                Ok(())
-            }
-            (Algo::Depthwise(plane), _) => {
-                let w = w.ok_or_else(|| Error::shape(NAME, "depthwise weights missing"))?;
-                self.depthwise(plane, x, w, bias, residual, y);
-                Ok(())
-            }
-            (Algo::Winograd, Weights::Winograd(wino)) => self.winograd(wino, x, bias, residual, y),
-            (Algo::Winograd, _) => Err(Error::shape(NAME, "Winograd weights missing")),
-            (Algo::Indirect, Weights::Indirect(_)) => self.gemm_path(x, w, bias, residual, y),
-            (Algo::Indirect, _) => Err(Error::shape(NAME, "indirect weights missing")),
-            _ => self.gemm_path(x, w, bias, residual, y),
+        self.run_with(inputs, outputs, Residual::Input)
+    }
+
+    fn in_place_input(&self) -> Option<usize> {
+        // The usual GEMM orientation accumulates onto its output (beta = 1); the
+        // other algorithms add the residual in passes of their own.
+        let usual_gemm = matches!(self.algo, Algo::Pointwise | Algo::Im2col)
+            && matches!(self.weights, Weights::Packed(_) | Weights::Input);
+        (self.residual && usual_gemm).then_some(RESIDUAL_INPUT)
+    }
+
+    fn run_in_place(&self, inputs: &[Option<View<'_>>], outputs: &mut [ViewMut<'_>]) -> Result<()> {
+        match self.in_place_input() {
+            Some(_) => self.run_with(inputs, outputs, Residual::InOutput),
+            None => Err(Error::shape(NAME, "this convolution cannot run in place")),
         }
     }
 
@@ -378,6 +355,68 @@ impl Kernel for ConvKernel {
 }
 
 impl ConvKernel {
+    /// Runs the convolution, the residual (if fused) read from input 3 or found
+    /// already in `y`.
+    fn run_with(
+        &self,
+        inputs: &[Option<View<'_>>],
+        outputs: &mut [ViewMut<'_>],
+        residual_at: Residual,
+    ) -> Result<()> {
+        let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
+        let x = required(inputs, 0)?.typed::<f32>()?;
+        let y = outputs
+            .get_mut(0)
+            .ok_or_else(|| Error::shape(NAME, "missing output"))?
+            .typed::<f32>()?;
+        expect_len(NAME, "X", x.len(), self.batch * self.c_in * in_len)?;
+        expect_len(NAME, "Y", y.len(), self.batch * self.c_out * out_len)?;
+        let w = match &self.weights {
+            Weights::Input => {
+                let w = required(inputs, 1)?.typed::<f32>()?;
+                expect_len(
+                    NAME,
+                    "W",
+                    w.len(),
+                    self.c_out * (self.c_in / self.group) * self.geom.kernel_len(),
+                )?;
+                Some(w)
+            }
+            Weights::Copied(v) => Some(v.as_slice()),
+            Weights::Packed(_)
+            | Weights::Swapped(_)
+            | Weights::Winograd(_)
+            | Weights::Indirect(_)
+            | Weights::ChannelBlocked(_) => None,
+        };
+        let bias = self.bias.get(NAME, inputs, self.c_out)?;
+        let residual = match (self.residual, residual_at) {
+            (true, Residual::Input) => {
+                let r = required(inputs, RESIDUAL_INPUT)?.typed::<f32>()?;
+                expect_len(NAME, "residual", r.len(), y.len())?;
+                Some(r)
+            }
+            _ => None,
+        };
+        let accumulate = self.residual && residual_at == Residual::InOutput;
+        match (&self.algo, &self.weights) {
+            (Algo::Depthwise(_), Weights::ChannelBlocked(blocked)) => {
+                self.channel_blocked(blocked, x, bias, residual, y);
+                Ok(())
+            }
+            (Algo::Depthwise(plane), _) => {
+                let w = w.ok_or_else(|| Error::shape(NAME, "depthwise weights missing"))?;
+                self.depthwise(plane, x, w, bias, residual, y);
+                Ok(())
+            }
+            (Algo::Winograd, Weights::Winograd(wino)) => self.winograd(wino, x, bias, residual, y),
+            (Algo::Winograd, _) => Err(Error::shape(NAME, "Winograd weights missing")),
+            (Algo::Indirect, Weights::Indirect(_)) => self.gemm_path(x, w, bias, residual, accumulate, y),
+            (Algo::Indirect, _) => Err(Error::shape(NAME, "indirect weights missing")),
+            _ => self.gemm_path(x, w, bias, residual, accumulate, y),
+        }
+    }
+
     /// One output plane (image x channel) at a time, planes in parallel.
     fn depthwise(
         &self,
@@ -493,10 +532,19 @@ impl ConvKernel {
         w: Option<&[f32]>,
         bias: Option<&[f32]>,
         residual: Option<&[f32]>,
+        accumulate: bool,
         y: &mut [f32],
     ) -> Result<()> {
         let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
         let (c_g, m_g) = (self.c_in / self.group, self.c_out / self.group);
+        if accumulate && matches!(self.weights, Weights::Swapped(_) | Weights::Indirect(_)) {
+            return Err(Error::shape(
+                NAME,
+                "only the usual GEMM accumulates onto its output",
+            ));
+        }
+        // `y` already holds the residual when accumulating onto it.
+        let beta = if accumulate { 1.0 } else { 0.0 };
         let k_g = c_g * self.geom.kernel_len();
         let job = |j: usize, y_job: &mut [f32], parallel: bool| -> Result<()> {
             let (n, g) = (j / self.group, j % self.group);
@@ -550,7 +598,7 @@ impl ConvKernel {
             };
             if let Algo::Pointwise = self.algo {
                 let b = RhsSource::Mat(MatRef::row_major(x_job, c_g, in_len)?);
-                return gemm(a, b, y_job, out_len, 1.0, 0.0, &epilogue, parallel);
+                return gemm(a, b, y_job, out_len, 1.0, beta, &epilogue, parallel);
             }
             let cols = Im2col {
                 conv: self,
@@ -563,7 +611,7 @@ impl ConvKernel {
                 y_job,
                 out_len,
                 1.0,
-                0.0,
+                beta,
                 &epilogue,
                 parallel,
             )

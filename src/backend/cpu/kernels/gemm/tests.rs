@@ -653,3 +653,64 @@ fn swapped_vs_usual_gflops() {
         );
     }
 }
+
+#[test]
+#[ignore]
+fn tmp_residual_inplace() {
+    use crate::ir::ops::Activation;
+    let mut rng = Rng::new(7);
+    for (m, n, k) in [
+        (256, 3136, 64),
+        (512, 784, 128),
+        (1024, 196, 256),
+        (64, 3136, 256),
+    ] {
+        let (a, b, bias, res) = (rng.vec(m * k), rng.vec(k * n), rng.vec(m), rng.vec(m * n));
+        let mut c = vec![0.0; m * n];
+        let packed = PackedA::new(MatRef::row_major(&a, m, k).unwrap());
+        let rhs = RhsSource::Mat(MatRef::row_major(&b, k, n).unwrap());
+        let residual = Some(MatRef::row_major(&res, m, n).unwrap());
+        let full = Epilogue {
+            row_bias: Some(&bias),
+            residual,
+            activation: Activation::Relu,
+            ..Epilogue::default()
+        };
+        let acc = Epilogue {
+            row_bias: Some(&bias),
+            activation: Activation::Relu,
+            ..Epilogue::default()
+        };
+        let mut best = [f64::INFINITY; 3];
+        let reps = (3e9 / (2.0 * (m * n * k) as f64)).ceil() as usize;
+        for r in 0..3 * reps {
+            let start = std::time::Instant::now();
+            match r % 3 {
+                0 => gemm(LhsSource::Packed(&packed), rhs, &mut c, n, 1.0, 0.0, &full, false).unwrap(),
+                1 => gemm(LhsSource::Packed(&packed), rhs, &mut c, n, 1.0, 1.0, &acc, false).unwrap(),
+                _ => gemm(
+                    LhsSource::Packed(&packed),
+                    rhs,
+                    &mut c,
+                    n,
+                    1.0,
+                    0.0,
+                    &Epilogue::default(),
+                    false,
+                )
+                .unwrap(),
+            }
+            best[r % 3] = best[r % 3].min(start.elapsed().as_secs_f64());
+            if r % 3 == 1 {
+                c.iter_mut().for_each(|v| *v *= 1e-3);
+            }
+        }
+        let g = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
+        println!(
+            "{m}x{n}x{k}: residual epilogue {:.1}, accumulate {:.1}, none {:.1} GFLOP/s",
+            g(best[0]),
+            g(best[1]),
+            g(best[2])
+        );
+    }
+}
