@@ -258,7 +258,7 @@ pub(super) fn prepare(
                 ))
             }
         },
-        (Some(v), Algo::Pointwise) if prefers_swapped(c_out / group, geom.output_len()) => {
+        (Some(v), Algo::Pointwise) if prefers_swapped(c_out / group, geom.output_len(), c_g) => {
             Weights::Swapped(swapped::pack_weights(v, group, c_out / group, c_g)?)
         }
         (Some(v), Algo::Im2col)

@@ -19,51 +19,63 @@ use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, Pack
 use crate::error::Result;
 use crate::ir::ops::Activation;
 
-/// How much less padded tile work the swapped orientation must promise before it
-/// is used: the transposing store costs a pass over the output that the usual
-/// orientation does not pay (measured as a few percent on 14x14 layers).
+/// How much cheaper the swapped orientation must promise to be before it is used
+/// for a pointwise convolution.
 const MIN_SAVING: f32 = 0.05;
+
+/// The same for an im2col convolution. Swapped, its column matrix is built whole
+/// (the left operand is packed from it), which the usual orientation never does.
+/// Measured (`swapped_vs_usual_gflops`, ignored test, 1 thread): 512x49x4608
+/// (ResNet's 7x7 3x3 layers, 16 % cheaper by [`swapped_saving`]) 64 -> 76
+/// GFLOP/s; 256x196x2304 (5 % cheaper) 77 -> 68.
+const MIN_SAVING_IM2COL: f32 = 0.10;
+
+/// What the transposing store costs per output element, in multiply-adds of tile
+/// work: a strided read of the staged product and the epilogue's pass over the
+/// row. Small reductions make it the larger term: RegNet's 32-channel 56x56
+/// pointwise layer (a 32-deep reduction) ran at 21 GFLOP/s swapped.
+const TRANSPOSE_COST: usize = 8;
 
 /// Most floats of swapped product staged per job (512 KiB, this machine's L2): the
 /// transposing store must find it in cache. Large planes (112x112) have both
 /// orientations' tiles nearly full anyway.
 const MAX_STAGING_FLOATS: usize = 128 * 1024;
 
-/// Micro-tile work (including the zero padding of ragged edges) of an `m x n` output.
-fn padded_work(m: usize, n: usize) -> usize {
-    m.div_ceil(MR) * MR * n.div_ceil(NR) * NR
-}
-
-/// Whether an `m_g`-channel x `positions` output has at least `min_saving` less
-/// tile work swapped.
-fn saves_tile_work(m_g: usize, positions: usize, min_saving: f32) -> bool {
-    let usual = padded_work(m_g, positions) as f32;
-    let swapped = padded_work(positions, m_g) as f32;
-    swapped < usual * (1.0 - min_saving)
-}
-
-/// Whether a pointwise convolution's `m_g`-channel x `positions` output is cheaper
-/// computed swapped (and small enough to stage).
-pub(super) fn prefers_swapped(m_g: usize, positions: usize) -> bool {
-    m_g.saturating_mul(positions) <= MAX_STAGING_FLOATS && saves_tile_work(m_g, positions, MIN_SAVING)
-}
-
-/// The saving an im2col convolution must promise before it swaps. Swapped, its
-/// column matrix is built whole (the left operand is packed from it), which the
-/// usual orientation never does, so it needs more than a pointwise one. Measured
-/// (`swapped_vs_usual_gflops`, ignored test, 1 thread): 512x49x4608 (ResNet's 7x7 3x3
-/// layers, 16 % less tile work) 64 -> 76 GFLOP/s; 256x196x2304 (5.5 % less) 77 -> 68.
-const MIN_SAVING_IM2COL: f32 = 0.10;
-
 /// Most floats of column matrix an im2col convolution builds to swap (4 MiB).
 const MAX_COLUMN_FLOATS: usize = 1 << 20;
+
+/// Micro-tile work (including the zero padding of ragged edges) of an `m x n` output.
+fn padded_work(m: usize, n: usize) -> f32 {
+    (m.div_ceil(MR) * MR * n.div_ceil(NR) * NR) as f32
+}
+
+/// The fraction of the usual orientation's cost that swapping saves for an
+/// `m_g`-channel x `positions` output reduced over `k_g`: tile work (positions on
+/// the 6 rows and channels on the 16 lanes instead of the other way round) plus
+/// the transposing store. Negative when swapping costs more.
+fn swapped_saving(m_g: usize, positions: usize, k_g: usize) -> f32 {
+    let k = k_g as f32;
+    let usual = padded_work(m_g, positions) * k;
+    let swapped = padded_work(positions, m_g) * k + (TRANSPOSE_COST * m_g * positions) as f32;
+    if usual > 0.0 {
+        1.0 - swapped / usual
+    } else {
+        0.0
+    }
+}
+
+/// Whether a pointwise convolution (`k_g` input channels per group, `m_g` output
+/// channels x `positions`) is cheaper computed swapped (and small enough to stage).
+pub(super) fn prefers_swapped(m_g: usize, positions: usize, k_g: usize) -> bool {
+    m_g.saturating_mul(positions) <= MAX_STAGING_FLOATS && swapped_saving(m_g, positions, k_g) >= MIN_SAVING
+}
 
 /// Whether an im2col convolution (`k_g` rows of columns, `m_g` channels x
 /// `positions` of output) is cheaper computed swapped.
 pub(super) fn im2col_prefers_swapped(m_g: usize, positions: usize, k_g: usize) -> bool {
     m_g.saturating_mul(positions) <= MAX_STAGING_FLOATS
         && k_g.saturating_mul(positions) <= MAX_COLUMN_FLOATS
-        && saves_tile_work(m_g, positions, MIN_SAVING_IM2COL)
+        && swapped_saving(m_g, positions, k_g) >= MIN_SAVING_IM2COL
 }
 
 /// Each group's `[Mg, Kg]` weights, transposed and packed as `[Kg, Mg]` B panels.
@@ -150,24 +162,28 @@ mod tests {
 
     #[test]
     fn swaps_where_the_usual_tiles_waste_most() {
-        // 7x7 positions: 49 -> 64 columns usually, 54 rows swapped.
-        assert!(prefers_swapped(400, 49));
+        // 7x7 positions: 49 -> 64 columns usually, 54 rows swapped (RegNet's
+        // 400-channel layers).
+        assert!(prefers_swapped(400, 49, 400));
         // 16-channel groups at 28x28: 18 rows usually, 16 columns swapped.
-        assert!(prefers_swapped(16, 784));
+        assert!(prefers_swapped(16, 784, 144));
+        // ... unless the reduction is so short that the transposing store dominates.
+        assert!(!prefers_swapped(16, 784, 16));
+        assert!(!prefers_swapped(32, 3136, 32));
         // Large planes with many channels: both orientations fit the tiles.
-        assert!(!prefers_swapped(64, 3136));
+        assert!(!prefers_swapped(64, 3136, 256));
         // Too large to stage in cache, however ragged the usual tiles.
-        assert!(!prefers_swapped(16, 112 * 112));
+        assert!(!prefers_swapped(16, 112 * 112, 256));
         // One output channel would waste 15 of every 16 lanes swapped.
-        assert!(!prefers_swapped(1, 49));
+        assert!(!prefers_swapped(1, 49, 256));
     }
 
     #[test]
     fn im2col_swaps_only_for_a_large_saving() {
         // ResNet's 7x7 3x3 layers: 16 % less tile work.
         assert!(im2col_prefers_swapped(512, 49, 4608));
-        // 14x14 with 256 channels saves 5.5 %: enough for pointwise, not im2col.
-        assert!(prefers_swapped(256, 196));
+        // 14x14 with 256 channels saves 5 %: enough for pointwise, not im2col.
+        assert!(prefers_swapped(256, 196, 2304));
         assert!(!im2col_prefers_swapped(256, 196, 2304));
         // A column matrix too large to build.
         assert!(!im2col_prefers_swapped(512, 49, 64 * 1024));

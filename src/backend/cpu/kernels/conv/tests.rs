@@ -742,8 +742,8 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     let cases = [
         (64, 128, 1, 3, 1, 7, 2, swapped_im2col),
         (40, 96, 1, 3, 2, 13, 1, swapped_im2col),
-        (24, 48, 1, 1, 1, 7, 2, swapped),
-        (20, 45, 1, 1, 1, 7, 1, swapped),
+        (96, 48, 1, 1, 1, 7, 2, swapped),
+        (100, 45, 1, 1, 1, 7, 1, swapped),
         (32, 32, 2, 3, 1, 7, 1, indirect),
         (48, 48, 3, 3, 2, 14, 2, indirect),
         (3, 20, 1, 7, 2, 23, 1, indirect),
