@@ -125,7 +125,8 @@ fn choose_algo(
     if wanted && const_weights && group == 1 && Winograd::fits(geom) {
         return Algo::Winograd;
     }
-    if const_weights && geom.rank() <= 2 && prefers_indirect(c_out / group) {
+    let k_g = c_g * geom.kernel_len();
+    if const_weights && geom.rank() <= 2 && prefers_indirect(c_out / group, k_g) {
         return Algo::Indirect;
     }
     Algo::Im2col
@@ -138,10 +139,16 @@ fn choose_algo(
 /// against 60 for im2col, where its 3-channel stem ran 64 against 53).
 const INDIRECT_MAX_GROUP_CHANNELS: usize = 64;
 
-/// Whether a non-pointwise convolution with `m_g` output channels per group runs
-/// indirect (see [`super::indirect`]) rather than im2col + GEMM.
-fn prefers_indirect(m_g: usize) -> bool {
-    m_g <= INDIRECT_MAX_GROUP_CHANNELS
+/// Reduction length below which the indirect kernel's transposing tile stores
+/// (16 x 6 scalar moves per tile, whatever the reduction) cost more than im2col
+/// saves: RegNet's 32-channel 1x1 stride-2 projections ran at 15 GFLOP/s indirect.
+const INDIRECT_MIN_REDUCTION: usize = 64;
+
+/// Whether a non-pointwise convolution with `m_g` output channels per group,
+/// reduced over `k_g` (input channels x taps), runs indirect (see
+/// [`super::indirect`]) rather than im2col + GEMM.
+fn prefers_indirect(m_g: usize, k_g: usize) -> bool {
+    m_g <= INDIRECT_MAX_GROUP_CHANNELS && k_g >= INDIRECT_MIN_REDUCTION
 }
 
 enum Weights {
