@@ -89,6 +89,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         mean,
     } = Latency::of(times);
     let arena_mb = session.arena_bytes(&inputs)? as f64 / 1e6;
+    let peak_rss_mb = peak_rss_mb();
     if a.json {
         let v = serde_json::json!({
             "model": a.model, "backend": a.engine.backend, "device": session.device_name(),
@@ -96,12 +97,14 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             "runs": runs, "warmup": a.warmup, "optimized": !a.engine.no_optimize,
             "median_ms": median, "p90_ms": p90, "min_ms": min, "mean_ms": mean,
             "throughput_per_s": a.batch as f64 * 1e3 / median, "load_ms": load_ms, "arena_mb": arena_mb,
+            "peak_rss_mb": peak_rss_mb,
         });
         outln!("{v}");
     } else {
+        let rss = peak_rss_mb.map_or(String::new(), |mb| format!(", peak RSS {mb:.1} MB"));
         outln!(
             "{} batch {} on {}: median {median:.2} ms, p90 {p90:.2} ms, min {min:.2} ms, {:.1} images/s \
-             (load {load_ms:.0} ms, arena {arena_mb:.1} MB)",
+             (load {load_ms:.0} ms, arena {arena_mb:.1} MB{rss})",
             a.model,
             a.batch,
             super::engine_label(&session),
@@ -109,6 +112,15 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The process's peak resident set size (Linux `VmHWM`), in MB: weights, arena,
+/// kernel scratch and the runtime itself. `None` where `/proc` has no such line.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0 / 1e6)
 }
 
 /// Summary of timed runs, in milliseconds.
