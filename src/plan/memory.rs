@@ -54,10 +54,9 @@ pub(super) fn assign_slots<K>(plan: &mut Plan<K>, facts: &[Fact]) -> Result<()> 
     let mut slot_of: HashMap<usize, usize> = HashMap::new();
     for (i, step) in plan.steps.iter_mut().enumerate() {
         let taken_over = step.in_place.and_then(|input| {
-            let owner = dying_input(step, input, i, &last_use, facts)?;
-            let (out, _) = step.outputs.first()?;
+            let (owner, out) = dying_input(step, input, i, &last_use, facts)?;
             let slot = *slot_of.get(&owner)?;
-            slot_of.insert(*out, slot);
+            slot_of.insert(out, slot);
             Some(owner)
         });
         step.in_place = step.in_place.filter(|_| taken_over.is_some());
@@ -112,16 +111,16 @@ pub(super) fn assign_slots<K>(plan: &mut Plan<K>, facts: &[Fact]) -> Result<()> 
     Ok(())
 }
 
-/// The slot owner of `step`'s input `input` if the step's first output may be
-/// written over it: a value in the arena, read for the last time here, by this
-/// input alone, with the output's dtype and size.
+/// The slot owner of `step`'s input `input`, and the step's first output, if that
+/// output may be written over the input: a value in the arena, read for the last
+/// time here, by this input alone, with the output's dtype and size.
 fn dying_input<K>(
     step: &Step<K>,
     input: usize,
     index: usize,
     last_use: &HashMap<usize, usize>,
     facts: &[Fact],
-) -> Option<usize> {
+) -> Option<(usize, usize)> {
     let Some(Some(Loc::Slot { slot: owner, shape })) = step.inputs.get(input) else {
         return None;
     };
@@ -133,5 +132,5 @@ fn dying_input<K>(
         .any(|(k, loc)| k != input && matches!(loc, Some(Loc::Slot { slot, .. }) if slot == owner));
     let fits = facts[*owner].dtype == facts[*out].dtype
         && shape.iter().product::<usize>() == out_shape.iter().product::<usize>();
-    (last_use.get(owner) == Some(&index) && !read_elsewhere && fits).then_some(*owner)
+    (last_use.get(owner) == Some(&index) && !read_elsewhere && fits).then_some((*owner, *out))
 }

@@ -242,7 +242,9 @@ pub(super) fn prepare(
     numel(NAME, w.shape)?;
     numel(NAME, &y.shape)?;
     let bias = Bias::prepare(NAME, inputs.get(2).copied().flatten(), c_out)?;
-    let c_g = c_in / group;
+    // Per group: input channels, output channels, and the reduction (channels x taps).
+    let (c_g, m_g) = (c_in / group, c_out / group);
+    let k_g = c_g * geom.kernel_len();
     let const_weights = const_f32(&w);
     let algo = choose_algo(&geom, c_in, c_out, group, const_weights.is_some(), winograd);
     let weights = match (const_weights, &algo) {
@@ -265,17 +267,13 @@ pub(super) fn prepare(
                 ))
             }
         },
-        (Some(v), Algo::Pointwise) if prefers_swapped(c_out / group, geom.output_len(), c_g) => {
-            Weights::Swapped(swapped::pack_weights(v, group, c_out / group, c_g)?)
+        (Some(v), Algo::Pointwise) if prefers_swapped(m_g, geom.output_len(), k_g) => {
+            Weights::Swapped(swapped::pack_weights(v, group, m_g, k_g)?)
         }
-        (Some(v), Algo::Im2col)
-            if im2col_prefers_swapped(c_out / group, geom.output_len(), c_g * geom.kernel_len()) =>
-        {
-            let k_g = c_g * geom.kernel_len();
-            Weights::Swapped(swapped::pack_weights(v, group, c_out / group, k_g)?)
+        (Some(v), Algo::Im2col) if im2col_prefers_swapped(m_g, geom.output_len(), k_g) => {
+            Weights::Swapped(swapped::pack_weights(v, group, m_g, k_g)?)
         }
         (Some(v), _) => {
-            let (m_g, k_g) = (c_out / group, c_g * geom.kernel_len());
             let packed = (0..group)
                 .map(|g| {
                     Ok(PackedA::new(MatRef::row_major(
@@ -544,13 +542,8 @@ impl ConvKernel {
     ) -> Result<()> {
         let (in_len, out_len) = (self.geom.input_len(), self.geom.output_len());
         let (c_g, m_g) = (self.c_in / self.group, self.c_out / self.group);
-        if accumulate && matches!(self.weights, Weights::Swapped(_) | Weights::Indirect(_)) {
-            return Err(Error::shape(
-                NAME,
-                "only the usual GEMM accumulates onto its output",
-            ));
-        }
-        // `y` already holds the residual when accumulating onto it.
+        // `y` already holds the residual when accumulating onto it (only ever on the
+        // usual GEMM: see `in_place_input`).
         let beta = if accumulate { 1.0 } else { 0.0 };
         let k_g = c_g * self.geom.kernel_len();
         let job = |j: usize, y_job: &mut [f32], parallel: bool| -> Result<()> {
