@@ -40,11 +40,12 @@ impl Interior {
         // First output with `ow * stride >= pad_begin`, and one past the last with
         // `ow * stride - pad_begin + span <= input`.
         let lo = pad_begin.div_ceil(stride);
-        let hi = (input + pad_begin)
+        let hi = input
+            .checked_add(pad_begin)?
             .checked_sub(span)
             .map_or(0, |last| last / stride + 1)
             .min(output);
-        (hi > lo + 1).then(|| Interior {
+        (hi > lo.saturating_add(1)).then(|| Interior {
             outputs: lo..hi,
             start: lo * stride - pad_begin,
             stride,
