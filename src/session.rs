@@ -11,8 +11,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use crate::backend::cpu::awake::StayAwake;
 use crate::backend::cpu::executor::{self, Arena};
 use crate::backend::cpu::CpuOptions;
 use crate::backend::cpu::CpuPlan;
@@ -143,6 +145,8 @@ pub struct Session {
     graph: Graph,
     options: SessionOptions,
     pool: rayon::ThreadPool,
+    /// Held by the run whose workers spin between parallel regions (one at a time).
+    spinning: AtomicBool,
     device: Device,
     plans: Mutex<HashMap<PlanKey, Arc<PlanEntry>>>,
 }
@@ -183,6 +187,7 @@ impl Session {
             graph,
             options,
             pool,
+            spinning: AtomicBool::new(false),
             device,
             plans: Mutex::new(HashMap::new()),
         })
@@ -267,9 +272,10 @@ impl Session {
             .map_err(|_| Error::invalid("arena pool poisoned"))?
             .pop()
             .unwrap_or_else(|| Arena::for_plan(plan));
-        let result = self
-            .pool
-            .install(|| executor::execute(plan, &mut arena, inputs, hook));
+        let result = self.pool.install(|| {
+            let _awake = StayAwake::start(&self.spinning);
+            executor::execute(plan, &mut arena, inputs, hook)
+        });
         if let Ok(mut arenas) = arenas.lock() {
             arenas.push(arena);
         }
