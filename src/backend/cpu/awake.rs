@@ -12,13 +12,25 @@
 //! are picked up at once. The cost is the other cores spinning through the run's
 //! serial stretches.
 //!
-//! Only one run per pool spins at a time (the `claim` flag). A worker that runs
-//! another run's graph can take a spinning job while it waits inside a join, and
-//! is then held until that run ends; with two spinning runs, each could hold the
-//! other's thread. With one, the spinning run never waits on the others.
+//! A worker can also take its spinning job while it waits inside a join, deep in
+//! a task it stole from this very run: the run then waits for that task, and the
+//! task for the spinner to end. So a spinner also ends after [`IDLE_LIMIT`] without
+//! finding work, which such a wait always reaches (the run is stuck, so nothing
+//! new is split off). An idle stretch that long between regions is rare in a run;
+//! it costs one wake-up, as before. (A `vs_ort` bench hung this way before the
+//! limit existed: the spinner under a `join` inside a stolen half.)
+//!
+//! Only one run per pool spins at a time (the `claim` flag), so a run's spinners
+//! never hold up another run for longer than the limit either.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a spinning worker keeps looking without finding work before it goes
+/// back to rayon's own idle loop (and, from there, to sleep). Gaps between a run's
+/// parallel regions are a few microseconds.
+const IDLE_LIMIT: Duration = Duration::from_micros(200);
 
 /// While alive, the other workers of the current rayon pool look for work instead
 /// of sleeping. Create it on a pool thread, at the start of a run.
@@ -51,10 +63,16 @@ impl<'a> StayAwake<'a> {
             if ctx.index() == me {
                 return;
             }
+            let mut idle_since: Option<Instant> = None;
             while !flag.load(Ordering::Acquire) {
-                if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                    std::hint::spin_loop();
+                if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                    idle_since = None;
+                    continue;
                 }
+                if idle_since.get_or_insert_with(Instant::now).elapsed() > IDLE_LIMIT {
+                    return;
+                }
+                std::hint::spin_loop();
             }
         });
         StayAwake {
@@ -103,5 +121,51 @@ mod tests {
             assert!(!claim.load(Ordering::Acquire), "claim released");
             drop(pool);
         }
+    }
+
+    /// The hang the idle limit exists for, staged step by step: the other worker
+    /// takes its spinning job while it waits inside a join, in a task stolen from
+    /// the run, after the run's own thread stole that join's other half. Without
+    /// the limit this never returns (checked by setting the limit to an hour); the
+    /// test fails after 30 s instead of hanging.
+    #[test]
+    fn spinning_inside_a_stolen_task_does_not_hang_the_run() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let claim = AtomicBool::new(false);
+            let (in_b, second_taken) = (AtomicBool::new(false), AtomicBool::new(false));
+            let wait_for = |flag: &AtomicBool| {
+                while !flag.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+            };
+            pool.install(|| {
+                let mut awake = None;
+                rayon::join(
+                    || {
+                        // The run's thread: start spinning once the other worker is
+                        // busy in B, then wait for B (stealing B's second half).
+                        wait_for(&in_b);
+                        awake = Some(StayAwake::start(&claim));
+                    },
+                    || {
+                        in_b.store(true, Ordering::Release);
+                        rayon::join(
+                            || wait_for(&second_taken),
+                            || {
+                                second_taken.store(true, Ordering::Release);
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                            },
+                        );
+                    },
+                );
+                drop(awake);
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the run hung: a spinner held the task it was called from");
     }
 }
