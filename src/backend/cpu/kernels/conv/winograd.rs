@@ -270,11 +270,7 @@ mod tests {
             let tiles_w = hw.div_ceil(TILE);
             let tiles = tiles_w * tiles_w;
             let run = tiles + lanes::LANES;
-            let x: Vec<f32> = rng
-                .floats(channels * hw * hw, -1.0, 1.0)
-                .into_iter()
-                .map(|v| v as f32)
-                .collect();
+            let x = rng.f32s(channels * hw * hw);
             let input = InputPlane {
                 in_h: hw,
                 in_w: hw,

@@ -202,10 +202,6 @@ mod tests {
     use super::*;
     use crate::backend::cpu::kernels::numeric::testing::Rng;
 
-    fn floats(rng: &mut Rng, n: usize) -> Vec<f32> {
-        rng.floats(n, -1.0, 1.0).into_iter().map(|v| v as f32).collect()
-    }
-
     /// Planes with ragged widths, heights and paddings, and blocks that start
     /// mid-plane, transformed by both lane types; every value of the block must be
     /// written (the output starts as NaN) and the two must agree.
@@ -235,7 +231,7 @@ mod tests {
                 pad_l: pad,
                 tiles_w,
             };
-            let x = floats(&mut rng, in_h * in_w);
+            let x = rng.f32s(in_h * in_w);
             let (tiles, stride) = (rows * tiles_w, rows * tiles_w + LANES);
             let run = |use_avx: bool| {
                 let mut v = vec![f32::NAN; POINTS * stride];

@@ -154,10 +154,6 @@ pub(super) fn at<L: Lanes>(l: L, m: [L::V; 6]) -> [L::V; 4] {
 mod tests {
     use super::*;
     use crate::backend::cpu::kernels::numeric::testing::Rng;
-
-    fn floats(rng: &mut Rng, n: usize) -> Vec<f32> {
-        rng.floats(n, -1.0, 1.0).into_iter().map(|v| v as f32).collect()
-    }
     use crate::ir::ops::Activation;
 
     /// Ragged planes and blocks that start mid-plane, with bias, residual and
@@ -185,8 +181,8 @@ mod tests {
                 tiles_w,
             };
             let tiles = rows * tiles_w;
-            let m = floats(&mut rng, super::super::POINTS * tiles);
-            let residual = floats(&mut rng, out_h * out_w);
+            let m = rng.f32s(super::super::POINTS * tiles);
+            let residual = rng.f32s(out_h * out_w);
             let e = PlaneEpilogue {
                 bias: 0.25,
                 residual: Some(&residual),
