@@ -67,14 +67,11 @@ const G: [[f64; 3]; SPAN] = [
 pub(super) struct Winograd {
     c_in: usize,
     c_out: usize,
-    in_h: usize,
-    in_w: usize,
-    out_h: usize,
-    out_w: usize,
-    pad_t: usize,
-    pad_l: usize,
+    /// Where the input transform reads its tiles (padding, tiles per row).
+    input: InputPlane,
+    /// Where the output transform writes them.
+    output: OutputPlane,
     tiles_h: usize,
-    tiles_w: usize,
     /// Tile rows per block.
     block_rows: usize,
     /// `U_ξ = (G g Gᵀ)[ξ]` for every (k, c): one packed `[c_out x c_in]` matrix per ξ.
@@ -123,47 +120,36 @@ impl Winograd {
         Ok(Winograd {
             c_in,
             c_out,
-            in_h: geom.input[0],
-            in_w: geom.input[1],
-            out_h,
-            out_w,
-            pad_t: geom.pads_begin[0],
-            pad_l: geom.pads_begin[1],
+            input: InputPlane {
+                in_h: geom.input[0],
+                in_w: geom.input[1],
+                pad_t: geom.pads_begin[0],
+                pad_l: geom.pads_begin[1],
+                tiles_w,
+            },
+            output: OutputPlane {
+                out_h,
+                out_w,
+                tiles_w,
+            },
             tiles_h,
-            tiles_w,
             block_rows: (BLOCK_FLOATS / per_row).clamp(1, tiles_h),
             u,
         })
     }
 
-    fn input_plane(&self) -> InputPlane {
-        InputPlane {
-            in_h: self.in_h,
-            in_w: self.in_w,
-            pad_t: self.pad_t,
-            pad_l: self.pad_l,
-            tiles_w: self.tiles_w,
-        }
-    }
-
-    fn output_plane(&self) -> OutputPlane {
-        OutputPlane {
-            out_h: self.out_h,
-            out_w: self.out_w,
-            tiles_w: self.tiles_w,
-        }
-    }
-
     /// One image: `x` is `[c_in, in_h, in_w]`, `y` is `[c_out, out_h, out_w]`.
     pub fn run(&self, x: &[f32], y: &mut [f32], epilogue: &ImageEpilogue<'_>) -> Result<()> {
-        let (in_len, out_len) = (self.in_h * self.in_w, self.out_h * self.out_w);
+        let (in_plane, out_plane) = (&self.input, &self.output);
+        let (in_len, out_len) = (in_plane.in_h * in_plane.in_w, out_plane.out_h * out_plane.out_w);
         if x.len() != self.c_in * in_len || y.len() != self.c_out * out_len {
             return Err(Error::shape(
                 "Conv",
                 "Winograd input or output has the wrong size",
             ));
         }
-        let block_tiles = self.block_rows * self.tiles_w;
+        let tiles_w = out_plane.tiles_w;
+        let block_tiles = self.block_rows * tiles_w;
         // Each channel's run of tiles per ξ has a vector of slack: the input
         // transform stores whole vectors.
         let runs = |tiles: usize| tiles + lanes::LANES;
@@ -171,16 +157,15 @@ impl Winograd {
             with_scratch(Slot::Products, POINTS * self.c_out * block_tiles, |m| {
                 for ty0 in (0..self.tiles_h).step_by(self.block_rows) {
                     let rows = self.block_rows.min(self.tiles_h - ty0);
-                    let (tiles, run) = (rows * self.tiles_w, runs(rows * self.tiles_w));
+                    let (tiles, run) = (rows * tiles_w, runs(rows * tiles_w));
                     let v = &mut v[..POINTS * self.c_in * run];
                     let m = &mut m[..POINTS * self.c_out * tiles];
-                    let input = self.input_plane();
-                    let scratch = input.scratch_len(rows);
+                    let scratch = in_plane.scratch_len(rows);
                     v.par_chunks_mut(POINTS * run)
                         .zip(x.par_chunks(in_len))
                         .for_each(|(v_c, x_c)| {
                             with_scratch(Slot::Row, scratch, |s| {
-                                input::transform(&input, x_c, ty0, rows, v_c, run, s)
+                                input::transform(in_plane, x_c, ty0, rows, v_c, run, s)
                             })
                         });
                     m.par_chunks_mut(self.c_out * tiles)
@@ -198,7 +183,7 @@ impl Winograd {
                                 false,
                             )
                         })?;
-                    let (m, output) = (&*m, self.output_plane());
+                    let m = &*m;
                     y.par_chunks_mut(out_len).enumerate().for_each(|(k, y_k)| {
                         let plane = PlaneEpilogue {
                             bias: epilogue.bias.map_or(0.0, |b| b[k]),
@@ -206,7 +191,7 @@ impl Winograd {
                             activation: epilogue.activation,
                         };
                         let m_k = &m[k * tiles..];
-                        output::transform(&output, m_k, self.c_out * tiles, ty0, rows, y_k, &plane);
+                        output::transform(out_plane, m_k, self.c_out * tiles, ty0, rows, y_k, &plane);
                     });
                 }
                 Ok(())
@@ -264,13 +249,13 @@ mod tests {
     #[test]
     #[ignore]
     fn transform_speed() {
-        use crate::backend::cpu::kernels::numeric::testing::Rng;
+        use crate::backend::cpu::kernels::compute_tests::{best_seconds, Rng};
         let mut rng = Rng::new(3);
         for (channels, hw) in [(64usize, 56usize), (128, 28), (256, 14)] {
             let tiles_w = hw.div_ceil(TILE);
             let tiles = tiles_w * tiles_w;
             let run = tiles + lanes::LANES;
-            let x = rng.f32s(channels * hw * hw);
+            let x = rng.vec(channels * hw * hw);
             let input = InputPlane {
                 in_h: hw,
                 in_w: hw,
@@ -286,15 +271,7 @@ mod tests {
             let mut v = vec![0.0; POINTS * run * channels];
             let mut y = vec![0.0; hw * hw * channels];
             let mut scratch = vec![0.0; input.scratch_len(tiles_w)];
-            let best = |f: &mut dyn FnMut()| {
-                (0..200)
-                    .map(|_| {
-                        let start = std::time::Instant::now();
-                        f();
-                        start.elapsed().as_secs_f64() * 1e6
-                    })
-                    .fold(f64::INFINITY, f64::min)
-            };
+            let best = |f: &mut dyn FnMut()| best_seconds(1, 200, |_| f())[0] * 1e6;
             let forward = best(&mut || {
                 for (v_c, x_c) in v.chunks_exact_mut(POINTS * run).zip(x.chunks_exact(hw * hw)) {
                     input::transform(&input, x_c, 0, tiles_w, v_c, run, &mut scratch);
