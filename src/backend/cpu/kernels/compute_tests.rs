@@ -61,6 +61,20 @@ fn poisoned(dtype: DType, len: usize) -> Data {
     data
 }
 
+/// For the ignored speed tests: the fastest of `runs` timed calls of each of
+/// `variants` ways to do one job, in seconds, `run(v)` doing way `v`. The ways take
+/// turns, so machine drift reaches them all alike, and the best run is the one the
+/// other processes on a shared machine disturbed least.
+pub fn best_seconds(variants: usize, runs: usize, mut run: impl FnMut(usize)) -> Vec<f64> {
+    let mut best = vec![f64::INFINITY; variants];
+    for r in 0..variants * runs {
+        let start = std::time::Instant::now();
+        run(r % variants);
+        best[r % variants] = best[r % variants].min(start.elapsed().as_secs_f64());
+    }
+    best
+}
+
 /// The whole kernel dispatcher with the default algorithm choices, as a [`PrepareFn`].
 pub fn prepare_any(
     op: &Op,

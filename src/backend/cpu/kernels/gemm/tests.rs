@@ -5,7 +5,7 @@
 use super::driver::gemm_with;
 use super::micro::Isa;
 use super::*;
-use crate::backend::cpu::kernels::compute_tests::{assert_close, run_op, Rng};
+use crate::backend::cpu::kernels::compute_tests::{assert_close, best_seconds, run_op, Rng};
 use crate::ir::ops::Gemm;
 use crate::tensor::{DType, Tensor};
 
@@ -534,16 +534,11 @@ fn gemm_gflops() {
             ("1 thread, packed A", LhsSource::Packed(&packed), false),
             ("all threads, packed A", LhsSource::Packed(&packed), true),
         ] {
-            // Best of several timed runs: the machine may be shared, and the best run is
-            // the one least disturbed by other processes.
             let reps = (2e9 / (2.0 * (m * n * k) as f64)).ceil() as usize;
-            let mut best = f64::INFINITY;
-            for _ in 0..reps {
-                let start = std::time::Instant::now();
-                gemm(src, rhs, &mut c, n, 1.0, 0.0, &none, par).unwrap();
-                best = best.min(start.elapsed().as_secs_f64());
-            }
-            let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
+            let best = best_seconds(1, reps, |_| {
+                gemm(src, rhs, &mut c, n, 1.0, 0.0, &none, par).unwrap()
+            });
+            let gflops = 2.0 * (m * n * k) as f64 / best[0] / 1e9;
             println!(
                 "gemm {m}x{n}x{k} ({label}, {:?}): {gflops:.1} GFLOP/s",
                 Isa::detect()
@@ -581,13 +576,10 @@ fn epilogue_cost() {
             ),
             ("bias+silu", with(Some(&bias), None, Activation::Silu)),
         ] {
-            let mut best = f64::INFINITY;
-            for _ in 0..50 {
-                let start = std::time::Instant::now();
-                gemm(LhsSource::Packed(&packed), rhs, &mut c, n, 1.0, 0.0, &e, false).unwrap();
-                best = best.min(start.elapsed().as_secs_f64());
-            }
-            println!("gemm {m}x{n}x{k} epilogue {label}: {:.3} ms", best * 1e3);
+            let best = best_seconds(1, 50, |_| {
+                gemm(LhsSource::Packed(&packed), rhs, &mut c, n, 1.0, 0.0, &e, false).unwrap()
+            });
+            println!("gemm {m}x{n}x{k} epilogue {label}: {:.3} ms", best[0] * 1e3);
         }
     }
 }
@@ -611,40 +603,16 @@ fn swapped_vs_usual_gflops() {
         let packed_w = PackedA::new(MatRef::row_major(&w, m, k).unwrap());
         let packed_wt = PackedB::new(MatRef::row_major(&w, m, k).unwrap().t());
         let none = Epilogue::default();
-        let mut best = [f64::INFINITY; 2];
+        let cols = MatRef::row_major(&cols, k, n).unwrap();
+        let (usual, swapped) = (
+            (LhsSource::Packed(&packed_w), RhsSource::Mat(cols), n),
+            (LhsSource::Mat(cols.t()), RhsSource::Packed(&packed_wt), m),
+        );
         let reps = (4e9 / (2.0 * (m * n * k) as f64)).ceil() as usize;
-        for r in 0..2 * reps {
-            let cols = MatRef::row_major(&cols, k, n).unwrap();
-            let start = std::time::Instant::now();
-            if r % 2 == 0 {
-                let rhs = RhsSource::Mat(cols);
-                gemm(
-                    LhsSource::Packed(&packed_w),
-                    rhs,
-                    &mut c,
-                    n,
-                    1.0,
-                    0.0,
-                    &none,
-                    false,
-                )
-                .unwrap();
-            } else {
-                let lhs = LhsSource::Mat(cols.t());
-                gemm(
-                    lhs,
-                    RhsSource::Packed(&packed_wt),
-                    &mut c,
-                    m,
-                    1.0,
-                    0.0,
-                    &none,
-                    false,
-                )
-                .unwrap();
-            }
-            best[r % 2] = best[r % 2].min(start.elapsed().as_secs_f64());
-        }
+        let best = best_seconds(2, reps, |way| {
+            let (lhs, rhs, ldc) = if way == 0 { usual } else { swapped };
+            gemm(lhs, rhs, &mut c, ldc, 1.0, 0.0, &none, false).unwrap()
+        });
         let gflops = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
         println!(
             "{m}x{n}x{k}: usual {:.1}, swapped {:.1} GFLOP/s",
@@ -677,19 +645,14 @@ fn residual_accumulate_cost() {
             ..Epilogue::default()
         };
         let (read, accumulated) = (with(Some(MatRef::row_major(&res, m, n).unwrap())), with(None));
-        let mut best = [f64::INFINITY; 3];
         let reps = (3e9 / (2.0 * (m * n * k) as f64)).ceil() as usize;
-        for r in 0..3 * reps {
-            let start = std::time::Instant::now();
-            match r % 3 {
-                0 => gemm(lhs, rhs, &mut c, n, 1.0, 0.0, &read, false).unwrap(),
-                1 => gemm(lhs, rhs, &mut c, n, 1.0, 1.0, &accumulated, false).unwrap(),
-                _ => gemm(lhs, rhs, &mut c, n, 1.0, 0.0, &with(None), false).unwrap(),
-            }
-            best[r % 3] = best[r % 3].min(start.elapsed().as_secs_f64());
-            // Keep the accumulated values from growing run after run.
-            c.iter_mut().for_each(|v| *v *= 1e-3);
-        }
+        // The ways run in turn, so every accumulating run (1) starts from the output
+        // the run before it (0) wrote: the values cannot grow run after run.
+        let best = best_seconds(3, reps, |way| match way {
+            0 => gemm(lhs, rhs, &mut c, n, 1.0, 0.0, &read, false).unwrap(),
+            1 => gemm(lhs, rhs, &mut c, n, 1.0, 1.0, &accumulated, false).unwrap(),
+            _ => gemm(lhs, rhs, &mut c, n, 1.0, 0.0, &with(None), false).unwrap(),
+        });
         let gflops = |t: f64| 2.0 * (m * n * k) as f64 / t / 1e9;
         println!(
             "{m}x{n}x{k}: residual read {:.1}, accumulated {:.1}, none {:.1} GFLOP/s",

@@ -40,11 +40,6 @@ impl Rng {
     pub fn floats(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
         (0..n).map(|_| self.uniform(lo, hi)).collect()
     }
-
-    /// `n` f32 values uniform in `[-1, 1)`.
-    pub fn f32s(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(-1.0, 1.0) as f32).collect()
-    }
 }
 
 /// A tensor of `dtype` from f64 values (`as` conversion; bool is `v != 0`).

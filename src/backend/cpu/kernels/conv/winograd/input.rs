@@ -200,7 +200,7 @@ pub(super) fn bt<L: Lanes>(l: L, d: [L::V; 6]) -> [L::V; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::kernels::numeric::testing::Rng;
+    use crate::backend::cpu::kernels::compute_tests::Rng;
 
     /// Planes with ragged widths, heights and paddings, and blocks that start
     /// mid-plane, transformed by both lane types; every value of the block must be
@@ -231,7 +231,7 @@ mod tests {
                 pad_l: pad,
                 tiles_w,
             };
-            let x = rng.f32s(in_h * in_w);
+            let x = rng.vec(in_h * in_w);
             let (tiles, stride) = (rows * tiles_w, rows * tiles_w + LANES);
             let run = |use_avx: bool| {
                 let mut v = vec![f32::NAN; POINTS * stride];

@@ -153,7 +153,7 @@ pub(super) fn at<L: Lanes>(l: L, m: [L::V; 6]) -> [L::V; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::kernels::numeric::testing::Rng;
+    use crate::backend::cpu::kernels::compute_tests::Rng;
     use crate::ir::ops::Activation;
 
     /// Ragged planes and blocks that start mid-plane, with bias, residual and
@@ -181,8 +181,8 @@ mod tests {
                 tiles_w,
             };
             let tiles = rows * tiles_w;
-            let m = rng.f32s(super::super::POINTS * tiles);
-            let residual = rng.f32s(out_h * out_w);
+            let m = rng.vec(super::super::POINTS * tiles);
+            let residual = rng.vec(out_h * out_w);
             let e = PlaneEpilogue {
                 bias: 0.25,
                 residual: Some(&residual),
