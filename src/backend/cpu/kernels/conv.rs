@@ -4,8 +4,11 @@
 pub mod columns;
 pub mod depthwise;
 mod depthwise_blocked;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_rows;
 mod forward;
 mod indirect;
+mod lanes;
 mod swapped;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,10 @@
 //! in the late layers) thus get long vector loops instead of 7-wide ones. Dilated
 //! windows keep the row-by-row path.
 
+#[cfg(target_arch = "x86_64")]
+use super::depthwise_rows::{self, RowLayout};
+#[cfg(target_arch = "x86_64")]
+use super::lanes::Avx2;
 use super::PlaneEpilogue;
 use crate::backend::cpu::kernels::gemm::micro::Isa;
 use crate::ir::window::Geometry;
@@ -34,6 +38,9 @@ pub(crate) struct Plane {
     cols: Vec<(usize, usize, usize)>,
     /// The padded phase-plane layout, for undilated windows.
     flat: Option<FlatLayout>,
+    /// The AVX2 row kernel's ring layout, for the windows it handles.
+    #[cfg(target_arch = "x86_64")]
+    rows: Option<RowLayout>,
 }
 
 /// Layout of the flat path's scratch: `stride_h * stride_w` phase planes of
@@ -104,6 +111,8 @@ impl Plane {
                 pad: (0, g.pads_begin[0]),
                 cols: vec![],
                 flat: None,
+                #[cfg(target_arch = "x86_64")]
+                rows: None,
             },
             2 => Plane {
                 in_h: g.input[0],
@@ -117,6 +126,8 @@ impl Plane {
                 pad: (g.pads_begin[0], g.pads_begin[1]),
                 cols: vec![],
                 flat: None,
+                #[cfg(target_arch = "x86_64")]
+                rows: None,
             },
             _ => return None,
         };
@@ -131,6 +142,10 @@ impl Plane {
             })
             .collect();
         p.flat = FlatLayout::new(&p);
+        #[cfg(target_arch = "x86_64")]
+        {
+            p.rows = RowLayout::new(&p);
+        }
         Some(p)
     }
 }
@@ -151,10 +166,15 @@ fn valid_range(out: usize, input: usize, stride: usize, off: isize) -> (usize, u
 /// Scratch floats [`plane`] needs: the padded phase planes and accumulator of the
 /// flat path, or the input row split into `stride` phases for the row path.
 pub(crate) fn scratch_len(p: &Plane) -> usize {
-    match &p.flat {
+    let generic = match &p.flat {
         Some(f) => f.phases_len + f.acc_len,
         None => p.in_w.div_ceil(p.stride.1) * p.stride.1,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if let Some(rows) = &p.rows {
+        return generic.max(rows.scratch_len(p));
     }
+    generic
 }
 
 /// One output plane: `out = act(bias + sum_taps w[tap] * x[shifted] + residual)`.
@@ -182,9 +202,12 @@ pub(crate) fn plane_with(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen (by `detect`, or by tests after
-        // detecting it) on CPUs with AVX2 and FMA.
-        Isa::Avx2Fma => unsafe { plane_avx2(p, x, w, epilogue, phases, out) },
+        Isa::Avx2Fma => match (&p.rows, Avx2::detect()) {
+            (Some(rows), Some(avx2)) => depthwise_rows::plane(avx2, p, rows, x, w, epilogue, phases, out),
+            // SAFETY: `Isa::Avx2Fma` is only chosen (by `detect`, or by tests after
+            // detecting it) on CPUs with AVX2 and FMA.
+            _ => unsafe { plane_avx2(p, x, w, epilogue, phases, out) },
+        },
         Isa::Generic => plane_body(p, x, w, epilogue, phases, out, accumulate_generic),
     }
 }

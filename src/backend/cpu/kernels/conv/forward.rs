@@ -59,7 +59,7 @@ enum Algo {
     /// The input already is the column matrix.
     Pointwise,
     Im2col,
-    Depthwise(Plane),
+    Depthwise(Box<Plane>),
     /// Needs constant weights: [`Weights::Winograd`].
     Winograd,
     /// Needs constant weights: [`Weights::Indirect`].
@@ -105,7 +105,7 @@ fn choose_algo(
     let c_g = c_in / group;
     if c_g == 1 {
         if let Some(plane) = Plane::new(geom) {
-            return Algo::Depthwise(plane);
+            return Algo::Depthwise(Box::new(plane));
         }
     }
     if geom.is_pointwise() {

@@ -828,16 +828,26 @@ fn depthwise_simd_matches_generic() {
     for trial in 0..200 {
         let k = [1, 3, 5, 7][trial % 4];
         let s = 1 + trial / 4 % 3;
-        let (h, w) = (rng.range(1, 30), rng.range(1, 30));
+        // Some rows many vectors wide, as MobileNet's 112x112 layers have.
+        let wide = if trial % 9 == 0 { 90 } else { 0 };
+        let (h, w) = (rng.range(1, 30), rng.range(1, 30) + wide);
         let pads = (0..4).map(|_| rng.range(0, k / 2)).collect();
         let Some((plane, out)) = square_plane(k, s, pads, h, w) else {
             continue;
         };
         let (x, weights, r) = (rng.vec(h * w), rng.vec(k * k), rng.vec(out[0] * out[1]));
+        // Every way an activation is applied (clamped or none in registers, another
+        // register form, or a slice pass after the store), with and without a residual.
+        let activation = [
+            Activation::Clamp { min: -1.5, max: 2.0 },
+            Activation::None,
+            Activation::HardSwish,
+            Activation::Sigmoid,
+        ][trial / 12 % 4];
         let epilogue = PlaneEpilogue {
             bias: 0.25,
-            residual: Some(&r),
-            activation: Activation::Clamp { min: -1.5, max: 2.0 },
+            residual: (trial % 5 != 0).then_some(&r[..]),
+            activation,
         };
         let run = |isa| {
             let mut scratch = vec![f32::NAN; scratch_len(&plane)];

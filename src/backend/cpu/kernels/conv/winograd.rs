@@ -30,7 +30,6 @@
 //! against an f64 direct convolution), far inside the 1e-4 parity budget.
 
 mod input;
-mod lanes;
 mod output;
 
 use rayon::prelude::*;
@@ -39,6 +38,7 @@ use self::input::InputPlane;
 use self::output::OutputPlane;
 use super::super::gemm::buffers::{with_scratch, Slot};
 use super::super::gemm::{gemm, Activation, Epilogue, LhsSource, MatRef, PackedA, RhsSource};
+use super::lanes;
 use super::PlaneEpilogue;
 use crate::error::{Error, Result};
 use crate::ir::window::Geometry;

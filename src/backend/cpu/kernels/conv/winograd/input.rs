@@ -7,7 +7,7 @@
 //! to; the 6x6 transform then runs in registers and stores its 36 results straight
 //! into the GEMM operand.
 
-use super::lanes::{Lanes, Portable, LANES};
+use super::super::lanes::{Lanes, Portable, LANES};
 use super::POINTS;
 
 /// Where one image plane's tiles come from.
@@ -49,7 +49,7 @@ pub(super) fn transform(
     scratch: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(avx) = super::lanes::Avx2::detect() {
+    if let Some(avx) = super::super::lanes::Avx2::detect() {
         // SAFETY: the token proves the CPU supports AVX2 and FMA.
         unsafe { transform_avx2(avx, p, x, ty0, rows, v, stride, scratch) };
         return;
@@ -65,7 +65,7 @@ pub(super) fn transform(
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn transform_avx2(
-    avx: super::lanes::Avx2,
+    avx: super::super::lanes::Avx2,
     p: &InputPlane,
     x: &[f32],
     ty0: usize,
@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn avx2_matches_portable() {
         #[cfg(target_arch = "x86_64")]
-        let Some(avx) = super::super::lanes::Avx2::detect() else {
+        let Some(avx) = super::super::super::lanes::Avx2::detect() else {
             println!("skipped: this CPU has no AVX2 + FMA");
             return;
         };

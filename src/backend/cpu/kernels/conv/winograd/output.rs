@@ -2,8 +2,8 @@
 //! in registers and each finished output row given its residual and activation
 //! while it is in L1.
 
+use super::super::lanes::{Lanes, Portable, LANES};
 use super::super::PlaneEpilogue;
-use super::lanes::{Lanes, Portable, LANES};
 
 /// The output plane the tiles are written into.
 #[derive(Copy, Clone, Debug)]
@@ -27,7 +27,7 @@ pub(super) fn transform(
     e: &PlaneEpilogue<'_>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(avx) = super::lanes::Avx2::detect() {
+    if let Some(avx) = super::super::lanes::Avx2::detect() {
         // SAFETY: the token proves the CPU supports AVX2 and FMA.
         unsafe { transform_avx2(avx, p, m, stride, ty0, rows, y, e) };
         return;
@@ -43,7 +43,7 @@ pub(super) fn transform(
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn transform_avx2(
-    avx: super::lanes::Avx2,
+    avx: super::super::lanes::Avx2,
     p: &OutputPlane,
     m: &[f32],
     stride: usize,
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn avx2_matches_portable() {
         #[cfg(target_arch = "x86_64")]
-        let Some(avx) = super::super::lanes::Avx2::detect() else {
+        let Some(avx) = super::super::super::lanes::Avx2::detect() else {
             println!("skipped: this CPU has no AVX2 + FMA");
             return;
         };

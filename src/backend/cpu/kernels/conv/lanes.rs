@@ -1,7 +1,9 @@
-//! Eight-lane float vectors for the Winograd transforms, so each transform is
-//! written once and compiled twice: with AVX2 intrinsics, and portably (arrays
-//! that LLVM vectorises for the build's baseline, NEON or SSE). The portable form
-//! is also the oracle the AVX2 one is tested against.
+//! Eight-lane float vectors for the direct convolution kernels. The Winograd
+//! transforms are written once over [`Lanes`] and compiled twice: with AVX2
+//! intrinsics, and portably (arrays that LLVM vectorises for the build's baseline,
+//! NEON or SSE), the portable form being the oracle the AVX2 one is tested
+//! against. The depthwise row kernel uses the [`Avx2`] token and its edge loads
+//! and stores.
 //!
 //! A [`Lanes`] value is a token: holding an [`Avx2`] proves the CPU has AVX2 and
 //! FMA (its only constructor checks), which is what makes its safe methods sound.
