@@ -16,12 +16,13 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
-    __m256, __m256i, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_maskload_ps,
-    _mm256_permute2f128_ps, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps,
-    _mm256_unpacklo_ps,
+    __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_setzero_ps,
+    _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
 };
 
 use super::depthwise::Plane;
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{Avx2, Lanes};
 #[cfg(target_arch = "x86_64")]
 use crate::backend::cpu::kernels::numeric::vector_activation::RegisterActivation;
 use crate::ir::ops::Activation;
@@ -45,6 +46,9 @@ pub(crate) struct ChannelBlocked {
     band: usize,
     /// `[block][tap][LANES]`, zero for the missing channels of the last block.
     weights: Vec<f32>,
+    /// Proof of AVX2 + FMA, for the edge loads and stores.
+    #[cfg(target_arch = "x86_64")]
+    avx2: Avx2,
 }
 
 impl ChannelBlocked {
@@ -52,12 +56,18 @@ impl ChannelBlocked {
     /// without AVX2 + FMA. `w` is `[channels][taps]`.
     pub fn new(plane: &Plane, channels: usize, w: &[f32]) -> Option<ChannelBlocked> {
         #[cfg(target_arch = "x86_64")]
-        let simd = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let avx2 = Avx2::detect()?;
+        // Elsewhere there is no kernel to build (a flag, not a bare `return`, so the
+        // rest of the function is not dead code there).
         #[cfg(not(target_arch = "x86_64"))]
-        let simd = false;
+        let unsupported = true;
+        #[cfg(not(target_arch = "x86_64"))]
+        if unsupported {
+            return None;
+        }
         let p = plane;
         let empty = p.in_h == 0 || p.in_w == 0 || p.out_h == 0 || p.out_w == 0 || channels == 0;
-        if !simd || empty || p.dilation != (1, 1) {
+        if empty || p.dilation != (1, 1) {
             return None;
         }
         let taps = p.k_h * p.k_w;
@@ -83,6 +93,8 @@ impl ChannelBlocked {
             cols,
             band,
             weights,
+            #[cfg(target_arch = "x86_64")]
+            avx2,
         })
     }
 
@@ -210,7 +222,7 @@ impl ChannelBlocked {
                         let dst = &mut out[l * out_len + at..][..n];
                         let residual = terms.residual.map(|r| &r[l * out_len + at..][..n]);
                         // SAFETY: AVX2 + FMA per the caller.
-                        unsafe { finish(v, residual, in_registers, dst) };
+                        unsafe { finish(self.avx2, v, residual, in_registers, dst) };
                     }
                     if in_registers.is_none() {
                         for l in 0..lanes {
@@ -243,17 +255,14 @@ impl ChannelBlocked {
             dst[(pl + iw_end).min(self.cols) * LANES..].fill(0.0);
             for iw in (0..iw_end).step_by(LANES) {
                 let n = LANES.min(iw_end - iw);
-                // SAFETY: lane `l < lanes` reads (masked to the first `n` floats)
-                // `x[l * in_len + ih * in_w + iw..][..n]`, inside `x` as `iw + n <=
-                // in_w` and `x` holds `lanes` planes (asserted); the `n` stores are
-                // padded columns `iw + pl..iw + pl + n <= cols` of this band row.
+                let at = ih * p.in_w + iw;
+                let rows: [__m256; LANES] = std::array::from_fn(|l| match l < lanes {
+                    true => self.avx2.load_first(&x[l * in_len + at..], n),
+                    false => _mm256_setzero_ps(),
+                });
+                // SAFETY: the `n` stores are padded columns `iw + pl..iw + pl + n <=
+                // cols` of this band row.
                 unsafe {
-                    let src = x.as_ptr().add(ih * p.in_w + iw);
-                    let mask = first_lanes(n);
-                    let rows: [__m256; LANES] = std::array::from_fn(|l| match l < lanes {
-                        true => _mm256_maskload_ps(src.add(l * in_len), mask),
-                        false => _mm256_setzero_ps(),
-                    });
                     let t = transpose8(rows);
                     let d = dst.as_mut_ptr().add((iw + pl) * LANES);
                     for (q, v) in t.iter().enumerate().take(n) {
@@ -332,58 +341,23 @@ struct Terms<'a> {
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn finish(
+    avx2: Avx2,
     mut v: __m256,
     residual: Option<&[f32]>,
     activation: Option<RegisterActivation>,
     dst: &mut [f32],
 ) {
     let n = dst.len();
-    if n == LANES {
-        if let Some(r) = residual {
-            // SAFETY: `r` holds `n` = 8 floats.
-            v = _mm256_add_ps(v, unsafe { _mm256_loadu_ps(r.as_ptr()) });
-        }
-        if let Some(a) = activation {
-            // SAFETY: AVX2 + FMA per the caller.
-            v = unsafe { a.apply_avx2(v) };
-        }
-        // SAFETY: `dst` holds 8 floats.
-        unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) };
-        return;
-    }
-    // A row's last few positions: through a full-width temporary, copied element by
-    // element (`copy_from_slice` would be a memcpy call for a handful of floats).
-    let mut tmp = [0.0; LANES];
     if let Some(r) = residual {
-        for (t, &v) in tmp.iter_mut().zip(r) {
-            *t = v;
-        }
-        // SAFETY: `tmp` holds 8 floats.
-        v = _mm256_add_ps(v, unsafe { _mm256_loadu_ps(tmp.as_ptr()) });
+        v = _mm256_add_ps(v, avx2.load_first(r, n));
     }
     if let Some(a) = activation {
         // SAFETY: AVX2 + FMA per the caller.
         v = unsafe { a.apply_avx2(v) };
     }
-    // SAFETY: `tmp` holds 8 floats.
-    unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), v) };
-    for (d, &t) in dst.iter_mut().zip(&tmp) {
-        *d = t;
-    }
-}
-
-/// A mask selecting the first `n` (at most 8) lanes, for masked loads.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn first_lanes(n: usize) -> __m256i {
-    const ONES_THEN_ZEROS: [i32; 2 * LANES] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
-    let from = LANES - n.min(LANES);
-    // SAFETY: `from + 8 <= 16`, inside the table.
-    unsafe { _mm256_loadu_si256(ONES_THEN_ZEROS.as_ptr().add(from).cast()) }
+    // A row's last few positions are stored in halves, pairs and singles: a copy
+    // through a temporary was a `memcpy` call per channel.
+    avx2.store_first(v, dst, n);
 }
 
 /// The 8x8 transpose of eight row vectors.

@@ -418,15 +418,9 @@ unsafe fn copy_row<const S: usize>(
     }
     // The `stores` vectors of each phase row from its offset: `offset + stores * 8 <=
     // pitch`. Loads are masked to the row, so columns past it read as zeros.
-    // (Masked loads only for the row's last partial vector: on Zen they cost
-    // several times a plain load, and were a third of this function's time.)
-    let load = |from: usize| -> __m256 {
-        match row.len().saturating_sub(from) {
-            // SAFETY: the 8 floats from `from` are inside the row.
-            LANES.. => unsafe { _mm256_loadu_ps(row.as_ptr().add(from)) },
-            0 => zero,
-            left => avx2.load_first(&row[from..], left),
-        }
+    let load = |from: usize| match row.len().saturating_sub(from) {
+        0 => zero,
+        left => avx2.load_first(&row[from..], left.min(LANES)),
     };
     let at = |(phase, offset): (usize, usize), s: usize| phase * pitch + offset + s * LANES;
     for s in 0..layout.stores {

@@ -37,10 +37,10 @@ const DEPTHWISE_TASK_MACS: usize = 32 * 1024;
 
 /// Output positions per plane up to which depthwise convolutions run channel-blocked
 /// (eight planes at once, see [`super::depthwise_blocked`]): there a plane's fixed
-/// cost dominates the plane kernel. `depthwise_speed` (ignored test, 1 thread)
-/// measured channel-blocked / plane time 0.5 at 7x7, 0.43 at 14x14 stride 2 and
-/// 0.80 at 14x14, but 1.06-1.5 from 28x28 up, where both are bound by memory
-/// traffic and the blocked kernel's two transposes cost extra.
+/// per-row cost dominates the plane kernel. `depthwise_speed` (ignored test, 1
+/// thread, against the AVX2 row kernel) measured channel-blocked / plane time 0.53
+/// at 7x7, 0.45 at 14x14 stride 2 and 0.92 at 14x14, but 1.2 at 28x28, 1.5 at 56x56
+/// and 1.4-2.1 at 112x112, where the blocked kernel's two transposes cost extra.
 const CHANNEL_BLOCKED_MAX_POSITIONS: usize = 256;
 
 /// Input index of the fused residual.

@@ -157,6 +157,11 @@ mod avx2 {
 
         #[inline(always)]
         fn load_first(self, src: &[f32], n: usize) -> __m256 {
+            // A whole vector is a plain load: masked loads cost several times more
+            // on Zen.
+            if n >= LANES {
+                return self.load(src);
+            }
             let src = &src[..n];
             // SAFETY: see the impl; the mask reads only the first `n` floats.
             unsafe { _mm256_maskload_ps(src.as_ptr(), self.first(n)) }
