@@ -137,9 +137,9 @@ impl ChannelBlocked {
             activation,
         };
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        {
             let scratch = &mut scratch[..self.scratch_len()];
-            // SAFETY: AVX2 and FMA were detected just above.
+            // SAFETY: `self.avx2` proves the CPU supports AVX2 and FMA.
             unsafe {
                 self.block_avx2(
                     b,
@@ -149,9 +149,9 @@ impl ChannelBlocked {
                     &mut out[..lanes * out_len],
                 )
             };
-            return;
         }
         // `new` only builds this kernel where AVX2 + FMA exist.
+        #[cfg(not(target_arch = "x86_64"))]
         unreachable!("channel-blocked depthwise without AVX2 ({:?})", terms.activation);
     }
 

@@ -1,4 +1,4 @@
-//! Row-streaming depthwise convolution (AVX2 + FMA): one output row at a time,
+//! Row-streaming depthwise convolution (AVX2 + FMA): two output rows per pass,
 //! from a small ring of zero-padded input rows straight into the output, with the
 //! bias, residual and activation applied in registers.
 //!
@@ -6,21 +6,21 @@
 //! whole plane into scratch, then copies it out row by row and runs the epilogue
 //! as a second pass: three extra trips through a plane that does not fit L1 at
 //! 56x56 and up, and per-row `memcpy` calls that dominate at 14x14. Here each
-//! input row is copied once (vector loads, masked at the row's end so the right
-//! padding comes out as zeros) into a ring of `k_h + stride` rows, which stays
-//! in L1; the rows of output row `oh + 1` are copied *before* row `oh` is computed,
-//! so no tap reads a row whose stores are still in flight (a load spanning two
-//! pending stores cannot be forwarded and waits for both to commit).
+//! input row is copied once (vector loads, masked only at the row's end so the
+//! right padding comes out as zeros) into a ring of `k_h + 3 * stride` rows, which
+//! stays in L1: the rows of the pass being computed and of the next one, which are
+//! copied *before* this pass reads the ring, so no tap reads a row whose stores
+//! are still in flight (a load spanning two pending stores cannot be forwarded and
+//! waits for both to commit). The pass's two output rows share their input loads.
 //!
-//! A horizontal stride of 2 splits each padded row into its even and odd columns
-//! while copying, so every tap is again a contiguous vector load. Square 3x3, 5x5
-//! and 7x7 windows with strides 1 and 2 take this path (every depthwise layer of
+//! A stride of 2 splits each padded row into its even and odd columns while
+//! copying, so every tap is again a contiguous vector load. Square 3x3, 5x5 and 7x7
+//! windows with equal strides of 1 or 2 take this path (every depthwise layer of
 //! MobileNet V2/V3 and EfficientNet); the weights then live in registers.
 
 use std::arch::x86_64::{
     __m256, __m256d, _mm256_add_ps, _mm256_castpd_ps, _mm256_castps_pd, _mm256_fmadd_ps, _mm256_loadu_ps,
-    _mm256_max_ps, _mm256_min_ps, _mm256_permute4x64_pd, _mm256_set1_ps, _mm256_setzero_ps,
-    _mm256_shuffle_ps, _mm256_storeu_ps,
+    _mm256_permute4x64_pd, _mm256_set1_ps, _mm256_setzero_ps, _mm256_shuffle_ps, _mm256_storeu_ps,
 };
 
 use super::depthwise::Plane;
@@ -160,8 +160,8 @@ impl Activate for NoActivation {
     }
 }
 
-/// `min(max(x, min), max)`, operands ordered like `Activation::apply_slice`'s, so
-/// NaN comes out the same.
+/// [`RegisterActivation::Clamp`] as a type of its own, so the kernel instance for
+/// it (ReLU, ReLU6: nearly every depthwise layer) has no activation `match` inside.
 #[derive(Copy, Clone)]
 struct Clamp {
     min: f32,
@@ -171,10 +171,9 @@ struct Clamp {
 impl Activate for Clamp {
     #[inline(always)]
     unsafe fn apply(self, v: __m256) -> __m256 {
-        _mm256_min_ps(
-            _mm256_max_ps(v, _mm256_set1_ps(self.min)),
-            _mm256_set1_ps(self.max),
-        )
+        let (min, max) = (self.min, self.max);
+        // SAFETY: AVX2 + FMA per the caller.
+        unsafe { RegisterActivation::Clamp { min, max }.apply_avx2(v) }
     }
 }
 
