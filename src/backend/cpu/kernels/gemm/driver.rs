@@ -14,7 +14,9 @@ use super::buffers::{with_scratch, Slot};
 use super::epilogue::{finish_block, store_tile, Epilogue, Store};
 use super::mat::{Dense, MatRef, OutRows};
 use super::micro::{micro_generic, Isa, Tile, MR, NR};
-use super::pack::{pack_a, pack_b, pack_b_rows, packed_a_len, packed_b_len, PackedA, PackedB, RowSource};
+use super::pack::{
+    pack_a, pack_b, pack_b_rows, packed_a_len, packed_b_len, row_scratch_len, PackedA, PackedB, RowSource,
+};
 use super::{KC, MC, NC, PARALLEL_MIN_MACS};
 use crate::error::{Error, Result};
 
@@ -292,7 +294,7 @@ fn sequential<C: OutRows + ?Sized>(
     let b_scratch = packed_b_len(KC.min(k), NC.min(n));
     let a_scratch = packed_a_len(MC.min(m), KC.min(k));
     let row_scratch = if let RhsSource::Rows(_) = b.src {
-        NC.min(n)
+        row_scratch_len(NC.min(n))
     } else {
         0
     };
