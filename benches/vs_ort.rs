@@ -3,12 +3,13 @@
 //! These machines are noisy and absolute times drift between runs, so the number that
 //! means something is the *ratio* of medians taken side by side. The engines (kiln,
 //! kiln with one feature off for an A/B, ORT; same input, same thread count) take turns in
-//! short blocks, in rotating order: each block starts with one untimed run, then
-//! times `BLOCK` (4) back-to-back runs. Within a block an engine's threads are warm, as
-//! in a service under load. (Runs separated by idle gaps are slower for every
-//! engine: the CPU and the thread pools go to sleep. A version of this bench that
-//! paused 30 ms before each run measured kiln's mobilenet_v2 at 2 threads at 21 ms,
-//! against 11 ms back to back.)
+//! short blocks, in rotating order: each block starts with a pause (`SETTLE`, 80 ms:
+//! ORT's workers spin for ~45 ms after a run, which cost the engine after it one of
+//! its two cores) and one untimed run, then times `BLOCK` (4) back-to-back runs.
+//! Within a block an engine's threads are warm, as in a service under load. (Runs
+//! separated by idle gaps are slower for every engine: the CPU and the thread pools
+//! go to sleep. A version of this bench that paused 30 ms before each run measured
+//! kiln's mobilenet_v2 at 2 threads at 21 ms, against 11 ms back to back.)
 //!
 //! ```text
 //! cargo bench --features ort --bench vs_ort -- [--models resnet50,mobilenet_v2] [--threads 1,2] \
@@ -23,7 +24,7 @@
 //! either it says so and exits 0, so `cargo bench` stays usable everywhere. The turns
 //! are `kiln::reference::interleaved`'s, shared with `kiln bench --vs ort`.
 
-use kiln::reference::{interleaved, OrtRuntime, Schedule, BLOCK};
+use kiln::reference::{interleaved, OrtRuntime, Schedule, BLOCK, SETTLE};
 use kiln::{CpuOptions, Session, SessionOptions, Tensor};
 
 struct Args {
@@ -128,6 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 warmup: args.warmup,
                 runs: args.runs,
                 block: BLOCK,
+                settle: SETTLE,
             };
             let mut times = interleaved(
                 &schedule,

@@ -5,7 +5,7 @@
 //! bound: a speed ratio from a wrong answer would mean nothing, so a disagreement is
 //! an error and nothing is timed.
 
-use kiln::reference::{interleaved, max_rel_l2, Agreement, OrtRuntime, Schedule, BLOCK};
+use kiln::reference::{interleaved, max_rel_l2, Agreement, OrtRuntime, Schedule, BLOCK, SETTLE};
 use kiln::{Error, Result};
 
 use super::bench::{progress_bar, BenchArgs, Latency};
@@ -45,6 +45,7 @@ pub fn bench_vs_ort(a: BenchArgs) -> Result<()> {
         warmup: a.warmup,
         runs: a.runs.max(1),
         block: BLOCK,
+        settle: SETTLE,
     };
     let bar = progress_bar(&a, 2 * schedule.runs_per_engine());
     let mut run_kiln = || session.run(&inputs).map(drop);

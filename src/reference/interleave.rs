@@ -1,15 +1,16 @@
 //! Engines taking turns, so that every engine's times come from the same minutes.
 //!
 //! Absolute times on a shared machine drift by tens of percent from one minute to
-//! the next; only times taken side by side compare. Each turn is one untimed run
-//! (it re-warms the engine's threads and caches, and lets the previous engine's
-//! spinning workers settle), then [`Schedule::block`] timed runs back to back, as in
-//! a service under load. The order rotates between turns, so no engine always runs
-//! right after the same other one. (Single alternating runs would time every kiln
-//! run while ONNX Runtime's workers still spin from the run before, and the reverse;
-//! runs after idle gaps time a cold CPU instead: benches/RESULTS.md has both.)
+//! the next; only times taken side by side compare. Each turn starts with a pause
+//! ([`SETTLE`]) that lets the previous engine's spinning workers go to sleep, then
+//! one untimed run (it re-warms the engine's threads and caches after the pause),
+//! then [`Schedule::block`] timed runs back to back, as in a service under load. The
+//! order rotates between turns, so no engine always runs right after the same other
+//! one. (Single alternating runs would time every kiln run while ONNX Runtime's
+//! workers still spin from the run before, and the reverse; runs after idle gaps
+//! time a cold CPU instead: benches/RESULTS.md has both.)
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 
@@ -17,6 +18,16 @@ use crate::error::Result;
 /// for an engine's threads to stay warm, short enough that load from other tenants
 /// falls on every engine alike.
 pub const BLOCK: usize = 4;
+
+/// The pause before each turn in `kiln bench --vs ort` and benches/vs_ort.rs.
+///
+/// After a run, ONNX Runtime's intra-op workers keep spinning for work: measured
+/// here, one core's worth of CPU time for 41-48 ms after a 2-thread mobilenet_v2
+/// run, several whole runs of the next engine. With only an untimed run between
+/// turns, the engine after ORT ran its 2-thread timings on one free core (kiln's
+/// mobilenet_v2 at 2 threads read 14.7 ms in the same loop where an identical
+/// second kiln session, which followed ORT half as often, read 8.6 ms).
+pub const SETTLE: Duration = Duration::from_millis(80);
 
 /// How [`interleaved`] shares the runs out.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +38,8 @@ pub struct Schedule {
     pub runs: usize,
     /// Timed runs per turn (at least 1).
     pub block: usize,
+    /// Pause before each turn, so the engine before has gone quiet.
+    pub settle: Duration,
 }
 
 impl Schedule {
@@ -59,6 +72,7 @@ pub fn interleaved(
         for k in 0..n {
             let which = (turn + k) % n;
             let engine = &mut engines[which];
+            std::thread::sleep(schedule.settle);
             engine()?;
             after_run();
             let timed = schedule.block.max(1).min(schedule.runs - times[which].len());
@@ -95,6 +109,7 @@ mod tests {
             warmup: 1,
             runs: 5,
             block: 2,
+            settle: Duration::ZERO,
         };
         let times = interleaved(&schedule, &mut [&mut a, &mut b], &mut || ticks += 1).expect("runs");
         assert_eq!(times.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5]);

@@ -19,7 +19,7 @@ use ort::session::SessionInputValue;
 use crate::error::{Error, Result};
 use crate::tensor::{max_abs, rel_l2, Tensor};
 
-pub use interleave::{interleaved, Schedule, BLOCK};
+pub use interleave::{interleaved, Schedule, BLOCK, SETTLE};
 
 /// Largest relative L2 error against ONNX Runtime that counts as the same answer:
 /// the parity tests' bound.
