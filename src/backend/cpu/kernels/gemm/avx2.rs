@@ -10,30 +10,33 @@ use super::micro::{Tile, MR, NR};
 // The register allocation below is written for exactly this tile.
 const _: () = assert!(MR == 6 && NR == 16);
 
-/// `A_panel * B_panel` over `k` steps: the 6x16 tile in 12 ymm accumulators.
+/// The first `R` rows of `A_panel * B_panel` over `k` steps: up to the 6x16 tile
+/// in 12 ymm accumulators. (Fewer rows serve a block's last, partial row panel
+/// without computing the zero rows its packing added.)
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn product(k: usize, a: &[f32], b: &[f32]) -> [__m256; 2 * MR] {
+unsafe fn product<const R: usize>(k: usize, a: &[f32], b: &[f32]) -> [[__m256; 2]; R] {
+    const { assert!(R >= 1 && R <= MR) };
     // Slicing checks the panels really hold `k` steps, so the pointer walk below
     // stays inside them.
     let a = &a[..k * MR];
     let b = &b[..k * NR];
     let mut pa = a.as_ptr();
     let mut pb = b.as_ptr();
-    let mut c: [__m256; 2 * MR] = [_mm256_setzero_ps(); 2 * MR];
+    let mut c = [[_mm256_setzero_ps(); 2]; R];
     for _ in 0..k {
-        // SAFETY: each step reads MR floats at `pa` and NR floats at `pb`, then
-        // advances by exactly that; `k` steps fit in the slices checked above.
+        // SAFETY: each step reads R <= MR floats at `pa` and NR floats at `pb`, then
+        // advances by MR and NR; `k` steps fit in the slices checked above.
         unsafe {
             let b0 = _mm256_loadu_ps(pb);
             let b1 = _mm256_loadu_ps(pb.add(8));
-            for i in 0..MR {
+            for (i, row) in c.iter_mut().enumerate() {
                 let av = _mm256_broadcast_ss(&*pa.add(i));
-                c[2 * i] = _mm256_fmadd_ps(av, b0, c[2 * i]);
-                c[2 * i + 1] = _mm256_fmadd_ps(av, b1, c[2 * i + 1]);
+                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
             }
             pa = pa.add(MR);
             pb = pb.add(NR);
@@ -50,23 +53,24 @@ unsafe fn product(k: usize, a: &[f32], b: &[f32]) -> [__m256; 2 * MR] {
 #[inline]
 pub(crate) unsafe fn micro_6x16(k: usize, a: &[f32], b: &[f32], out: &mut Tile) {
     // SAFETY: the caller guarantees AVX2 + FMA.
-    let c = unsafe { product(k, a, b) };
+    let c = unsafe { product::<MR>(k, a, b) };
     let dst = out.as_mut_ptr();
-    for (i, v) in c.iter().enumerate() {
+    for (i, v) in c.iter().flatten().enumerate() {
         // SAFETY: `out` holds MR * NR = 12 * 8 floats; vector i goes to floats 8i..8i+8.
         unsafe { _mm256_storeu_ps(dst.add(8 * i), *v) };
     }
 }
 
-/// `rows[i][j..j + NR] = (A_panel * B_panel)[i]`, or `+=` with `accumulate`: the
-/// tile goes from registers straight to the output, skipping the copy through a
-/// [`Tile`] (which costs a tenth of the time of a small-K product).
+/// `rows[i][j..j + NR] = (A_panel * B_panel)[i]` for the first `R` rows, or `+=`
+/// with `accumulate`: the tile goes from registers straight to the output,
+/// skipping the copy through a [`Tile`] (which costs a tenth of the time of a
+/// small-K product).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(crate) unsafe fn micro_6x16_into(
+pub(crate) unsafe fn micro_rows_into<const R: usize>(
     k: usize,
     a: &[f32],
     b: &[f32],
@@ -77,7 +81,7 @@ pub(crate) unsafe fn micro_6x16_into(
     // The tile's rows are far apart in C and rarely cached: fetching them while the
     // product runs hides the miss the stores (and `accumulate`'s loads) would take.
     // (`gemm_gflops`, small-K shapes with a residual: 51 -> 56 GFLOP/s.)
-    for row in rows.iter() {
+    for row in rows[..R].iter() {
         let tile_row = &row[j..j + NR];
         // SAFETY: prefetching is a hint that never faults; both addresses lie inside
         // the (bounds-checked) row.
@@ -87,20 +91,49 @@ pub(crate) unsafe fn micro_6x16_into(
         }
     }
     // SAFETY: the caller guarantees AVX2 + FMA.
-    let c = unsafe { product(k, a, b) };
-    for (i, row) in rows.iter_mut().enumerate() {
+    let c = unsafe { product::<R>(k, a, b) };
+    for (row, v) in rows[..R].iter_mut().zip(c) {
         let dst = row[j..j + NR].as_mut_ptr();
         // SAFETY: `dst` points at NR = 16 floats of the row (the slice above is
         // bounds-checked); halves 0 and 1 are floats 0..8 and 8..16.
         unsafe {
             let (lo, hi) = (dst, dst.add(8));
             if accumulate {
-                _mm256_storeu_ps(lo, _mm256_add_ps(_mm256_loadu_ps(lo), c[2 * i]));
-                _mm256_storeu_ps(hi, _mm256_add_ps(_mm256_loadu_ps(hi), c[2 * i + 1]));
+                _mm256_storeu_ps(lo, _mm256_add_ps(_mm256_loadu_ps(lo), v[0]));
+                _mm256_storeu_ps(hi, _mm256_add_ps(_mm256_loadu_ps(hi), v[1]));
             } else {
-                _mm256_storeu_ps(lo, c[2 * i]);
-                _mm256_storeu_ps(hi, c[2 * i + 1]);
+                _mm256_storeu_ps(lo, v[0]);
+                _mm256_storeu_ps(hi, v[1]);
             }
+        }
+    }
+}
+
+/// [`micro_rows_into`] for the `rows` (1 to MR) a tile actually has.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(crate) unsafe fn micro_into(
+    rows_in_tile: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    rows: &mut [&mut [f32]; MR],
+    j: usize,
+    accumulate: bool,
+) {
+    // SAFETY (all arms): the caller guarantees AVX2 + FMA.
+    unsafe {
+        match rows_in_tile {
+            6 => micro_rows_into::<6>(k, a, b, rows, j, accumulate),
+            5 => micro_rows_into::<5>(k, a, b, rows, j, accumulate),
+            4 => micro_rows_into::<4>(k, a, b, rows, j, accumulate),
+            3 => micro_rows_into::<3>(k, a, b, rows, j, accumulate),
+            2 => micro_rows_into::<2>(k, a, b, rows, j, accumulate),
+            1 => micro_rows_into::<1>(k, a, b, rows, j, accumulate),
+            _ => unreachable!("a tile has 1 to {MR} rows"),
         }
     }
 }

@@ -395,12 +395,18 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
         let a_panels = blk.a.chunks_exact(kc * MR).take(blk.mc.div_ceil(MR));
         for (ip, a_panel) in a_panels.enumerate() {
             let i = ip * MR;
+            // A partial last row panel (16, 32, 64, 160 or 400 channels leave 2 or 4
+            // rows) computes only its real rows, and stores them directly too.
+            // (In-model A/B, 1 thread: regnet_x_400mf's kernels 2 % faster.)
             #[cfg(target_arch = "x86_64")]
-            if AVX2 && direct && blk.mc - i >= MR && blk.nc - j >= NR {
-                if let Some(mut rows) = c.tile_rows(blk.i0 + i) {
+            if AVX2 && direct && blk.nc - j >= NR {
+                let (mut rows, count) = c.tile_rows(blk.i0 + i);
+                let rows_in_tile = count.min(blk.mc - i);
+                if rows_in_tile > 0 {
                     // SAFETY: `AVX2` is true only in `macro_avx2`, which requires AVX2 + FMA.
                     unsafe {
-                        super::avx2::micro_6x16_into(
+                        super::avx2::micro_into(
+                            rows_in_tile,
                             kc,
                             a_panel,
                             b_panel,

@@ -116,19 +116,24 @@ pub trait OutRows {
     /// Row `i`, starting at the block's first column, at least as long as the block is wide.
     fn row(&mut self, i: usize) -> &mut [f32];
 
-    /// Rows `i..i + MR` at once (disjoint), for micro-kernels that store a whole
-    /// tile straight from registers; `None` if fewer rows remain.
-    fn tile_rows(&mut self, i: usize) -> Option<[&mut [f32]; MR]>;
+    /// Rows `i..i + MR` at once (disjoint), for micro-kernels that store a tile
+    /// straight from registers, and how many of them exist: past the last row the
+    /// array holds empty slices.
+    fn tile_rows(&mut self, i: usize) -> ([&mut [f32]; MR], usize);
 }
 
-/// `MR` items of `it` as an array, or `None` if it runs out first.
+/// Up to `MR` items of `it` as an array padded with empty slices, and their count.
 #[inline(always)]
-fn take_tile<'r>(mut it: impl Iterator<Item = &'r mut [f32]>) -> Option<[&'r mut [f32]; MR]> {
-    let rows: [Option<&mut [f32]>; MR] = std::array::from_fn(|_| it.next());
-    if rows.iter().any(Option::is_none) {
-        return None;
-    }
-    Some(rows.map(|r| r.unwrap_or_default()))
+fn take_tile<'r>(mut it: impl Iterator<Item = &'r mut [f32]>) -> ([&'r mut [f32]; MR], usize) {
+    let mut count = 0;
+    let rows = std::array::from_fn(|_| match it.next() {
+        Some(row) => {
+            count += 1;
+            row
+        }
+        None => &mut [],
+    });
+    (rows, count)
 }
 
 /// `rows` rows of `cols` elements, `ld` apart, in one slice.
@@ -178,12 +183,10 @@ impl OutRows for Dense<'_> {
     }
 
     #[inline(always)]
-    fn tile_rows(&mut self, i: usize) -> Option<[&mut [f32]; MR]> {
-        if i + MR > self.rows {
-            return None;
-        }
-        let cols = self.cols;
-        let rows = self.data[i * self.ld..].chunks_mut(self.ld.max(1));
+    fn tile_rows(&mut self, i: usize) -> ([&mut [f32]; MR], usize) {
+        let (cols, rows) = (self.cols, self.rows.saturating_sub(i));
+        let start = (i * self.ld).min(self.data.len());
+        let rows = self.data[start..].chunks_mut(self.ld.max(1)).take(rows);
         take_tile(rows.map(move |r| {
             let n = cols.min(r.len());
             &mut r[..n]
@@ -198,7 +201,7 @@ impl OutRows for Vec<&mut [f32]> {
     }
 
     #[inline(always)]
-    fn tile_rows(&mut self, i: usize) -> Option<[&mut [f32]; MR]> {
-        take_tile(self.get_mut(i..i + MR)?.iter_mut().map(|r| &mut **r))
+    fn tile_rows(&mut self, i: usize) -> ([&mut [f32]; MR], usize) {
+        take_tile(self.iter_mut().skip(i).map(|r| &mut **r))
     }
 }
