@@ -402,13 +402,12 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
             if AVX2 && direct && blk.nc - j >= NR {
                 let (mut rows, count) = c.tile_rows(blk.i0 + i);
                 let rows_in_tile = count.min(blk.mc - i);
-                // SAFETY (both calls): `AVX2` is true only in `macro_avx2`, which
-                // requires AVX2 + FMA.
                 if rows_in_tile == MR {
                     // The full tile calls its kernel directly: through the row-count
                     // dispatch every tile paid a second call (`vzeroupper`, the six
                     // rows spilled to the stack), 40 % of a 16-deep product
                     // (96x12544x16: 0.85 -> 0.55 ms).
+                    // SAFETY: `AVX2` is true only in `macro_avx2`, which requires AVX2 + FMA.
                     unsafe {
                         super::avx2::micro_rows_into::<MR>(
                             kc,
@@ -422,6 +421,7 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
                     continue;
                 }
                 if rows_in_tile > 0 {
+                    // SAFETY: as above.
                     unsafe {
                         super::avx2::micro_into(
                             rows_in_tile,
