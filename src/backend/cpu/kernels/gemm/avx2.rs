@@ -109,7 +109,9 @@ pub(crate) unsafe fn micro_rows_into<const R: usize>(
     }
 }
 
-/// [`micro_rows_into`] for the `rows` (1 to MR) a tile actually has.
+/// [`micro_rows_into`] for a partial tile's `rows_in_tile` (1 to MR - 1) rows.
+/// (A full tile calls `micro_rows_into::<MR>` directly: through this dispatch it
+/// would pay a second call per tile.)
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
@@ -127,13 +129,12 @@ pub(crate) unsafe fn micro_into(
     // SAFETY (all arms): the caller guarantees AVX2 + FMA.
     unsafe {
         match rows_in_tile {
-            6 => micro_rows_into::<6>(k, a, b, rows, j, accumulate),
             5 => micro_rows_into::<5>(k, a, b, rows, j, accumulate),
             4 => micro_rows_into::<4>(k, a, b, rows, j, accumulate),
             3 => micro_rows_into::<3>(k, a, b, rows, j, accumulate),
             2 => micro_rows_into::<2>(k, a, b, rows, j, accumulate),
             1 => micro_rows_into::<1>(k, a, b, rows, j, accumulate),
-            _ => unreachable!("a tile has 1 to {MR} rows"),
+            _ => unreachable!("a partial tile has 1 to {} rows", MR - 1),
         }
     }
 }

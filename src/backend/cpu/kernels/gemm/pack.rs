@@ -80,16 +80,10 @@ pub(crate) const ROW_GROUP: usize = 8;
 /// Writes `rows` (consecutive k steps `p0..`, each `nc` values) of a `kc`-deep
 /// block into its NR-column panels, zero-filling the last panel's missing columns.
 #[inline(always)]
-fn scatter_rows<'r>(
-    rows: impl Iterator<Item = &'r [f32]> + Clone,
-    p0: usize,
-    nc: usize,
-    kc: usize,
-    dst: &mut [f32],
-) {
+fn scatter_rows(rows: &[&[f32]], p0: usize, nc: usize, kc: usize, dst: &mut [f32]) {
     for (q, j0) in (0..nc).step_by(NR).enumerate() {
         let w = NR.min(nc - j0);
-        for (p, row) in (p0..).zip(rows.clone()) {
+        for (p, row) in (p0..).zip(rows) {
             let step = &mut dst[(q * kc + p) * NR..][..NR];
             let chunk = &row[j0..j0 + w];
             if let Ok(full) = <&[f32; NR]>::try_from(chunk) {
@@ -115,8 +109,10 @@ pub(crate) fn pack_b(b: MatRef<'_>, dst: &mut [f32]) {
         // defeats the prefetchers and made packing cost as much as the arithmetic on
         // wide matrices (im2col outputs, activations).
         for p0 in (0..kc).step_by(ROW_GROUP) {
-            let rows = (p0..kc.min(p0 + ROW_GROUP)).map(|p| b.row_slice(p, 0, nc));
-            scatter_rows(rows, p0, nc, kc, dst);
+            let rows = ROW_GROUP.min(kc - p0);
+            let group: [&[f32]; ROW_GROUP] =
+                std::array::from_fn(|r| if r < rows { b.row_slice(p0 + r, 0, nc) } else { &[] });
+            scatter_rows(&group[..rows], p0, nc, kc, dst);
         }
         return;
     }
@@ -174,7 +170,9 @@ pub(crate) fn pack_b_rows(
         for (r, row) in scratch.chunks_exact_mut(nc).take(rows).enumerate() {
             src.fill_row(p0 + g0 + r, j0, row);
         }
-        scatter_rows(scratch.chunks_exact(nc).take(rows), g0, nc, kc, dst);
+        let mut filled = scratch.chunks_exact(nc);
+        let group: [&[f32]; ROW_GROUP] = std::array::from_fn(|_| filled.next().unwrap_or_default());
+        scatter_rows(&group[..rows], g0, nc, kc, dst);
     }
 }
 
