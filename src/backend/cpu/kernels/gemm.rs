@@ -39,6 +39,9 @@ pub const KC: usize = 256;
 /// next to the A block. (Leaving it to L3, as classic Goto blocking does, measured
 /// markedly slower on the EPYC VMs this was tuned on.) A multiple of the tile width.
 pub const NC: usize = 512;
+/// Products at most this deep visit a block's tiles along row panels rather than
+/// down columns, for the sake of C's store streams (see `driver::macro_loop`).
+pub const SHALLOW_KC: usize = 32;
 /// Below this many multiply-adds a GEMM runs on the calling thread: splitting
 /// costs a few microseconds of rayon overhead and repeated packing.
 pub const PARALLEL_MIN_MACS: usize = 1 << 18;
