@@ -26,7 +26,9 @@ use std::arch::x86_64::{
 use super::depthwise::Plane;
 use super::lanes::{Avx2, Lanes, LANES};
 use super::PlaneEpilogue;
-use crate::backend::cpu::kernels::numeric::vector_activation::RegisterActivation;
+use crate::backend::cpu::kernels::numeric::vector_activation::{
+    Activate, Clamp, NoActivation, RegisterActivation,
+};
 
 /// The ring layout of one plane's row kernel.
 #[derive(Clone, Debug)]
@@ -140,48 +142,6 @@ pub(crate) fn plane(
                 epilogue.activation.apply_slice(row);
             }
         }
-    }
-}
-
-/// An activation applied to a vector register.
-trait Activate: Copy {
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    unsafe fn apply(self, v: __m256) -> __m256;
-}
-
-#[derive(Copy, Clone)]
-struct NoActivation;
-
-impl Activate for NoActivation {
-    #[inline(always)]
-    unsafe fn apply(self, v: __m256) -> __m256 {
-        v
-    }
-}
-
-/// [`RegisterActivation::Clamp`] as a type of its own, so the kernel instance for
-/// it (ReLU, ReLU6: nearly every depthwise layer) has no activation `match` inside.
-#[derive(Copy, Clone)]
-struct Clamp {
-    min: f32,
-    max: f32,
-}
-
-impl Activate for Clamp {
-    #[inline(always)]
-    unsafe fn apply(self, v: __m256) -> __m256 {
-        let (min, max) = (self.min, self.max);
-        // SAFETY: AVX2 + FMA per the caller.
-        unsafe { RegisterActivation::Clamp { min, max }.apply_avx2(v) }
-    }
-}
-
-impl Activate for RegisterActivation {
-    #[inline(always)]
-    unsafe fn apply(self, v: __m256) -> __m256 {
-        // SAFETY: AVX2 + FMA per the caller.
-        unsafe { self.apply_avx2(v) }
     }
 }
 

@@ -391,6 +391,14 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
     let kc = blk.kc;
     // Full tiles with nothing to scale go straight from registers to C.
     let direct = how.alpha == 1.0 && (how.beta == 0.0 || how.beta == 1.0);
+    // ... and apply the epilogue on their way, when it has a register form.
+    #[cfg(target_arch = "x86_64")]
+    let in_registers = match how.epilogue {
+        Some(e) if AVX2 && direct => super::avx2::TileTerms::of(e),
+        _ => None,
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let in_registers: Option<()> = None;
     let mut acc: Tile = [0.0; MR * NR];
     let (col_panels, row_panels) = (blk.nc.div_ceil(NR), blk.mc.div_ceil(MR));
     // Tiles go down a column of row panels (B micro-panel kept in L1, A from L2),
@@ -431,8 +439,10 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
                         a_panel,
                         b_panel,
                         &mut rows,
+                        blk.i0 + i,
                         blk.j0 + j,
                         how.beta == 1.0,
+                        in_registers.as_ref(),
                     )
                 };
                 continue;
@@ -446,8 +456,10 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
                         a_panel,
                         b_panel,
                         &mut rows,
+                        blk.i0 + i,
                         blk.j0 + j,
                         how.beta == 1.0,
+                        in_registers.as_ref(),
                     )
                 };
                 continue;
@@ -466,6 +478,15 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
         store_tile(&acc, c, blk.i0 + i, blk.j0 + j, m, n, how);
     }
     if let Some(e) = how.epilogue {
-        finish_block(c, blk.i0, blk.mc, blk.j0, blk.nc, e);
+        // Tiles stored directly applied their terms in registers; the rest (all of
+        // them without AVX2, else the last, partial column panel) get them here.
+        let done = if in_registers.is_some() {
+            blk.nc / NR * NR
+        } else {
+            0
+        };
+        if done < blk.nc {
+            finish_block(c, blk.i0, blk.mc, blk.j0 + done, blk.nc - done, e);
+        }
     }
 }

@@ -134,8 +134,11 @@ pub(crate) fn store_tile<C: OutRows + ?Sized>(
 ///
 /// Run once per cache block, right after its last k-slice is stored, while the
 /// block is still in L2: each term is then one long vectorized loop per row. Done
-/// per 6x16 tile instead, the epilogue's fixed per-row overhead cost more than a
-/// separate pass over memory on small-K convolutions (a stem, a pointwise layer).
+/// per 6x16 tile with these slice loops instead, the epilogue's fixed per-row
+/// overhead cost more than a separate pass over memory on small-K convolutions (a
+/// stem, a pointwise layer). Tiles the AVX2 kernel stores straight from registers
+/// apply the terms there instead (`avx2::TileTerms`), which is cheaper still; this
+/// pass serves the rest.
 #[inline(always)]
 pub(crate) fn finish_block<C: OutRows + ?Sized>(
     c: &mut C,

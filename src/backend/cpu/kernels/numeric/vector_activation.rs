@@ -1,5 +1,5 @@
 //! Activations applied to a vector register, for kernels that finish their output
-//! in registers (the channel-blocked depthwise kernel). Only those without `exp`
+//! in registers (the depthwise kernels, the GEMM's full tiles). Only those without `exp`
 //! have a register form; the rest go through [`Activation::apply_slice`] after the
 //! store.
 
@@ -84,5 +84,48 @@ impl RegisterActivation {
                 }
             }
         }
+    }
+}
+
+/// An activation applied to a vector register.
+pub(crate) trait Activate: Copy {
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    unsafe fn apply(self, v: __m256) -> __m256;
+}
+
+#[derive(Copy, Clone)]
+pub(crate) struct NoActivation;
+
+impl Activate for NoActivation {
+    #[inline(always)]
+    unsafe fn apply(self, v: __m256) -> __m256 {
+        v
+    }
+}
+
+/// [`RegisterActivation::Clamp`] as a type of its own, so the kernel instance for
+/// it (ReLU, ReLU6: nearly every depthwise layer and pointwise convolution) has no
+/// activation `match` inside.
+#[derive(Copy, Clone)]
+pub(crate) struct Clamp {
+    pub min: f32,
+    pub max: f32,
+}
+
+impl Activate for Clamp {
+    #[inline(always)]
+    unsafe fn apply(self, v: __m256) -> __m256 {
+        let (min, max) = (self.min, self.max);
+        // SAFETY: AVX2 + FMA per the caller.
+        unsafe { RegisterActivation::Clamp { min, max }.apply_avx2(v) }
+    }
+}
+
+impl Activate for RegisterActivation {
+    #[inline(always)]
+    unsafe fn apply(self, v: __m256) -> __m256 {
+        // SAFETY: AVX2 + FMA per the caller.
+        unsafe { self.apply_avx2(v) }
     }
 }
