@@ -16,8 +16,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
-    __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_permute2f128_ps, _mm256_setzero_ps,
-    _mm256_shuffle_ps, _mm256_storeu_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps,
+    __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
 };
 
 use super::depthwise::Plane;
@@ -263,7 +262,7 @@ impl ChannelBlocked {
                 // SAFETY: the `n` stores are padded columns `iw + pl..iw + pl + n <=
                 // cols` of this band row.
                 unsafe {
-                    let t = transpose8(rows);
+                    let t = self.avx2.transpose8(rows);
                     let d = dst.as_mut_ptr().add((iw + pl) * LANES);
                     for (q, v) in t.iter().enumerate().take(n) {
                         _mm256_storeu_ps(d.add(q * LANES), *v);
@@ -319,8 +318,7 @@ impl ChannelBlocked {
                 }
             }
         }
-        // SAFETY: AVX2 per the caller.
-        unsafe { transpose8(acc) }
+        self.avx2.transpose8(acc)
     }
 }
 
@@ -358,42 +356,4 @@ unsafe fn finish(
     // A row's last few positions are stored in halves, pairs and singles: a copy
     // through a temporary was a `memcpy` call per channel.
     avx2.store_first(v, dst, n);
-}
-
-/// The 8x8 transpose of eight row vectors.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-    // Pairs of rows interleaved, then quadruples, then the 128-bit halves swapped:
-    // the classic three-stage transpose.
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    [
-        _mm256_permute2f128_ps::<0x20>(s0, s4),
-        _mm256_permute2f128_ps::<0x20>(s1, s5),
-        _mm256_permute2f128_ps::<0x20>(s2, s6),
-        _mm256_permute2f128_ps::<0x20>(s3, s7),
-        _mm256_permute2f128_ps::<0x31>(s0, s4),
-        _mm256_permute2f128_ps::<0x31>(s1, s5),
-        _mm256_permute2f128_ps::<0x31>(s2, s6),
-        _mm256_permute2f128_ps::<0x31>(s3, s7),
-    ]
 }

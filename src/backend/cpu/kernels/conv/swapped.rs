@@ -9,13 +9,22 @@
 //! lanes then run: the same layout choice ORT's NCHWc kernels make.
 //!
 //! The product lands position-major in scratch and is transposed into the NCHW
-//! output, adding bias and residual and applying the activation row by row on the
-//! way. The weights are prepacked transposed (as B panels), once, at prepare.
+//! output, adding bias and residual and applying the activation on the way (in
+//! registers, eight channels by eight positions at a time, with AVX2). The weights are prepacked transposed (as B panels), once, at prepare.
 //! [`prefers_swapped`] decides per convolution.
 
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::__m256;
+
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{Avx2, Lanes, LANES};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
 use crate::backend::cpu::kernels::gemm::micro::{MR, NR};
 use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, PackedB, RhsSource};
+#[cfg(target_arch = "x86_64")]
+use crate::backend::cpu::kernels::numeric::vector_activation::{
+    Activate, Clamp, NoActivation, RegisterActivation,
+};
 use crate::error::Result;
 use crate::ir::ops::Activation;
 
@@ -144,16 +153,101 @@ pub(super) fn conv_gemm(
 }
 
 /// `y[c, p] = act(t[p, c] + bias[c] + residual[c, p])`, `t` being `positions x m`
-/// row-major and `y` `m x positions`. Row by row: neighbouring channels read the
-/// same cache lines of `t` (it is a few hundred KiB at most, in L2), and each
-/// output row is written once, in order.
+/// row-major and `y` `m x positions`.
 fn store_transposed(t: &[f32], positions: usize, m: usize, y: &mut [f32], e: &RowEpilogue<'_>) {
-    for (c, row) in y.chunks_exact_mut(positions).take(m).enumerate() {
+    #[cfg(target_arch = "x86_64")]
+    let done = match (Avx2::detect(), RegisterActivation::of(e.activation)) {
+        (Some(avx2), Some(act)) => transposed_blocks(avx2, t, positions, m, y, e, act),
+        _ => 0,
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    store_transposed_rows(t, positions, m, done, y, e);
+}
+
+/// [`store_transposed`] for channels `c0..m`, one output row at a time: neighbouring
+/// channels read the same cache lines of `t` (a few hundred KiB at most, in L2),
+/// and each output row is written once, in order.
+fn store_transposed_rows(
+    t: &[f32],
+    positions: usize,
+    m: usize,
+    c0: usize,
+    y: &mut [f32],
+    e: &RowEpilogue<'_>,
+) {
+    for (c, row) in y.chunks_exact_mut(positions).enumerate().take(m).skip(c0) {
         row.iter_mut()
             .zip(t[c..].iter().step_by(m))
             .for_each(|(d, &v)| *d = v);
         e.apply(c, row, positions, 0);
     }
+}
+
+/// [`store_transposed`] for the whole blocks of eight channels, eight positions at a
+/// time through an 8x8 register transpose, with the epilogue applied in registers
+/// (`act` is `e.activation`'s register form). Returns the channels it stored.
+/// (The row-at-a-time store was 9 % of MobileNetV2's swapped layers; this one made
+/// them 2-7 % faster, in-model A/B at 1 thread on a noisy machine.)
+#[cfg(target_arch = "x86_64")]
+fn transposed_blocks(
+    avx2: Avx2,
+    t: &[f32],
+    positions: usize,
+    m: usize,
+    y: &mut [f32],
+    e: &RowEpilogue<'_>,
+    act: RegisterActivation,
+) -> usize {
+    // SAFETY (all arms): the token proves AVX2 + FMA.
+    unsafe {
+        match act {
+            RegisterActivation::None => transposed_blocks_with(avx2, t, positions, m, y, e, NoActivation),
+            RegisterActivation::Clamp { min, max } => {
+                transposed_blocks_with(avx2, t, positions, m, y, e, Clamp { min, max })
+            }
+            other => transposed_blocks_with(avx2, t, positions, m, y, e, other),
+        }
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transposed_blocks_with<A: Activate>(
+    avx2: Avx2,
+    t: &[f32],
+    positions: usize,
+    m: usize,
+    y: &mut [f32],
+    e: &RowEpilogue<'_>,
+    act: A,
+) -> usize {
+    let blocks = m / LANES;
+    for c0 in (0..blocks).map(|b| b * LANES) {
+        for p0 in (0..positions).step_by(LANES) {
+            let n = LANES.min(positions - p0);
+            // Rows p0..p0 + n of `t`, channels c0..c0 + 8; then one vector per channel.
+            let rows: [__m256; LANES] = std::array::from_fn(|q| match q < n {
+                true => avx2.load(&t[(p0 + q) * m + c0..]),
+                false => avx2.splat(0.0),
+            });
+            for (l, mut v) in avx2.transpose8(rows).into_iter().enumerate() {
+                let c = c0 + l;
+                if let Some(b) = e.bias {
+                    v = avx2.add(v, avx2.splat(b[c]));
+                }
+                if let Some(r) = e.residual {
+                    v = avx2.add(v, avx2.load_first(&r[c * positions + p0..], n));
+                }
+                // SAFETY: AVX2 + FMA per the caller.
+                v = unsafe { act.apply(v) };
+                avx2.store_first(v, &mut y[c * positions + p0..], n);
+            }
+        }
+    }
+    blocks * LANES
 }
 
 #[cfg(test)]
