@@ -15,15 +15,15 @@
 //! plane size.
 
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::{
-    __m256, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
-};
+use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
 
 use super::depthwise::Plane;
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{Avx2, Lanes};
 #[cfg(target_arch = "x86_64")]
-use crate::backend::cpu::kernels::numeric::vector_activation::RegisterActivation;
+use crate::backend::cpu::kernels::numeric::vector_activation::{
+    Activate, Clamp, NoActivation, RegisterActivation,
+};
 use crate::ir::ops::Activation;
 
 /// Channels per block: the lanes of one AVX2 vector.
@@ -166,33 +166,71 @@ impl ChannelBlocked {
         scratch: &mut [f32],
         out: &mut [f32],
     ) {
-        // A compile-time horizontal stride turns the eight positions' addresses into
-        // constant displacements; full blocks get fixed-length lane loops.
+        // One instance per kind of activation, so the per-vector store has no
+        // `match` (perf showed a jump table per vector); those without a register
+        // form run after the block, over its planes.
         // SAFETY (all arms): AVX2 + FMA per the caller.
         unsafe {
-            match (self.plane.stride.1, self.lanes(b) == LANES) {
-                (1, true) => self.block_with::<1, true>(b, x, terms, scratch, out),
-                (2, true) => self.block_with::<2, true>(b, x, terms, scratch, out),
-                (_, true) => self.block_with::<0, true>(b, x, terms, scratch, out),
-                (_, false) => self.block_with::<0, false>(b, x, terms, scratch, out),
+            match RegisterActivation::of(terms.activation) {
+                Some(RegisterActivation::None) | None => {
+                    self.block_strided(b, x, terms, scratch, out, NoActivation)
+                }
+                Some(RegisterActivation::Clamp { min, max }) => {
+                    self.block_strided(b, x, terms, scratch, out, Clamp { min, max })
+                }
+                Some(other) => self.block_strided(b, x, terms, scratch, out, other),
+            }
+        }
+        if RegisterActivation::of(terms.activation).is_none() {
+            let out_len = self.plane.out_h * self.plane.out_w;
+            for plane in out.chunks_exact_mut(out_len).take(self.lanes(b)) {
+                terms.activation.apply_slice(plane);
             }
         }
     }
 
-    /// [`ChannelBlocked::block_avx2`] for horizontal stride `SW` (0: read it from
-    /// the plane) and, with `FULL`, all eight lanes present.
-    ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn block_with<const SW: usize, const FULL: bool>(
+    unsafe fn block_strided<A: Activate>(
         &self,
         b: usize,
         x: &[f32],
         terms: &Terms<'_>,
         scratch: &mut [f32],
         out: &mut [f32],
+        act: A,
+    ) {
+        // A compile-time horizontal stride turns the eight positions' addresses into
+        // constant displacements; full blocks get fixed-length lane loops.
+        // SAFETY (all arms): AVX2 + FMA per the caller.
+        unsafe {
+            match (self.plane.stride.1, self.lanes(b) == LANES) {
+                (1, true) => self.block_with::<1, true, A>(b, x, terms, scratch, out, act),
+                (2, true) => self.block_with::<2, true, A>(b, x, terms, scratch, out, act),
+                (_, true) => self.block_with::<0, true, A>(b, x, terms, scratch, out, act),
+                (_, false) => self.block_with::<0, false, A>(b, x, terms, scratch, out, act),
+            }
+        }
+    }
+
+    /// [`ChannelBlocked::block_avx2`] for horizontal stride `SW` (0: read it from
+    /// the plane) and, with `FULL`, all eight lanes present, applying `act`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block_with<const SW: usize, const FULL: bool, A: Activate>(
+        &self,
+        b: usize,
+        x: &[f32],
+        terms: &Terms<'_>,
+        scratch: &mut [f32],
+        out: &mut [f32],
+        act: A,
     ) {
         let p = &self.plane;
         let lanes = if FULL { LANES } else { self.lanes(b) };
@@ -201,9 +239,9 @@ impl ChannelBlocked {
         if let Some(v) = terms.bias {
             bias[..lanes].copy_from_slice(v);
         }
-        let in_registers = RegisterActivation::of(terms.activation);
         let taps = p.k_h * p.k_w;
         let weights = &self.weights[b * taps * LANES..][..taps * LANES];
+        let avx2 = self.avx2;
         for oh0 in (0..p.out_h).step_by(self.band) {
             let rows = self.band.min(p.out_h - oh0);
             let band_len = self.band_rows(rows) * self.cols * LANES;
@@ -217,16 +255,16 @@ impl ChannelBlocked {
                     // SAFETY: AVX2 + FMA per the caller; `scratch` is `scratch_len()`
                     // long, `band_row` and `ow` are inside the band and the row.
                     let channels = unsafe { self.positions::<SW>(scratch, band_row, ow, weights, &bias) };
-                    for (l, &v) in channels.iter().enumerate().take(lanes) {
-                        let dst = &mut out[l * out_len + at..][..n];
-                        let residual = terms.residual.map(|r| &r[l * out_len + at..][..n]);
-                        // SAFETY: AVX2 + FMA per the caller.
-                        unsafe { finish(self.avx2, v, residual, in_registers, dst) };
-                    }
-                    if in_registers.is_none() {
-                        for l in 0..lanes {
-                            terms.activation.apply_slice(&mut out[l * out_len + at..][..n]);
+                    for (l, mut v) in channels.into_iter().enumerate().take(lanes) {
+                        let at = l * out_len + at;
+                        if let Some(r) = terms.residual {
+                            v = avx2.add(v, avx2.load_first(&r[at..], n));
                         }
+                        // SAFETY: AVX2 + FMA per the caller.
+                        v = unsafe { act.apply(v) };
+                        // A row's last few positions are stored in halves, pairs and
+                        // singles: a copy through a temporary was a `memcpy` per channel.
+                        avx2.store_first(v, &mut out[at..], n);
                     }
                 }
             }
@@ -328,32 +366,4 @@ struct Terms<'a> {
     bias: Option<&'a [f32]>,
     residual: Option<&'a [f32]>,
     activation: Activation,
-}
-
-/// Stores the first `dst.len()` (at most 8) values of one channel's `v`, plus
-/// `residual`, through `activation` when it has a register form.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn finish(
-    avx2: Avx2,
-    mut v: __m256,
-    residual: Option<&[f32]>,
-    activation: Option<RegisterActivation>,
-    dst: &mut [f32],
-) {
-    let n = dst.len();
-    if let Some(r) = residual {
-        v = _mm256_add_ps(v, avx2.load_first(r, n));
-    }
-    if let Some(a) = activation {
-        // SAFETY: AVX2 + FMA per the caller.
-        v = unsafe { a.apply_avx2(v) };
-    }
-    // A row's last few positions are stored in halves, pairs and singles: a copy
-    // through a temporary was a `memcpy` call per channel.
-    avx2.store_first(v, dst, n);
 }

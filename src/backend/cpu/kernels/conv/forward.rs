@@ -38,10 +38,11 @@ const DEPTHWISE_TASK_MACS: usize = 32 * 1024;
 /// Output positions per plane up to which depthwise convolutions run channel-blocked
 /// (eight planes at once, see [`super::depthwise_blocked`]): there a plane's fixed
 /// per-row cost dominates the plane kernel. `depthwise_speed` (ignored test, 1
-/// thread, against the AVX2 row kernel) measured channel-blocked / plane time 0.53
-/// at 7x7, 0.45 at 14x14 stride 2 and 0.92 at 14x14, but 1.2 at 28x28, 1.5 at 56x56
-/// and 1.4-2.1 at 112x112, where the blocked kernel's two transposes cost extra.
-const CHANNEL_BLOCKED_MAX_POSITIONS: usize = 256;
+/// thread, against the AVX2 row kernel) measured channel-blocked / plane time 0.43
+/// at 7x7, 0.47 at 14x14 stride 2, 0.67 at 14x14 and 0.80 at 28x28, but 1.06 at
+/// 56x56 and 1.4 at 112x112, where the blocked kernel's two transposes cost extra.
+/// In-model (MobileNetV2, 1 thread) its 28x28 layers were 13-18 % faster blocked.
+const CHANNEL_BLOCKED_MAX_POSITIONS: usize = 28 * 28;
 
 /// Input index of the fused residual.
 const RESIDUAL_INPUT: usize = 3;

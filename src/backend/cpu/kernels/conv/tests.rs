@@ -903,10 +903,18 @@ fn channel_blocked_depthwise_matches_plane_kernel() {
         let weights = rng.vec(channels * k * k);
         let bias = rng.vec(channels);
         let r = rng.vec(channels * out_len);
-        let activation = Activation::Clamp { min: -1.5, max: 2.0 };
+        // Every kernel instance: clamped, none, another register form, and a slice
+        // pass after the block; with and without a residual.
+        let activation = [
+            Activation::Clamp { min: -1.5, max: 2.0 },
+            Activation::None,
+            Activation::HardSwish,
+            Activation::Sigmoid,
+        ][trial / 5 % 4];
+        let with_residual = trial % 3 != 0;
         let epilogue = |c: usize| PlaneEpilogue {
             bias: bias[c],
-            residual: Some(&r[c * out_len..][..out_len]),
+            residual: with_residual.then(|| &r[c * out_len..][..out_len]),
             activation,
         };
         let Some(blocked) = ChannelBlocked::new(&plane, channels, &weights) else {
@@ -925,7 +933,8 @@ fn channel_blocked_depthwise_matches_plane_kernel() {
             let (c0, lanes) = (b * LANES, blocked.lanes(b));
             let xb = &x[c0 * in_len..][..lanes * in_len];
             let (bb, rb) = (&bias[c0..][..lanes], &r[c0 * out_len..][..lanes * out_len]);
-            blocked.block(b, xb, Some(bb), Some(rb), activation, &mut scratch, y);
+            let rb = with_residual.then_some(rb);
+            blocked.block(b, xb, Some(bb), rb, activation, &mut scratch, y);
         }
         let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
         assert!(
