@@ -22,7 +22,7 @@ use super::depthwise::Plane;
 use super::lanes::{Avx2, Lanes};
 #[cfg(target_arch = "x86_64")]
 use crate::backend::cpu::kernels::numeric::vector_activation::{
-    Activate, Clamp, NoActivation, RegisterActivation,
+    with_activation, Activate, RegisterActivation,
 };
 use crate::ir::ops::Activation;
 
@@ -169,19 +169,11 @@ impl ChannelBlocked {
         // One instance per kind of activation, so the per-vector store has no
         // `match` (perf showed a jump table per vector); those without a register
         // form run after the block, over its planes.
-        // SAFETY (all arms): AVX2 + FMA per the caller.
-        unsafe {
-            match RegisterActivation::of(terms.activation) {
-                Some(RegisterActivation::None) | None => {
-                    self.block_strided(b, x, terms, scratch, out, NoActivation)
-                }
-                Some(RegisterActivation::Clamp { min, max }) => {
-                    self.block_strided(b, x, terms, scratch, out, Clamp { min, max })
-                }
-                Some(other) => self.block_strided(b, x, terms, scratch, out, other),
-            }
-        }
-        if RegisterActivation::of(terms.activation).is_none() {
+        let in_registers = RegisterActivation::of(terms.activation);
+        let act = in_registers.unwrap_or(RegisterActivation::None);
+        // SAFETY: AVX2 + FMA per the caller.
+        unsafe { with_activation!(act, a => self.block_strided(b, x, terms, scratch, out, a)) }
+        if in_registers.is_none() {
             let out_len = self.plane.out_h * self.plane.out_w;
             for plane in out.chunks_exact_mut(out_len).take(self.lanes(b)) {
                 terms.activation.apply_slice(plane);

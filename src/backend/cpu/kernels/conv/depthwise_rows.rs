@@ -27,7 +27,7 @@ use super::depthwise::Plane;
 use super::lanes::{Avx2, Lanes, LANES};
 use super::PlaneEpilogue;
 use crate::backend::cpu::kernels::numeric::vector_activation::{
-    Activate, Clamp, NoActivation, RegisterActivation,
+    with_activation, Activate, RegisterActivation,
 };
 
 /// The ring layout of one plane's row kernel.
@@ -132,15 +132,12 @@ pub(crate) fn plane(
     };
     // One instance per window size, stride and kind of activation, so the weights,
     // the tap offsets and the activation's constants all stay in registers.
-    match RegisterActivation::of(epilogue.activation) {
-        Some(RegisterActivation::None) => job.run_with(avx2, NoActivation, scratch, out),
-        Some(RegisterActivation::Clamp { min, max }) => job.run_with(avx2, Clamp { min, max }, scratch, out),
-        Some(other) => job.run_with(avx2, other, scratch, out),
-        None => {
-            job.run_with(avx2, NoActivation, scratch, out);
-            for row in out.chunks_exact_mut(p.out_w).take(p.out_h) {
-                epilogue.activation.apply_slice(row);
-            }
+    let in_registers = RegisterActivation::of(epilogue.activation);
+    let act = in_registers.unwrap_or(RegisterActivation::None);
+    with_activation!(act, a => job.run_with(avx2, a, scratch, out));
+    if in_registers.is_none() {
+        for row in out.chunks_exact_mut(p.out_w).take(p.out_h) {
+            epilogue.activation.apply_slice(row);
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::backend::cpu::kernels::gemm::micro::{MR, NR};
 use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, PackedB, RhsSource};
 #[cfg(target_arch = "x86_64")]
 use crate::backend::cpu::kernels::numeric::vector_activation::{
-    Activate, Clamp, NoActivation, RegisterActivation,
+    with_activation, Activate, RegisterActivation,
 };
 use crate::error::Result;
 use crate::ir::ops::Activation;
@@ -200,15 +200,7 @@ fn transposed_blocks(
     act: RegisterActivation,
 ) -> usize {
     // SAFETY (all arms): the token proves AVX2 + FMA.
-    unsafe {
-        match act {
-            RegisterActivation::None => transposed_blocks_with(avx2, t, positions, m, y, e, NoActivation),
-            RegisterActivation::Clamp { min, max } => {
-                transposed_blocks_with(avx2, t, positions, m, y, e, Clamp { min, max })
-            }
-            other => transposed_blocks_with(avx2, t, positions, m, y, e, other),
-        }
-    }
+    unsafe { with_activation!(act, a => transposed_blocks_with(avx2, t, positions, m, y, e, a)) }
 }
 
 /// # Safety

@@ -9,7 +9,7 @@ use super::epilogue::Epilogue;
 use super::mat::MatRef;
 use super::micro::{Tile, MR, NR};
 use crate::backend::cpu::kernels::numeric::vector_activation::{
-    Activate, Clamp, NoActivation, RegisterActivation,
+    with_activation, Activate, NoActivation, RegisterActivation,
 };
 
 // The register allocation below is written for exactly this tile.
@@ -131,13 +131,9 @@ pub(crate) unsafe fn micro_rows_into<const R: usize>(
     unsafe {
         match terms {
             None => store_rows(c, rows, i, j, accumulate, None, NoActivation),
-            Some(t) => match t.activation {
-                RegisterActivation::None => store_rows(c, rows, i, j, accumulate, Some(t), NoActivation),
-                RegisterActivation::Clamp { min, max } => {
-                    store_rows(c, rows, i, j, accumulate, Some(t), Clamp { min, max })
-                }
-                other => store_rows(c, rows, i, j, accumulate, Some(t), other),
-            },
+            Some(t) => {
+                with_activation!(t.activation, act => store_rows(c, rows, i, j, accumulate, Some(t), act))
+            }
         }
     }
 }

@@ -129,3 +129,30 @@ impl Activate for RegisterActivation {
         unsafe { self.apply_avx2(v) }
     }
 }
+
+/// Evaluates `$body` with `$a` bound to `$act` (a [`RegisterActivation`]) as a type
+/// of its own: [`NoActivation`], [`Clamp`] (ReLU, ReLU6), or the enum itself for the
+/// rarer forms. Kernels generic over [`Activate`] then get one instance per kind,
+/// with no `match` per vector (perf showed the jump table in the hot loop).
+macro_rules! with_activation {
+    ($act:expr, $a:ident => $body:expr) => {{
+        use $crate::backend::cpu::kernels::numeric::vector_activation::{
+            Clamp, NoActivation, RegisterActivation,
+        };
+        match $act {
+            RegisterActivation::None => {
+                let $a = NoActivation;
+                $body
+            }
+            RegisterActivation::Clamp { min, max } => {
+                let $a = Clamp { min, max };
+                $body
+            }
+            other => {
+                let $a = other;
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_activation;
