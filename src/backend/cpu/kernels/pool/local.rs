@@ -216,6 +216,40 @@ impl PoolKernel {
         if self.out_len == 0 || out_w == 0 {
             return Ok(());
         }
+        let scratch = w.in_width + self.interior.as_ref().map_or(0, Interior::scratch_len);
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = is_x86_feature_detected!("avx2");
+        y.par_chunks_mut(self.out_len).enumerate().for_each(|(p, yp)| {
+            let xp = &x[p * self.in_len..][..self.in_len];
+            with_scratch(Slot::Row, scratch, |buf| {
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: AVX2 was detected just above.
+                    return unsafe { self.plane_f32_avx2(w, xp, yp, buf) };
+                }
+                self.plane_f32(w, xp, yp, buf)
+            });
+        });
+        Ok(())
+    }
+
+    /// [`PoolKernel::plane_f32`] compiled for AVX2: its slice loops then run eight
+    /// lanes wide instead of the baseline's four. (ResNet's stem max pool, in-model
+    /// A/B at 1 thread: 0.54 -> 0.36 ms in resnet18, 0.35 -> 0.31 in resnet50; ORT
+    /// takes 0.29.)
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn plane_f32_avx2(&self, w: &Planar<'_>, xp: &[f32], yp: &mut [f32], buf: &mut [f32]) {
+        self.plane_f32(w, xp, yp, buf)
+    }
+
+    /// One plane of [`PoolKernel::planar_f32`]; `buf` is its row scratch.
+    #[inline(always)]
+    fn plane_f32(&self, w: &Planar<'_>, xp: &[f32], yp: &mut [f32], buf: &mut [f32]) {
+        let out_w = w.cols_first.len();
         let max = self.kind == PoolKind::Max;
         let include_pad = matches!(
             self.kind,
@@ -226,54 +260,47 @@ impl PoolKernel {
         let in_w = w.in_width;
         let interior = self.interior.as_ref();
         let inner = interior.map_or(0..0, Interior::outputs);
-        let scratch = in_w + interior.map_or(0, Interior::scratch_len);
-        y.par_chunks_mut(self.out_len).enumerate().for_each(|(p, yp)| {
-            let xp = &x[p * self.in_len..][..self.in_len];
-            with_scratch(Slot::Row, scratch, |buf| {
-                let (acc, phases) = buf.split_at_mut(in_w);
-                for (oh, yrow) in yp.chunks_exact_mut(out_w).enumerate() {
-                    let (first, rows) = (w.rows_first[oh], w.rows_valid[oh]);
-                    if rows == 0 {
-                        acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-                    } else {
-                        acc.copy_from_slice(&xp[first * in_w..][..in_w]);
-                    }
-                    for r in 1..rows {
-                        let row = &xp[(first + r * w.row_step) * in_w..][..in_w];
-                        if max {
-                            acc.iter_mut().zip(row).for_each(|(a, &v)| *a = a.max(v));
-                        } else {
-                            acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
-                        }
-                    }
-                    let count = |ow: usize| match include_pad {
-                        true => w.rows_padded[oh] * w.cols_padded[ow],
-                        false => rows * w.cols_valid[ow],
-                    };
-                    if let Some(int) = interior {
-                        let out = &mut yrow[inner.clone()];
-                        if max {
-                            int.reduce(acc, phases, out, f32::max);
-                        } else {
-                            int.reduce(acc, phases, out, |a, b| a + b);
-                            let outputs = inner.clone().zip(out.iter_mut());
-                            outputs.for_each(|(ow, d)| *d /= count(ow) as f32);
-                        }
-                    }
-                    let edges = (0..inner.start).chain(inner.end.max(inner.start)..out_w);
-                    for ow in edges {
-                        let (c0, cols) = (w.cols_first[ow], w.cols_valid[ow]);
-                        let taps = acc[c0..].iter().step_by(w.col_step).take(cols);
-                        yrow[ow] = if max {
-                            taps.fold(f32::NEG_INFINITY, |m, &v| m.max(v))
-                        } else {
-                            taps.sum::<f32>() / count(ow) as f32
-                        };
-                    }
+        let (acc, phases) = buf.split_at_mut(in_w);
+        for (oh, yrow) in yp.chunks_exact_mut(out_w).enumerate() {
+            let (first, rows) = (w.rows_first[oh], w.rows_valid[oh]);
+            if rows == 0 {
+                acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+            } else {
+                acc.copy_from_slice(&xp[first * in_w..][..in_w]);
+            }
+            for r in 1..rows {
+                let row = &xp[(first + r * w.row_step) * in_w..][..in_w];
+                if max {
+                    acc.iter_mut().zip(row).for_each(|(a, &v)| *a = a.max(v));
+                } else {
+                    acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
                 }
-            });
-        });
-        Ok(())
+            }
+            let count = |ow: usize| match include_pad {
+                true => w.rows_padded[oh] * w.cols_padded[ow],
+                false => rows * w.cols_valid[ow],
+            };
+            if let Some(int) = interior {
+                let out = &mut yrow[inner.clone()];
+                if max {
+                    int.reduce(acc, phases, out, f32::max);
+                } else {
+                    int.reduce(acc, phases, out, |a, b| a + b);
+                    let outputs = inner.clone().zip(out.iter_mut());
+                    outputs.for_each(|(ow, d)| *d /= count(ow) as f32);
+                }
+            }
+            let edges = (0..inner.start).chain(inner.end.max(inner.start)..out_w);
+            for ow in edges {
+                let (c0, cols) = (w.cols_first[ow], w.cols_valid[ow]);
+                let taps = acc[c0..].iter().step_by(w.col_step).take(cols);
+                yrow[ow] = if max {
+                    taps.fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+                } else {
+                    taps.sum::<f32>() / count(ow) as f32
+                };
+            }
+        }
     }
 
     /// Shared loop of the summing pools: `y = finish(sum term(x), window)`.
