@@ -10,8 +10,9 @@
 //!
 //! The product lands position-major in scratch and is transposed into the NCHW
 //! output, adding bias and residual and applying the activation on the way (in
-//! registers, eight channels by eight positions at a time, with AVX2). The weights are prepacked transposed (as B panels), once, at prepare.
-//! [`prefers_swapped`] decides per convolution.
+//! registers, eight channels by eight positions at a time, with AVX2). The weights
+//! are prepacked transposed (as B panels), once, at prepare. [`prefers_swapped`]
+//! decides per convolution.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::__m256;
