@@ -165,7 +165,7 @@ impl Net {
             stride,
             groups,
         } = spec;
-        if groups == 0 || x.c % groups != 0 || cout % groups != 0 {
+        if groups == 0 || !x.c.is_multiple_of(groups) || cout % groups != 0 {
             return Err(Error::shape(
                 scope,
                 format!("{} -> {cout} channels in {groups} groups", x.c),

@@ -187,7 +187,7 @@ fn decode(precision: Precision, bytes: &[u8], len: usize) -> Vec<f32> {
 }
 
 fn params_words(bytes: &[u8]) -> Result<Vec<u32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(Error::invalid("internal: a parameter block is not 4-byte words"));
     }
     Ok(bytes

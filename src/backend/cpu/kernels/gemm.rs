@@ -3,7 +3,7 @@
 //! `Gemm` / `MatMul` op kernels.
 //!
 //! Layout of the core: [`mat`] (operand views), [`pack`] (panels and prepacked
-//! weights), [`micro`] / `avx2` (register-tiled micro-kernels), [`epilogue`]
+//! weights), [`micro`] / `avx2` / `avx512` (register-tiled micro-kernels), [`epilogue`]
 //! (bias / residual / activation applied at store time), [`driver`] (cache
 //! blocking and the rayon split).
 
@@ -16,6 +16,8 @@ pub mod pack;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod op_gemm;
 mod op_matmul;
 #[cfg(test)]
@@ -46,7 +48,7 @@ pub const SHALLOW_KC: usize = 32;
 /// costs a few microseconds of rayon overhead and repeated packing.
 pub const PARALLEL_MIN_MACS: usize = 1 << 18;
 
-const _: () = assert!(MC % micro::MR == 0 && NC % micro::NR == 0);
+const _: () = assert!(MC.is_multiple_of(micro::MR) && NC.is_multiple_of(micro::NR));
 
 /// Prepares `Gemm` and `MatMul` (f32 only).
 pub fn prepare(op: &Op, inputs: &[Option<InputDesc<'_>>], outputs: &[OutputDesc]) -> Result<Box<dyn Kernel>> {

@@ -201,14 +201,15 @@ pub(crate) fn plane_with(
     out: &mut [f32],
 ) {
     match isa {
+        // The depthwise kernels have no AVX-512 form: a plane's rows are too short
+        // for zmm vectors to pay, so AVX2 serves both.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma => match (&p.rows, Avx2::detect()) {
+        Isa::Avx2Fma | Isa::Avx512F if isa.is_supported() => match (&p.rows, Avx2::detect()) {
             (Some(rows), Some(avx2)) => depthwise_rows::plane(avx2, p, rows, x, w, epilogue, phases, out),
-            // SAFETY: `Isa::Avx2Fma` is only chosen (by `detect`, or by tests after
-            // detecting it) on CPUs with AVX2 and FMA.
+            // SAFETY: the CPU supports AVX2 and FMA, checked by the arm's guard.
             _ => unsafe { plane_avx2(p, x, w, epilogue, phases, out) },
         },
-        Isa::Generic => plane_body(p, x, w, epilogue, phases, out, accumulate_generic),
+        _ => plane_body(p, x, w, epilogue, phases, out, accumulate_generic),
     }
 }
 
@@ -344,7 +345,7 @@ unsafe fn accumulate_avx2(acc: &mut [f32], phases: &[f32], starts: &[usize], w: 
     use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_storeu_ps};
 
     let len = acc.len();
-    assert!(len % VECTOR == 0 && starts.len() == w.len());
+    assert!(len.is_multiple_of(VECTOR) && starts.len() == w.len());
     // Every read below is `phases[s + i]` with `i < len`: bounds-check once here.
     assert!(starts.iter().all(|&s| s + len <= phases.len()));
     let (src, dst) = (phases.as_ptr(), acc.as_mut_ptr());

@@ -224,14 +224,17 @@ pub(super) fn tile_with(
     assert!(b.len() >= offsets.len() * NR);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx2Fma` is only chosen on CPUs with AVX2 and FMA; the reads
-        // are in bounds per the asserts above.
-        Isa::Avx2Fma => unsafe { tile_avx2(x, bases, offsets, b, out) },
-        Isa::Generic => tile_generic(x, bases, offsets, b, out),
+        // SAFETY: the guard checks the CPU's features; the reads are in bounds per
+        // the asserts above.
+        Isa::Avx512F if isa.is_supported() => unsafe { tile_avx512(x, bases, offsets, b, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2Fma if isa.is_supported() => unsafe { tile_avx2(x, bases, offsets, b, out) },
+        _ => tile_generic(x, bases, offsets, b, out),
     }
 }
 
-/// Portable tile; the oracle the AVX2 one is tested against.
+/// Portable tile; the oracle the SIMD ones are tested against.
 fn tile_generic(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f32], out: &mut Tile) {
     let mut acc = [[0.0f32; NR]; MR];
     for (&o, bk) in offsets.iter().zip(b.chunks_exact(NR)) {
@@ -280,5 +283,38 @@ unsafe fn tile_avx2(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f32]
     for (i, v) in c.iter().enumerate() {
         // SAFETY: `out` holds MR * NR = 12 * 8 floats; vector i goes to 8i..8i+8.
         unsafe { _mm256_storeu_ps(dst.add(8 * i), *v) };
+    }
+}
+
+/// [`tile_avx2`] with one zmm accumulator per position (the GEMM's AVX-512 tile).
+///
+/// # Safety
+/// AVX-512F; `bases[i] + o < x.len()` for every offset `o`, and `b` holds
+/// `offsets.len() * NR` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f32], out: &mut Tile) {
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+    const { assert!(NR == 16) };
+    let x = x.as_ptr();
+    let mut pb = b.as_ptr();
+    let mut c: [__m512; MR] = [_mm512_setzero_ps(); MR];
+    for &o in offsets {
+        // SAFETY: `bases[i] + o` is inside `x` and `pb` walks `b` NR floats per
+        // step, per this function's contract.
+        unsafe {
+            let bv = _mm512_loadu_ps(pb);
+            for (row, &base) in c.iter_mut().zip(bases) {
+                *row = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(base + o)), bv, *row);
+            }
+            pb = pb.add(NR);
+        }
+    }
+    let dst = out.as_mut_ptr();
+    for (i, v) in c.iter().enumerate() {
+        // SAFETY: `out` holds MR * NR floats; row i goes to 16i..16i+16.
+        unsafe { _mm512_storeu_ps(dst.add(NR * i), *v) };
     }
 }

@@ -1,4 +1,5 @@
-//! The AVX2 + FMA micro-kernel (x86-64 only, chosen at run time).
+//! The AVX2 + FMA micro-kernel (x86-64 only, chosen at run time), and the tile
+//! store code the AVX-512 products (`avx512`) share.
 
 use std::arch::x86_64::{
     __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
@@ -50,15 +51,36 @@ unsafe fn product<const R: usize>(k: usize, a: &[f32], b: &[f32]) -> [[__m256; 2
     c
 }
 
+/// The first `R` rows of the tile's product, computed in zmm registers when
+/// `AVX512` (see [`Isa::Avx512F`](super::micro::Isa)), else in ymm.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and AVX-512F when `AVX512`. This is inlined
+/// into its caller, which must be compiled with those features.
+#[inline(always)]
+unsafe fn tile_product<const R: usize, const AVX512: bool>(
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+) -> [[__m256; 2]; R] {
+    // SAFETY: the caller guarantees the features of the chosen product.
+    unsafe {
+        if AVX512 {
+            super::avx512::product::<R>(k, a, b)
+        } else {
+            product::<R>(k, a, b)
+        }
+    }
+}
+
 /// `out = A_panel * B_panel` over `k` steps.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-pub(crate) unsafe fn micro_6x16(k: usize, a: &[f32], b: &[f32], out: &mut Tile) {
-    // SAFETY: the caller guarantees AVX2 + FMA.
-    let c = unsafe { product::<MR>(k, a, b) };
+/// As [`tile_product`].
+#[inline(always)]
+pub(crate) unsafe fn micro_6x16<const AVX512: bool>(k: usize, a: &[f32], b: &[f32], out: &mut Tile) {
+    // SAFETY: the caller guarantees the features.
+    let c = unsafe { tile_product::<MR, AVX512>(k, a, b) };
     let dst = out.as_mut_ptr();
     for (i, v) in c.iter().flatten().enumerate() {
         // SAFETY: `out` holds MR * NR = 12 * 8 floats; vector i goes to floats 8i..8i+8.
@@ -98,11 +120,10 @@ impl<'a> TileTerms<'a> {
 /// epilogue pass over the block (5 % of MobileNetV2).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// As [`tile_product`].
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-pub(crate) unsafe fn micro_rows_into<const R: usize>(
+#[inline(always)]
+pub(crate) unsafe fn micro_rows_into<const R: usize, const AVX512: bool>(
     k: usize,
     a: &[f32],
     b: &[f32],
@@ -124,8 +145,8 @@ pub(crate) unsafe fn micro_rows_into<const R: usize>(
             _mm_prefetch::<_MM_HINT_T0>(tile_row.as_ptr().add(NR - 1).cast());
         }
     }
-    // SAFETY: the caller guarantees AVX2 + FMA.
-    let c = unsafe { product::<R>(k, a, b) };
+    // SAFETY: the caller guarantees the features.
+    let c = unsafe { tile_product::<R, AVX512>(k, a, b) };
     // One instance of the store loop per kind of activation, so none has a `match`
     // per vector. SAFETY (all arms): AVX2 + FMA per the caller.
     unsafe {
@@ -190,15 +211,15 @@ unsafe fn store_rows<const R: usize, A: Activate>(
 }
 
 /// [`micro_rows_into`] for a partial tile's `rows_in_tile` (1 to MR - 1) rows.
-/// (A full tile calls `micro_rows_into::<MR>` directly: through this dispatch it
-/// would pay a second call per tile.)
+/// (A full tile calls `micro_rows_into::<MR, _>` directly: through this dispatch
+/// it would pay a second call per tile. Partial tiles take the call, to one
+/// out-of-line function per instruction set.)
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
+/// As [`tile_product`].
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn micro_into(
+pub(crate) unsafe fn micro_into<const AVX512: bool>(
     rows_in_tile: usize,
     k: usize,
     a: &[f32],
@@ -209,14 +230,62 @@ pub(crate) unsafe fn micro_into(
     accumulate: bool,
     terms: Option<&TileTerms<'_>>,
 ) {
-    // SAFETY (all arms): the caller guarantees AVX2 + FMA.
+    // SAFETY: the caller guarantees the features of the chosen instance.
+    unsafe {
+        if AVX512 {
+            super::avx512::partial_rows_into(rows_in_tile, k, a, b, rows, i, j, accumulate, terms)
+        } else {
+            partial_rows_into(rows_in_tile, k, a, b, rows, i, j, accumulate, terms)
+        }
+    }
+}
+
+/// [`micro_into`]'s AVX2 instance.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn partial_rows_into(
+    rows_in_tile: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+) {
+    // SAFETY: AVX2 + FMA per the caller.
+    unsafe { dispatch_rows::<false>(rows_in_tile, k, a, b, rows, i, j, accumulate, terms) }
+}
+
+/// Calls [`micro_rows_into`] for `rows_in_tile` rows.
+///
+/// # Safety
+/// As [`tile_product`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn dispatch_rows<const AVX512: bool>(
+    rows_in_tile: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+) {
+    // SAFETY (all arms): the caller guarantees the features.
     unsafe {
         match rows_in_tile {
-            5 => micro_rows_into::<5>(k, a, b, rows, i, j, accumulate, terms),
-            4 => micro_rows_into::<4>(k, a, b, rows, i, j, accumulate, terms),
-            3 => micro_rows_into::<3>(k, a, b, rows, i, j, accumulate, terms),
-            2 => micro_rows_into::<2>(k, a, b, rows, i, j, accumulate, terms),
-            1 => micro_rows_into::<1>(k, a, b, rows, i, j, accumulate, terms),
+            5 => micro_rows_into::<5, AVX512>(k, a, b, rows, i, j, accumulate, terms),
+            4 => micro_rows_into::<4, AVX512>(k, a, b, rows, i, j, accumulate, terms),
+            3 => micro_rows_into::<3, AVX512>(k, a, b, rows, i, j, accumulate, terms),
+            2 => micro_rows_into::<2, AVX512>(k, a, b, rows, i, j, accumulate, terms),
+            1 => micro_rows_into::<1, AVX512>(k, a, b, rows, i, j, accumulate, terms),
             _ => unreachable!("a partial tile has 1 to {} rows", MR - 1),
         }
     }

@@ -363,15 +363,20 @@ struct Block<'p> {
 }
 
 fn macro_kernel<C: OutRows + ?Sized>(isa: Isa, blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
+    // Re-checking the CPU (cached atomic loads, once per cache block) keeps this
+    // sound however the `Isa` value was obtained.
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // Re-checking the CPU (a cached atomic load, once per cache block) keeps this
-        // sound however the `Isa` value was obtained.
-        Isa::Avx2Fma if Isa::detect() == Isa::Avx2Fma => {
+        Isa::Avx512F if isa.is_supported() => {
+            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA, checked just above.
+            unsafe { macro_avx512(blk, c, how) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma if isa.is_supported() => {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
             unsafe { macro_avx2(blk, c, how) }
         }
-        _ => macro_loop::<C, false>(blk, c, how),
+        _ => macro_loop::<C, false, false>(blk, c, how),
     }
 }
 
@@ -383,11 +388,28 @@ fn macro_kernel<C: OutRows + ?Sized>(isa: Isa, blk: &Block<'_>, c: &mut C, how: 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn macro_avx2<C: OutRows + ?Sized>(blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
-    macro_loop::<C, true>(blk, c, how)
+    macro_loop::<C, true, false>(blk, c, how)
 }
 
+/// The macro loop with AVX-512F products (and the AVX2 store code).
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn macro_avx512<C: OutRows + ?Sized>(blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
+    macro_loop::<C, true, true>(blk, c, how)
+}
+
+/// One block's tiles. `AVX2`: compiled into a function with AVX2 + FMA, tiles are
+/// stored with AVX2 code; `AVX512` (implies `AVX2`): also AVX-512F, products are
+/// computed in zmm registers.
 #[inline(always)]
-fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C, how: &Store<'_, '_>) {
+fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
+    blk: &Block<'_>,
+    c: &mut C,
+    how: &Store<'_, '_>,
+) {
     let kc = blk.kc;
     // Full tiles with nothing to scale go straight from registers to C.
     let direct = how.alpha == 1.0 && (how.beta == 0.0 || how.beta == 1.0);
@@ -432,9 +454,11 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
                 // dispatch every tile paid a second call (`vzeroupper`, the six
                 // rows spilled to the stack), 40 % of a 16-deep product
                 // (96x12544x16: 0.85 -> 0.55 ms).
-                // SAFETY: `AVX2` is true only in `macro_avx2`, which requires AVX2 + FMA.
+                // SAFETY: `AVX2` is true only in `macro_avx2` and `macro_avx512`,
+                // which require AVX2 + FMA, and `AVX512` only in the latter, which
+                // also requires AVX-512F.
                 unsafe {
-                    super::avx2::micro_rows_into::<MR>(
+                    super::avx2::micro_rows_into::<MR, AVX512>(
                         kc,
                         a_panel,
                         b_panel,
@@ -450,7 +474,7 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
             if rows_in_tile > 0 {
                 // SAFETY: as above.
                 unsafe {
-                    super::avx2::micro_into(
+                    super::avx2::micro_into::<AVX512>(
                         rows_in_tile,
                         kc,
                         a_panel,
@@ -467,9 +491,9 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool>(blk: &Block<'_>, c: &mut C,
         }
         if AVX2 {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `AVX2` is true only in `macro_avx2`, which requires AVX2 + FMA.
+            // SAFETY: as for the direct stores above.
             unsafe {
-                super::avx2::micro_6x16(kc, a_panel, b_panel, &mut acc)
+                super::avx2::micro_6x16::<AVX512>(kc, a_panel, b_panel, &mut acc)
             };
         } else {
             micro_generic(kc, a_panel, b_panel, &mut acc);

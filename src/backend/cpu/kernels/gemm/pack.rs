@@ -208,7 +208,7 @@ impl PackedA {
 
     /// Panels of rows `i0..i0 + mc` (`i0` a multiple of MR) for k-slice `p0..p0 + kc`.
     pub(crate) fn block(&self, i0: usize, mc: usize, p0: usize, kc: usize) -> &[f32] {
-        debug_assert!(i0 % MR == 0 && p0 % KC == 0);
+        debug_assert!(i0.is_multiple_of(MR) && p0.is_multiple_of(KC));
         let padded = self.rows.div_ceil(MR) * MR;
         let start = p0 * padded + i0 * kc;
         &self.data.as_slice()[start..start + packed_a_len(mc, kc)]
@@ -246,7 +246,7 @@ impl PackedB {
 
     /// Panels of columns `j0..j0 + nc` (`j0` a multiple of NR) for k-slice `p0..p0 + kc`.
     pub(crate) fn block(&self, j0: usize, nc: usize, p0: usize, kc: usize) -> &[f32] {
-        debug_assert!(j0 % NR == 0 && p0 % KC == 0);
+        debug_assert!(j0.is_multiple_of(NR) && p0.is_multiple_of(KC));
         let padded = self.cols.div_ceil(NR) * NR;
         let start = p0 * padded + j0 * kc;
         &self.data.as_slice()[start..start + packed_b_len(kc, nc)]

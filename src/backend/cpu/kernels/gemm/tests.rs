@@ -199,11 +199,7 @@ const SIZES: &[usize] = &[1, 2, 5, 6, 7, 13, 16, 17, 31, 33, 64, 100];
 #[test]
 fn simd_and_generic_match_the_naive_product_on_ragged_shapes() {
     let mut rng = Rng::new(1);
-    let isas: Vec<Isa> = if Isa::detect() == Isa::Generic {
-        vec![Isa::Generic]
-    } else {
-        vec![Isa::Generic, Isa::detect()]
-    };
+    let isas = Isa::supported();
     // Under Miri (which checks the unsafe SIMD pointer walks) a few small shapes,
     // still crossing tile edges, are all it can afford.
     let (trials, sizes) = if cfg!(miri) {
@@ -252,15 +248,17 @@ fn blocking_edges_and_parallel_split_are_exact() {
             (true, false, false),
             (false, true, true),
         ] {
-            let got = case.run(Isa::detect(), pa, pb, par);
-            check(
-                &got,
-                &want,
-                &scale,
-                case.ldc,
-                n,
-                &format!("{m}x{n}x{k} pa={pa} pb={pb} par={par}"),
-            );
+            for isa in Isa::supported() {
+                let got = case.run(isa, pa, pb, par);
+                check(
+                    &got,
+                    &want,
+                    &scale,
+                    case.ldc,
+                    n,
+                    &format!("{isa:?} {m}x{n}x{k} pa={pa} pb={pb} par={par}"),
+                );
+            }
         }
     }
 }
@@ -529,19 +527,25 @@ fn gemm_gflops() {
         let packed = PackedA::new(lhs);
         let rhs = RhsSource::Mat(MatRef::row_major(&b, k, n).unwrap());
         let none = Epilogue::default();
+        // Every micro-kernel this CPU has, interleaved run by run so that a change
+        // in the machine's state (other tenants) affects each alike.
+        let isas = Isa::supported();
         for (label, src, par) in [
             ("1 thread", LhsSource::Mat(lhs), false),
             ("1 thread, packed A", LhsSource::Packed(&packed), false),
             ("all threads, packed A", LhsSource::Packed(&packed), true),
         ] {
             let reps = (2e9 / (2.0 * (m * n * k) as f64)).ceil() as usize;
-            let best = best_seconds(1, reps, |_| {
-                gemm(src, rhs, &mut c, n, 1.0, 0.0, &none, par).unwrap()
+            let best = best_seconds(isas.len(), reps, |v| {
+                gemm_with(isas[v], src, rhs, &mut c, n, 1.0, 0.0, &none, par).unwrap()
             });
-            let gflops = 2.0 * (m * n * k) as f64 / best[0] / 1e9;
+            let rates = isas
+                .iter()
+                .zip(&best)
+                .map(|(isa, s)| format!("{isa:?} {:.1}", 2.0 * (m * n * k) as f64 / s / 1e9));
             println!(
-                "gemm {m}x{n}x{k} ({label}, {:?}): {gflops:.1} GFLOP/s",
-                Isa::detect()
+                "gemm {m}x{n}x{k} ({label}), GFLOP/s: {}",
+                rates.collect::<Vec<_>>().join(", ")
             );
         }
     }
