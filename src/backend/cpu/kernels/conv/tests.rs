@@ -1012,6 +1012,8 @@ fn depthwise_speed() {
         (192, 28, 1),
         (576, 14, 1),
         (576, 14, 2),
+        (144, 56, 2),
+        (192, 28, 2),
         (960, 7, 1),
     ] {
         let (p, out) = square_plane(3, s, vec![1; 4], size, size).unwrap();

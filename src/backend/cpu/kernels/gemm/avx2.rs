@@ -160,11 +160,13 @@ pub(crate) unsafe fn micro_rows_into<const R: usize, const AVX512: bool>(
 }
 
 /// The store half of [`micro_rows_into`], with `terms`' activation as `act`.
+/// Always inlined: as a call, its twelve accumulators went through the stack, a
+/// third of a 16-deep tile's time.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
+/// The CPU must support AVX2 and FMA. This is inlined into its caller, which must
+/// be compiled with them.
+#[inline(always)]
 unsafe fn store_rows<const R: usize, A: Activate>(
     c: [[__m256; 2]; R],
     rows: &mut [&mut [f32]; MR],

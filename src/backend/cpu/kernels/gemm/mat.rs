@@ -125,14 +125,14 @@ pub trait OutRows {
 /// Up to `MR` items of `it` as an array padded with empty slices, and their count.
 #[inline(always)]
 fn take_tile<'r>(mut it: impl Iterator<Item = &'r mut [f32]>) -> ([&'r mut [f32]; MR], usize) {
+    // A plain loop: `array::from_fn` became a call per tile once the macro loop
+    // grew past the inliner's budget.
+    let mut rows: [&mut [f32]; MR] = Default::default();
     let mut count = 0;
-    let rows = std::array::from_fn(|_| match it.next() {
-        Some(row) => {
-            count += 1;
-            row
-        }
-        None => &mut [],
-    });
+    for (slot, row) in rows.iter_mut().zip(&mut it) {
+        *slot = row;
+        count += 1;
+    }
     (rows, count)
 }
 
