@@ -9,6 +9,7 @@ mod depthwise_rows;
 mod forward;
 mod indirect;
 mod lanes;
+mod stem;
 mod swapped;
 #[cfg(test)]
 mod tests;

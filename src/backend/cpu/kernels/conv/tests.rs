@@ -740,9 +740,9 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     // (c_in, c_out, group, kernel, stride, input, batch, path): 7x7 pointwise and a
     // ragged channel count (swapped GEMM); RegNet-like 16-channel groups at stride 1
     // and 2, a 3-channel 7x7/2 stem, 96 -> 60 channels at 7x7 (indirect); ResNet-like
-    // 3x3 layers with 7x7 outputs at stride 1 and 2 (swapped im2col).
+    // 3x3 layers with 7x7 outputs at stride 1 and 2 (swapped im2col); stems.
     let (swapped, indirect) = ("pointwise gemm (swapped)", "indirect gemm");
-    let swapped_im2col = "im2col+gemm (swapped)";
+    let (swapped_im2col, stem) = ("im2col+gemm (swapped)", "direct stem");
     let cases = [
         (64, 128, 1, 3, 1, 7, 2, swapped_im2col),
         (40, 96, 1, 3, 2, 13, 1, swapped_im2col),
@@ -752,6 +752,12 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
         (48, 48, 3, 3, 2, 14, 2, indirect),
         (3, 20, 1, 7, 2, 23, 1, indirect),
         (96, 60, 1, 3, 1, 7, 1, indirect),
+        // Direct stem: MobileNet's 3x3/2 (19-wide rows: a partial step), ragged
+        // output channel blocks, stride 3, a 1x1/2 window, 2 input channels.
+        (3, 32, 1, 3, 2, 37, 2, stem),
+        (2, 6, 1, 3, 1, 20, 1, stem),
+        (2, 9, 1, 5, 3, 29, 1, stem),
+        (3, 5, 1, 1, 2, 17, 1, stem),
     ];
     for (c_in, c_out, group, k, s, hw, batch, path) in cases {
         for residual in [false, true] {
@@ -790,6 +796,63 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
             assert_close(&got, &want, 1e-4, &what);
         }
     }
+}
+
+#[test]
+fn stem_simd_matches_portable() {
+    use super::stem::Stem;
+    use super::swapped::RowEpilogue;
+    use crate::backend::cpu::kernels::gemm::micro::Isa;
+
+    let simd: Vec<Isa> = Isa::supported()
+        .into_iter()
+        .filter(|&i| i != Isa::Generic)
+        .collect();
+    if simd.is_empty() {
+        println!("skipped: this CPU has no SIMD stem kernel");
+        return;
+    }
+    let mut rng = Rng::new(21);
+    let mut checked = 0;
+    for trial in 0..60 {
+        let (k, s) = ([1, 3, 5, 7][trial % 4], 1 + trial / 4 % 3);
+        let (c_in, c_out) = (rng.range(1, 4), rng.range(1, 13));
+        let (h, w) = (rng.range(1, 30), rng.range(1, 40));
+        let pads = (0..4).map(|_| rng.range(0, k / 2)).collect();
+        let Some((plane, out)) = square_plane(k, s, pads, h, w) else {
+            continue;
+        };
+        let weights = rng.vec(c_out * c_in * k * k);
+        let Some(stem) = Stem::new(Some(plane), c_in, c_out, &weights) else {
+            continue;
+        };
+        let (x, bias, r) = (
+            rng.vec(c_in * h * w),
+            rng.vec(c_out),
+            rng.vec(c_out * out[0] * out[1]),
+        );
+        let epilogue = RowEpilogue {
+            bias: (trial % 3 != 0).then_some(&bias[..]),
+            residual: (trial % 2 == 0).then_some(&r[..]),
+            activation: Activation::Clamp { min: -1.0, max: 1.5 },
+        };
+        let run = |isa, parallel| {
+            let mut y = vec![f32::NAN; c_out * out[0] * out[1]];
+            stem.run_with(isa, &x, &mut y, &epilogue, parallel);
+            y
+        };
+        let want: Vec<f64> = run(Isa::Generic, false).iter().map(|&v| v as f64).collect();
+        assert!(
+            want.iter().all(|v| v.is_finite()),
+            "trial {trial}: unwritten output"
+        );
+        for &isa in &simd {
+            let what = format!("stem trial {trial} {isa:?}: {c_in}->{c_out} {h}x{w} k{k} s{s}");
+            assert_close(&run(isa, trial % 2 == 1), &want, 1e-5, &what);
+        }
+        checked += 1;
+    }
+    assert!(checked > 30, "only {checked} cases were valid");
 }
 
 /// The `k x k`, stride-`s` depthwise plane geometry of an `h x w` input with `pads`

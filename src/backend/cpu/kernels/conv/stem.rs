@@ -1,0 +1,220 @@
+//! Direct convolution for layers with a few input channels and a short reduction:
+//! the 3-channel 3x3 stride-2 stems of MobileNet, RegNet and EfficientNet.
+//!
+//! Such a window reduces over only `3 x 3 x 3 = 27` values. im2col builds (and the
+//! GEMM packs) a 27-row column matrix each of whose values feeds one multiply-add
+//! per output channel, so the copy costs as much as the arithmetic, and a 27-deep
+//! GEMM tile spends much of its time on its store. Here output positions run along
+//! the vector lanes and each weight is broadcast: the input is read in place from
+//! a zero-padded copy split by column phase (even and odd columns apart at stride
+//! 2), so a tap of sixteen neighbouring outputs is two contiguous loads, which
+//! [`CHANNELS`] output channels share. Output rows are stored straight into the
+//! NCHW output and get their epilogue while still in L1.
+
+use rayon::prelude::*;
+
+use super::depthwise::Plane;
+#[cfg(target_arch = "x86_64")]
+use super::lanes::Avx2;
+use super::lanes::{Lanes, Portable, LANES};
+use super::swapped::RowEpilogue;
+use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
+use crate::backend::cpu::kernels::gemm::micro::Isa;
+
+/// Output channels computed together, sharing every input load (with two vectors
+/// each: 8 accumulators, 2 input vectors and a broadcast fit 16 registers).
+const CHANNELS: usize = 4;
+/// Output positions per step: two vectors.
+const STEP: usize = 2 * LANES;
+
+/// A prepared direct convolution (ungrouped, undilated, 1-D or 2-D window).
+#[derive(Debug)]
+pub(super) struct Stem {
+    plane: Plane,
+    c_in: usize,
+    c_out: usize,
+    /// Padded input rows the outputs reach: `(out_h - 1) * s_h + k_h`.
+    rows: usize,
+    /// Floats per phase row: every output's taps, rounded up to whole steps.
+    pitch: usize,
+    /// Per tap `(ci, kh, kw)`: where its phase row starts, relative to the first
+    /// padded row of the output row's window (precomputed: the division by the
+    /// stride cost more than the tap's arithmetic).
+    offsets: Vec<usize>,
+    /// `[c_out / CHANNELS, rounded up][c_in * k_h * k_w][CHANNELS]`, zero past
+    /// `c_out`.
+    weights: Vec<f32>,
+}
+
+impl Stem {
+    /// `None` for dilated or empty windows (and more than two spatial axes). `w`
+    /// is `[c_out][c_in][k_h][k_w]`.
+    pub fn new(plane: Option<Plane>, c_in: usize, c_out: usize, w: &[f32]) -> Option<Stem> {
+        let plane = plane?;
+        let p = &plane;
+        let taps = c_in * p.k_h * p.k_w;
+        let empty = p.out_h == 0 || p.out_w == 0 || taps == 0 || c_out == 0;
+        if empty || p.dilation != (1, 1) || w.len() != c_out * taps {
+            return None;
+        }
+        let rows = (p.out_h - 1) * p.stride.0 + p.k_h;
+        // Output `ow`'s tap `kw` reads phase `kw % s_w`, index `ow + kw / s_w`; the
+        // last step reads a whole `STEP` past its first output.
+        let pitch = p.out_w.div_ceil(STEP) * STEP + (p.k_w - 1) / p.stride.1;
+        let blocks = c_out.div_ceil(CHANNELS);
+        let mut weights = vec![0.0; blocks * taps * CHANNELS];
+        for (m, wm) in w.chunks_exact(taps).enumerate() {
+            let (b, c) = (m / CHANNELS, m % CHANNELS);
+            for (t, &v) in wm.iter().enumerate() {
+                weights[(b * taps + t) * CHANNELS + c] = v;
+            }
+        }
+        let (sw, row_len) = (p.stride.1, p.stride.1 * pitch);
+        let mut offsets = Vec::with_capacity(taps);
+        for ci in 0..c_in {
+            for kh in 0..p.k_h {
+                for kw in 0..p.k_w {
+                    offsets.push((ci * rows + kh) * row_len + (kw % sw) * pitch + kw / sw);
+                }
+            }
+        }
+        Some(Stem {
+            plane,
+            c_in,
+            c_out,
+            rows,
+            pitch,
+            offsets,
+            weights,
+        })
+    }
+
+    fn scratch_len(&self) -> usize {
+        self.c_in * self.rows * self.plane.stride.1 * self.pitch
+    }
+
+    /// One image: `x` its `c_in` input planes, `y` its `c_out` output planes.
+    /// `parallel`: split the channel blocks over threads.
+    pub fn run(&self, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
+        self.run_with(Isa::detect(), x, y, epilogue, parallel)
+    }
+
+    /// [`Stem::run`] with an explicit instruction set (tests compare them).
+    pub fn run_with(&self, isa: Isa, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
+        let positions = self.plane.out_h * self.plane.out_w;
+        with_scratch(Slot::Columns, self.scratch_len(), |padded| {
+            self.split_input(x, padded);
+            let padded: &[f32] = padded;
+            let block = |(b, out): (usize, &mut [f32])| self.block(isa, b, padded, out, epilogue);
+            if parallel {
+                y.par_chunks_mut(CHANNELS * positions).enumerate().for_each(block);
+            } else {
+                y.chunks_mut(CHANNELS * positions).enumerate().for_each(block);
+            }
+        });
+    }
+
+    /// Copies the input into `padded` as `[c_in][rows][s_w phases][pitch]`: padded
+    /// column `j * s_w + phase` at index `j` of its phase row, zero outside the input.
+    fn split_input(&self, x: &[f32], padded: &mut [f32]) {
+        let p = &self.plane;
+        let (sw, in_len) = (p.stride.1, p.in_h * p.in_w);
+        let padded = &mut padded[..self.scratch_len()];
+        let row_len = sw * self.pitch;
+        for (ci, channel) in padded.chunks_exact_mut(self.rows * row_len).enumerate() {
+            for (r, row) in channel.chunks_exact_mut(row_len).enumerate() {
+                let ih = r.checked_sub(p.pad.0).filter(|&ih| ih < p.in_h);
+                let Some(src) = ih.map(|ih| &x[ci * in_len + ih * p.in_w..][..p.in_w]) else {
+                    row.fill(0.0);
+                    continue;
+                };
+                for (phase, dst) in row.chunks_exact_mut(self.pitch).enumerate() {
+                    // Index `j` holds padded column `j * sw + phase`, input column
+                    // `j * sw + phase - pad`: inside the input for `j0 <= j < j1`.
+                    let j0 = p.pad.1.saturating_sub(phase).div_ceil(sw);
+                    let j1 = (p.in_w + p.pad.1)
+                        .saturating_sub(phase)
+                        .div_ceil(sw)
+                        .clamp(j0, self.pitch);
+                    dst[..j0.min(self.pitch)].fill(0.0);
+                    if j0 < j1 {
+                        let first = j0 * sw + phase - p.pad.1;
+                        let inside = src[first..].iter().step_by(sw);
+                        dst[j0..j1].iter_mut().zip(inside).for_each(|(d, &v)| *d = v);
+                    }
+                    dst[j1.max(j0).min(self.pitch)..].fill(0.0);
+                }
+            }
+        }
+    }
+
+    /// Output channels `CHANNELS * b ..` (`out`: their planes, fewer in the last
+    /// block), every row.
+    fn block(&self, isa: Isa, b: usize, padded: &[f32], out: &mut [f32], epilogue: &RowEpilogue<'_>) {
+        // No AVX-512 form: the AVX2 one serves (the kernel is bound by its loads,
+        // which zmm vectors would not halve on Zen 4).
+        #[cfg(target_arch = "x86_64")]
+        if isa != Isa::Generic {
+            if let Some(avx2) = Avx2::detect() {
+                // SAFETY: `avx2` proves the CPU supports AVX2 and FMA.
+                return unsafe { self.block_avx2(avx2, b, padded, out, epilogue) };
+            }
+        }
+        self.block_with(Portable, b, padded, out, epilogue)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA (`avx2` proves it).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_avx2(&self, avx2: Avx2, b: usize, padded: &[f32], out: &mut [f32], e: &RowEpilogue<'_>) {
+        self.block_with(avx2, b, padded, out, e)
+    }
+
+    /// [`Stem::block`] over the lanes `l`.
+    #[inline(always)]
+    fn block_with<L: Lanes>(&self, l: L, b: usize, padded: &[f32], out: &mut [f32], e: &RowEpilogue<'_>) {
+        let p = &self.plane;
+        let (sh, sw) = p.stride;
+        let taps = self.offsets.len();
+        let positions = p.out_h * p.out_w;
+        let channels = CHANNELS.min(self.c_out - b * CHANNELS);
+        let weights = &self.weights[b * taps * CHANNELS..][..taps * CHANNELS];
+        let bias: [f32; CHANNELS] = match e.bias {
+            Some(bias) => std::array::from_fn(|c| if c < channels { bias[b * CHANNELS + c] } else { 0.0 }),
+            None => [0.0; CHANNELS],
+        };
+        // The bias starts each accumulator; the rest of the epilogue runs per row.
+        let rest = RowEpilogue { bias: None, ..*e };
+        let row_len = sw * self.pitch;
+        let padded = &padded[..self.scratch_len()];
+        for oh in 0..p.out_h {
+            for ow in (0..p.out_w).step_by(STEP) {
+                let mut acc: [[L::V; 2]; CHANNELS] = std::array::from_fn(|c| [l.splat(bias[c]); 2]);
+                // Outputs `ow..ow + STEP` read each tap's phase row from `ow + kw / sw`
+                // on: inside the row by `pitch`'s slack, so inside `padded`.
+                let base = oh * sh * row_len + ow;
+                for (&offset, wt) in self.offsets.iter().zip(weights.chunks_exact(CHANNELS)) {
+                    let src = &padded[base + offset..][..STEP];
+                    let x = [l.load(src), l.load(&src[LANES..])];
+                    for (a, &wc) in acc.iter_mut().zip(wt) {
+                        a[0] = l.mul_add(x[0], wc, a[0]);
+                        a[1] = l.mul_add(x[1], wc, a[1]);
+                    }
+                }
+                let n = STEP.min(p.out_w - ow);
+                for (a, plane) in acc.iter().zip(out.chunks_exact_mut(positions)).take(channels) {
+                    let dst = &mut plane[oh * p.out_w + ow..][..n];
+                    l.store_first(a[0], dst, n.min(LANES));
+                    if n > LANES {
+                        l.store_first(a[1], &mut dst[LANES..], n - LANES);
+                    }
+                }
+            }
+            let at = oh * p.out_w;
+            for (c, plane) in out.chunks_exact_mut(positions).take(channels).enumerate() {
+                rest.apply(b * CHANNELS + c, &mut plane[at..at + p.out_w], positions, at);
+            }
+        }
+    }
+}
