@@ -11,5 +11,6 @@ RUSTFLAGS="-C target-feature=+avx2,+fma,+avx512f" MIRIFLAGS="-Zmiri-tree-borrows
     cargo +nightly miri test --lib -- \
     gemm::tests::simd_and_generic_match \
     conv::tests::fused_activation_and_residual_apply_on_every_path \
+    conv::tests::stem_simd_matches_portable \
     tensor::tests \
     onnx::wire::tests

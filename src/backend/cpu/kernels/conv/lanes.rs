@@ -106,11 +106,11 @@ pub(super) use avx2::Avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256, __m256i, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps, _mm256_fmadd_ps,
-        _mm256_loadu_ps, _mm256_loadu_si256, _mm256_maskload_ps, _mm256_permute2f128_ps,
+        __m128i, __m256, __m256i, _mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps,
+        _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_maskload_ps, _mm256_permute2f128_ps,
         _mm256_permutevar8x32_ps, _mm256_set1_ps, _mm256_setr_epi32, _mm256_shuffle_ps, _mm256_storeu_ps,
-        _mm256_sub_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm_castps_pd, _mm_movehl_ps, _mm_store_ss,
-        _mm_storel_pd, _mm_storeu_ps,
+        _mm256_sub_ps, _mm256_unpackhi_ps, _mm256_unpacklo_ps, _mm_castps_si128, _mm_movehl_ps, _mm_store_ss,
+        _mm_storel_epi64, _mm_storeu_ps,
     };
 
     use super::{Lanes, LANES};
@@ -228,7 +228,8 @@ mod avx2 {
                     at = 4;
                 }
                 if n - at >= 2 {
-                    _mm_storel_pd(p.add(at).cast(), _mm_castps_pd(rest));
+                    // (`_mm_storel_pd` would need 8-byte alignment: Miri caught it.)
+                    _mm_storel_epi64(p.add(at).cast::<__m128i>(), _mm_castps_si128(rest));
                     rest = _mm_movehl_ps(rest, rest);
                     at += 2;
                 }

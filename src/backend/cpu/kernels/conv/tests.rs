@@ -814,7 +814,9 @@ fn stem_simd_matches_portable() {
     }
     let mut rng = Rng::new(21);
     let mut checked = 0;
-    for trial in 0..60 {
+    // Miri (which checks the kernel's loads and stores) affords a few cases.
+    let trials = if cfg!(miri) { 8 } else { 60 };
+    for trial in 0..trials {
         let (k, s) = ([1, 3, 5, 7][trial % 4], 1 + trial / 4 % 3);
         let (c_in, c_out) = (rng.range(1, 4), rng.range(1, 13));
         let (h, w) = (rng.range(1, 30), rng.range(1, 40));
@@ -852,7 +854,7 @@ fn stem_simd_matches_portable() {
         }
         checked += 1;
     }
-    assert!(checked > 30, "only {checked} cases were valid");
+    assert!(checked > trials / 2, "only {checked} cases were valid");
 }
 
 /// The `k x k`, stride-`s` depthwise plane geometry of an `h x w` input with `pads`
