@@ -201,8 +201,8 @@ pub(crate) fn plane_with(
     out: &mut [f32],
 ) {
     match isa {
-        // The depthwise kernels have no AVX-512 form: a plane's rows are too short
-        // for zmm vectors to pay, so AVX2 serves both.
+        // The depthwise kernels have no AVX-512 form (none was tried): AVX2 serves
+        // both.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma | Isa::Avx512F if isa.is_supported() => match (&p.rows, Avx2::detect()) {
             (Some(rows), Some(avx2)) => depthwise_rows::plane(avx2, p, rows, x, w, epilogue, phases, out),

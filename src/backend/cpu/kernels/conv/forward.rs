@@ -294,7 +294,7 @@ pub(super) fn prepare(
                 ))
             }
         },
-        (Some(v), Algo::Stem) => match Stem::new(Plane::new(&geom), c_in, c_out, v) {
+        (Some(v), Algo::Stem) => match Plane::new(&geom).and_then(|p| Stem::new(p, c_in, c_out, v)) {
             Some(stem) => Weights::Stem(Box::new(stem)),
             None => {
                 return Err(Error::shape(

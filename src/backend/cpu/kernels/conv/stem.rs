@@ -47,10 +47,8 @@ pub(super) struct Stem {
 }
 
 impl Stem {
-    /// `None` for dilated or empty windows (and more than two spatial axes). `w`
-    /// is `[c_out][c_in][k_h][k_w]`.
-    pub fn new(plane: Option<Plane>, c_in: usize, c_out: usize, w: &[f32]) -> Option<Stem> {
-        let plane = plane?;
+    /// `None` for dilated or empty windows. `w` is `[c_out][c_in][k_h][k_w]`.
+    pub fn new(plane: Plane, c_in: usize, c_out: usize, w: &[f32]) -> Option<Stem> {
         let p = &plane;
         let taps = c_in * p.k_h * p.k_w;
         let empty = p.out_h == 0 || p.out_w == 0 || taps == 0 || c_out == 0;
@@ -151,8 +149,7 @@ impl Stem {
     /// Output channels `CHANNELS * b ..` (`out`: their planes, fewer in the last
     /// block), every row.
     fn block(&self, isa: Isa, b: usize, padded: &[f32], out: &mut [f32], epilogue: &RowEpilogue<'_>) {
-        // No AVX-512 form: the AVX2 one serves (the kernel is bound by its loads,
-        // which zmm vectors would not halve on Zen 4).
+        // There is no AVX-512 form (none was tried): the AVX2 one serves.
         #[cfg(target_arch = "x86_64")]
         if isa != Isa::Generic {
             if let Some(avx2) = Avx2::detect() {

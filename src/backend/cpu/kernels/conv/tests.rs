@@ -825,7 +825,7 @@ fn stem_simd_matches_portable() {
             continue;
         };
         let weights = rng.vec(c_out * c_in * k * k);
-        let Some(stem) = Stem::new(Some(plane), c_in, c_out, &weights) else {
+        let Some(stem) = Stem::new(plane, c_in, c_out, &weights) else {
             continue;
         };
         let (x, bias, r) = (

@@ -70,7 +70,7 @@ impl Isa {
     }
 }
 
-/// Portable micro-kernel; also the oracle the SIMD kernel is tested against.
+/// Portable micro-kernel; also the oracle the SIMD kernels are tested against.
 /// Written as fixed-size array loops so LLVM keeps the tile in vector registers.
 #[inline(always)]
 pub(crate) fn micro_generic(k: usize, a: &[f32], b: &[f32], out: &mut Tile) {
