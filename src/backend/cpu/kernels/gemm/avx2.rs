@@ -96,7 +96,7 @@ pub(crate) struct TileTerms<'a> {
     row_bias: Option<&'a [f32]>,
     col_bias: Option<&'a [f32]>,
     residual: Option<MatRef<'a>>,
-    activation: RegisterActivation,
+    pub(super) activation: RegisterActivation,
 }
 
 impl<'a> TileTerms<'a> {
@@ -133,18 +133,7 @@ pub(crate) unsafe fn micro_rows_into<const R: usize, const AVX512: bool>(
     accumulate: bool,
     terms: Option<&TileTerms<'_>>,
 ) {
-    // The tile's rows are far apart in C and rarely cached: fetching them while the
-    // product runs hides the miss the stores (and `accumulate`'s loads) would take.
-    // (`gemm_gflops`, small-K shapes with a residual: 51 -> 56 GFLOP/s.)
-    for row in rows[..R].iter() {
-        let tile_row = &row[j..j + NR];
-        // SAFETY: prefetching is a hint that never faults; both addresses lie inside
-        // the (bounds-checked) row.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(tile_row.as_ptr().cast());
-            _mm_prefetch::<_MM_HINT_T0>(tile_row.as_ptr().add(NR - 1).cast());
-        }
-    }
+    prefetch_tile_rows(&rows[..R], j, NR);
     // SAFETY: the caller guarantees the features.
     let c = unsafe { tile_product::<R, AVX512>(k, a, b) };
     // One instance of the store loop per kind of activation, so none has a `match`
@@ -159,6 +148,22 @@ pub(crate) unsafe fn micro_rows_into<const R: usize, const AVX512: bool>(
     }
 }
 
+/// Fetches `row[j..j + width]` of each row into L1. The tile's rows are far apart
+/// in C and rarely cached: fetching them while the product runs hides the miss the
+/// stores (and `accumulate`'s loads) would take. (`gemm_gflops`, small-K shapes
+/// with a residual: 51 -> 56 GFLOP/s.)
+#[inline(always)]
+pub(super) fn prefetch_tile_rows(rows: &[&mut [f32]], j: usize, width: usize) {
+    for row in rows {
+        let tile_row = &row[j..j + width];
+        for at in (0..width).step_by(NR).chain([width - 1]) {
+            // SAFETY: prefetching is a hint that never faults; every address lies
+            // inside the (bounds-checked) row.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(tile_row.as_ptr().add(at).cast()) };
+        }
+    }
+}
+
 /// The store half of [`micro_rows_into`], with `terms`' activation as `act`.
 /// Always inlined: as a call, its twelve accumulators went through the stack, a
 /// third of a 16-deep tile's time.
@@ -167,7 +172,7 @@ pub(crate) unsafe fn micro_rows_into<const R: usize, const AVX512: bool>(
 /// The CPU must support AVX2 and FMA. This is inlined into its caller, which must
 /// be compiled with them.
 #[inline(always)]
-unsafe fn store_rows<const R: usize, A: Activate>(
+pub(super) unsafe fn store_rows<const R: usize, A: Activate>(
     c: [[__m256; 2]; R],
     rows: &mut [&mut [f32]; MR],
     i: usize,

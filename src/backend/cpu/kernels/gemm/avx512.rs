@@ -1,16 +1,23 @@
-//! The AVX-512F tile product (x86-64 only, chosen at run time).
+//! The AVX-512F tile products (x86-64 only, chosen at run time).
 //!
-//! The tile keeps the AVX2 kernel's shape and packing (6 rows x 16 columns): one
-//! zmm accumulator per row, the A value broadcast straight from memory into the
-//! FMA. The finished rows leave as ymm halves, so bias, residual, activation and
-//! the stores are the AVX2 code in `avx2`.
+//! The tiles keep the AVX2 kernel's packing (6-row A panels, 16-column B panels):
+//! one zmm accumulator per row and B panel, the A value broadcast straight from
+//! memory into the FMAs. The finished rows leave as ymm halves, so bias, residual,
+//! activation and the stores are the AVX2 code in `avx2`.
+//!
+//! Where two full B panels lie side by side the tile is 6x32 ([`wide_rows_into`]):
+//! a CPU with two 512-bit FMA units (Zen 5) keeps eight FMAs in flight (two units,
+//! four cycles each), which the 6x16 tile's six accumulators cannot feed, and
+//! each step's two B loads then serve twelve FMAs instead of six.
 
+use crate::backend::cpu::kernels::numeric::vector_activation::{with_activation, NoActivation};
 use std::arch::x86_64::{
-    __m256, _mm256_castpd_ps, _mm256_setzero_ps, _mm512_add_ps, _mm512_castps512_ps256, _mm512_castps_pd,
-    _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    __m256, __m512, _mm256_castpd_ps, _mm256_setzero_ps, _mm512_add_ps, _mm512_castps512_ps256,
+    _mm512_castps_pd, _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps,
+    _mm512_setzero_ps,
 };
 
-use super::avx2::{dispatch_rows, TileTerms};
+use super::avx2::{dispatch_rows, prefetch_tile_rows, store_rows, TileTerms};
 use super::micro::{MR, NR};
 
 // One zmm register holds a tile row.
@@ -72,12 +79,90 @@ pub(super) unsafe fn product<const R: usize>(k: usize, a: &[f32], b: &[f32]) -> 
             *row = _mm512_add_ps(*row, odd);
         }
     }
+    halves(c)
+}
+
+/// The rows as `[low, high]` ymm halves, for the AVX2 store code.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+fn halves<const R: usize>(rows: [__m512; R]) -> [[__m256; 2]; R] {
     let mut halves = [[_mm256_setzero_ps(); 2]; R];
-    for (h, v) in halves.iter_mut().zip(c) {
+    for (h, v) in halves.iter_mut().zip(rows) {
         let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
         *h = [_mm512_castps512_ps256(v), _mm256_castpd_ps(high)];
     }
     halves
+}
+
+/// The full 6x32 tile `A_panel * [B_panel_0 B_panel_1]` over `k` steps, as the
+/// two 6x16 tiles' rows in ymm halves.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn product_wide(k: usize, a: &[f32], b0: &[f32], b1: &[f32]) -> [[[__m256; 2]; MR]; 2] {
+    // Slicing checks the panels really hold `k` steps, so the pointer walk below
+    // stays inside them.
+    let a = &a[..k * MR];
+    let (b0, b1) = (&b0[..k * NR], &b1[..k * NR]);
+    let (mut pa, mut pb0, mut pb1) = (a.as_ptr(), b0.as_ptr(), b1.as_ptr());
+    let mut left = [_mm512_setzero_ps(); MR];
+    let mut right = [_mm512_setzero_ps(); MR];
+    for _ in 0..k {
+        // SAFETY: each step reads MR floats at `pa` and NR floats at `pb0` and `pb1`,
+        // then advances by MR and NR; `k` steps fit in the slices checked above.
+        unsafe {
+            let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
+            for (i, (l, r)) in left.iter_mut().zip(&mut right).enumerate() {
+                let av = _mm512_set1_ps(*pa.add(i));
+                *l = _mm512_fmadd_ps(av, v0, *l);
+                *r = _mm512_fmadd_ps(av, v1, *r);
+            }
+            pa = pa.add(MR);
+            pb0 = pb0.add(NR);
+            pb1 = pb1.add(NR);
+        }
+    }
+    [halves(left), halves(right)]
+}
+
+/// [`avx2::micro_rows_into`](super::avx2::micro_rows_into) for a full 6x32 tile:
+/// `rows[r][j..j + 2 * NR]` from `A_panel * [B_panel_0 B_panel_1]` (`b0`, `b1`:
+/// the panels of columns `j..j + NR` and `j + NR..j + 2 * NR`).
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA. This is inlined into its caller,
+/// which must be compiled with them.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) unsafe fn wide_rows_into(
+    k: usize,
+    a: &[f32],
+    b0: &[f32],
+    b1: &[f32],
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+) {
+    prefetch_tile_rows(&rows[..], j, 2 * NR);
+    // SAFETY: the caller guarantees the features.
+    let [left, right] = unsafe { product_wide(k, a, b0, b1) };
+    // SAFETY (all arms): AVX2 + FMA per the caller.
+    unsafe {
+        match terms {
+            None => {
+                store_rows(left, rows, i, j, accumulate, None, NoActivation);
+                store_rows(right, rows, i, j + NR, accumulate, None, NoActivation);
+            }
+            Some(t) => with_activation!(t.activation, act => {
+                store_rows(left, rows, i, j, accumulate, Some(t), act);
+                store_rows(right, rows, i, j + NR, accumulate, Some(t), act);
+            }),
+        }
+    }
 }
 
 /// `avx2::micro_into`'s AVX-512 instance.

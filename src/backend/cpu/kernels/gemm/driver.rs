@@ -423,7 +423,11 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
     let in_registers: Option<()> = None;
     let mut acc: Tile = [0.0; MR * NR];
     let (col_panels, row_panels) = (blk.nc.div_ceil(NR), blk.mc.div_ceil(MR));
-    // Tiles go down a column of row panels (B micro-panel kept in L1, A from L2),
+    // With AVX-512, full tiles span two B panels where two full ones remain (see
+    // `avx512`): the loops below walk column panels in pairs.
+    let pair = if AVX512 { 2 } else { 1 };
+    let col_groups = col_panels.div_ceil(pair);
+    // Tiles go down a column of row panels (B micro-panels kept in L1, A from L2),
     // except for shallow products: there each tile is only a few dozen cycles of
     // arithmetic, and writing C down the column keeps one store stream per row of
     // the block (96 at once for a 16 -> 96 pointwise conv) where along a row panel
@@ -431,57 +435,31 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
     // 0.97 -> 0.70 ms, its stem 6 % faster; 64-deep products were 3 % slower.)
     let rows_outer = kc <= SHALLOW_KC;
     let (outer, inner) = if rows_outer {
-        (row_panels, col_panels)
+        (row_panels, col_groups)
     } else {
-        (col_panels, row_panels)
+        (col_groups, row_panels)
     };
     let tiles = (0..outer).flat_map(|o| (0..inner).map(move |q| (o, q)));
     for (o, q) in tiles {
-        let (ip, jp) = if rows_outer { (o, q) } else { (q, o) };
-        let b_panel = &blk.b[jp * kc * NR..][..kc * NR];
-        let a_panel = &blk.a[ip * kc * MR..][..kc * MR];
-        let j = jp * NR;
-        let i = ip * MR;
-        // A partial last row panel (16, 32, 64, 160 or 400 channels leave 2 or 4
-        // rows) computes only its real rows, and stores them directly too.
-        // (In-model A/B, 1 thread: regnet_x_400mf's kernels 2 % faster.)
+        let (ip, group) = if rows_outer { (o, q) } else { (q, o) };
+        let jp = group * pair;
         #[cfg(target_arch = "x86_64")]
-        if AVX2 && direct && blk.nc - j >= NR {
+        if AVX512 && direct && blk.nc >= (jp + 2) * NR {
+            let i = ip * MR;
             let (mut rows, count) = c.tile_rows(blk.i0 + i);
-            let rows_in_tile = count.min(blk.mc - i);
-            if rows_in_tile == MR {
-                // The full tile calls its kernel directly: through the row-count
-                // dispatch every tile paid a second call (`vzeroupper`, the six
-                // rows spilled to the stack), 40 % of a 16-deep product
-                // (96x12544x16: 0.85 -> 0.55 ms).
-                // SAFETY: `AVX2` is true only in `macro_avx2` and `macro_avx512`,
-                // which require AVX2 + FMA, and `AVX512` only in the latter, which
-                // also requires AVX-512F.
+            if count.min(blk.mc - i) == MR {
+                let b_panel = |p: usize| &blk.b[p * kc * NR..][..kc * NR];
+                // SAFETY: `AVX512` is true only in `macro_avx512`, which requires
+                // AVX-512F, AVX2 and FMA.
                 unsafe {
-                    super::avx2::micro_rows_into::<MR, AVX512>(
+                    super::avx512::wide_rows_into(
                         kc,
-                        a_panel,
-                        b_panel,
+                        &blk.a[ip * kc * MR..][..kc * MR],
+                        b_panel(jp),
+                        b_panel(jp + 1),
                         &mut rows,
                         blk.i0 + i,
-                        blk.j0 + j,
-                        how.beta == 1.0,
-                        in_registers.as_ref(),
-                    )
-                };
-                continue;
-            }
-            if rows_in_tile > 0 {
-                // SAFETY: as above.
-                unsafe {
-                    super::avx2::micro_into::<AVX512>(
-                        rows_in_tile,
-                        kc,
-                        a_panel,
-                        b_panel,
-                        &mut rows,
-                        blk.i0 + i,
-                        blk.j0 + j,
+                        blk.j0 + jp * NR,
                         how.beta == 1.0,
                         in_registers.as_ref(),
                     )
@@ -489,17 +467,9 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
                 continue;
             }
         }
-        if AVX2 {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as for the direct stores above.
-            unsafe {
-                super::avx2::micro_6x16::<AVX512>(kc, a_panel, b_panel, &mut acc)
-            };
-        } else {
-            micro_generic(kc, a_panel, b_panel, &mut acc);
+        for jp in jp..(jp + pair).min(col_panels) {
+            one_tile::<C, AVX2, AVX512>(blk, c, how, ip, jp, direct, in_registers.as_ref(), &mut acc);
         }
-        let (m, n) = (MR.min(blk.mc - i), NR.min(blk.nc - j));
-        store_tile(&acc, c, blk.i0 + i, blk.j0 + j, m, n, how);
     }
     if let Some(e) = how.epilogue {
         // Tiles stored directly applied their terms in registers; the rest (all of
@@ -513,4 +483,84 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
             finish_block(c, blk.i0, blk.mc, blk.j0 + done, blk.nc - done, e);
         }
     }
+}
+
+/// Tile `(ip, jp)` (row panel, column panel) of a block, 6x16: stored straight from
+/// registers where `direct` (with AVX2), else through `acc` and [`store_tile`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn one_tile<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
+    blk: &Block<'_>,
+    c: &mut C,
+    how: &Store<'_, '_>,
+    ip: usize,
+    jp: usize,
+    direct: bool,
+    #[cfg(target_arch = "x86_64")] in_registers: Option<&super::avx2::TileTerms<'_>>,
+    #[cfg(not(target_arch = "x86_64"))] _in_registers: Option<&()>,
+    acc: &mut Tile,
+) {
+    let kc = blk.kc;
+    let b_panel = &blk.b[jp * kc * NR..][..kc * NR];
+    let a_panel = &blk.a[ip * kc * MR..][..kc * MR];
+    let j = jp * NR;
+    let i = ip * MR;
+    // A partial last row panel (16, 32, 64, 160 or 400 channels leave 2 or 4
+    // rows) computes only its real rows, and stores them directly too.
+    // (In-model A/B, 1 thread: regnet_x_400mf's kernels 2 % faster.)
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 && direct && blk.nc - j >= NR {
+        let (mut rows, count) = c.tile_rows(blk.i0 + i);
+        let rows_in_tile = count.min(blk.mc - i);
+        if rows_in_tile == MR {
+            // The full tile calls its kernel directly: through the row-count
+            // dispatch every tile paid a second call (`vzeroupper`, the six
+            // rows spilled to the stack), 40 % of a 16-deep product
+            // (96x12544x16: 0.85 -> 0.55 ms).
+            // SAFETY: `AVX2` is true only in `macro_avx2` and `macro_avx512`,
+            // which require AVX2 + FMA, and `AVX512` only in the latter, which
+            // also requires AVX-512F.
+            unsafe {
+                super::avx2::micro_rows_into::<MR, AVX512>(
+                    kc,
+                    a_panel,
+                    b_panel,
+                    &mut rows,
+                    blk.i0 + i,
+                    blk.j0 + j,
+                    how.beta == 1.0,
+                    in_registers,
+                )
+            };
+            return;
+        }
+        if rows_in_tile > 0 {
+            // SAFETY: as above.
+            unsafe {
+                super::avx2::micro_into::<AVX512>(
+                    rows_in_tile,
+                    kc,
+                    a_panel,
+                    b_panel,
+                    &mut rows,
+                    blk.i0 + i,
+                    blk.j0 + j,
+                    how.beta == 1.0,
+                    in_registers,
+                )
+            };
+            return;
+        }
+    }
+    if AVX2 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for the direct stores above.
+        unsafe {
+            super::avx2::micro_6x16::<AVX512>(kc, a_panel, b_panel, acc)
+        };
+    } else {
+        micro_generic(kc, a_panel, b_panel, acc);
+    }
+    let (m, n) = (MR.min(blk.mc - i), NR.min(blk.nc - j));
+    store_tile(acc, c, blk.i0 + i, blk.j0 + j, m, n, how);
 }
