@@ -94,24 +94,53 @@ fn halves<const R: usize>(rows: [__m512; R]) -> [[__m256; 2]; R] {
     halves
 }
 
-/// The full 6x32 tile `A_panel * [B_panel_0 B_panel_1]` over `k` steps, as the
-/// two 6x16 tiles' rows in ymm halves.
+/// The first `R` rows of the 6x32 tile `A_panel * [B_panel_0 B_panel_1]` over `k`
+/// steps, as the two 6x16 tiles' rows in ymm halves.
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn product_wide(k: usize, a: &[f32], b0: &[f32], b1: &[f32]) -> [[[__m256; 2]; MR]; 2] {
+unsafe fn product_wide<const R: usize>(k: usize, a: &[f32], b0: &[f32], b1: &[f32]) -> [[[__m256; 2]; R]; 2] {
+    const { assert!(R >= 1 && R <= MR) };
     // Slicing checks the panels really hold `k` steps, so the pointer walk below
     // stays inside them.
     let a = &a[..k * MR];
     let (b0, b1) = (&b0[..k * NR], &b1[..k * NR]);
     let (mut pa, mut pb0, mut pb1) = (a.as_ptr(), b0.as_ptr(), b1.as_ptr());
-    let mut left = [_mm512_setzero_ps(); MR];
-    let mut right = [_mm512_setzero_ps(); MR];
-    for _ in 0..k {
-        // SAFETY: each step reads MR floats at `pa` and NR floats at `pb0` and `pb1`,
-        // then advances by MR and NR; `k` steps fit in the slices checked above.
+    let mut left = [_mm512_setzero_ps(); R];
+    let mut right = [_mm512_setzero_ps(); R];
+    // Fewer than four rows are fewer than eight accumulators, too few to cover the
+    // FMA latency: they keep a second set for odd steps (see `product`).
+    let mut odd_left = [_mm512_setzero_ps(); R];
+    let mut odd_right = [_mm512_setzero_ps(); R];
+    let split = R < 4;
+    let mut steps = k;
+    if split {
+        for _ in 0..k / 2 {
+            // SAFETY: two steps, each as in the loop below; `steps` counts what is
+            // left, and at least two are.
+            unsafe {
+                let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
+                let (w0, w1) = (_mm512_loadu_ps(pb0.add(NR)), _mm512_loadu_ps(pb1.add(NR)));
+                for i in 0..R {
+                    let (even, odd) = (_mm512_set1_ps(*pa.add(i)), _mm512_set1_ps(*pa.add(MR + i)));
+                    left[i] = _mm512_fmadd_ps(even, v0, left[i]);
+                    right[i] = _mm512_fmadd_ps(even, v1, right[i]);
+                    odd_left[i] = _mm512_fmadd_ps(odd, w0, odd_left[i]);
+                    odd_right[i] = _mm512_fmadd_ps(odd, w1, odd_right[i]);
+                }
+                pa = pa.add(2 * MR);
+                pb0 = pb0.add(2 * NR);
+                pb1 = pb1.add(2 * NR);
+            }
+        }
+        steps = k % 2;
+    }
+    for _ in 0..steps {
+        // SAFETY: each step reads R <= MR floats at `pa` and NR floats at `pb0` and
+        // `pb1`, then advances by MR and NR; `k` steps fit in the slices checked
+        // above.
         unsafe {
             let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
             for (i, (l, r)) in left.iter_mut().zip(&mut right).enumerate() {
@@ -124,19 +153,25 @@ unsafe fn product_wide(k: usize, a: &[f32], b0: &[f32], b1: &[f32]) -> [[[__m256
             pb1 = pb1.add(NR);
         }
     }
+    if split {
+        for i in 0..R {
+            left[i] = _mm512_add_ps(left[i], odd_left[i]);
+            right[i] = _mm512_add_ps(right[i], odd_right[i]);
+        }
+    }
     [halves(left), halves(right)]
 }
 
-/// [`avx2::micro_rows_into`](super::avx2::micro_rows_into) for a full 6x32 tile:
-/// `rows[r][j..j + 2 * NR]` from `A_panel * [B_panel_0 B_panel_1]` (`b0`, `b1`:
-/// the panels of columns `j..j + NR` and `j + NR..j + 2 * NR`).
+/// [`avx2::micro_rows_into`](super::avx2::micro_rows_into) for the first `R` rows
+/// of a 6x32 tile: `rows[r][j..j + 2 * NR]` from `A_panel * [B_panel_0 B_panel_1]`
+/// (`b0`, `b1`: the panels of columns `j..j + NR` and `j + NR..j + 2 * NR`).
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA. This is inlined into its caller,
 /// which must be compiled with them.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) unsafe fn wide_rows_into(
+pub(super) unsafe fn wide_rows_into<const R: usize>(
     k: usize,
     a: &[f32],
     b0: &[f32],
@@ -147,9 +182,9 @@ pub(super) unsafe fn wide_rows_into(
     accumulate: bool,
     terms: Option<&TileTerms<'_>>,
 ) {
-    prefetch_tile_rows(&rows[..], j, 2 * NR);
+    prefetch_tile_rows(&rows[..R], j, 2 * NR);
     // SAFETY: the caller guarantees the features.
-    let [left, right] = unsafe { product_wide(k, a, b0, b1) };
+    let [left, right] = unsafe { product_wide::<R>(k, a, b0, b1) };
     // SAFETY (all arms): AVX2 + FMA per the caller.
     unsafe {
         match terms {
@@ -184,4 +219,36 @@ pub(super) unsafe fn partial_rows_into(
 ) {
     // SAFETY: AVX-512F, AVX2 and FMA per the caller.
     unsafe { dispatch_rows::<true>(rows_in_tile, k, a, b, rows, i, j, accumulate, terms) }
+}
+
+/// [`wide_rows_into`] for a partial tile's `rows_in_tile` (1 to MR - 1) rows, out
+/// of line like [`partial_rows_into`].
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn partial_wide_rows_into(
+    rows_in_tile: usize,
+    k: usize,
+    a: &[f32],
+    b0: &[f32],
+    b1: &[f32],
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+) {
+    // SAFETY (all arms): AVX-512F, AVX2 and FMA per the caller.
+    unsafe {
+        match rows_in_tile {
+            5 => wide_rows_into::<5>(k, a, b0, b1, rows, i, j, accumulate, terms),
+            4 => wide_rows_into::<4>(k, a, b0, b1, rows, i, j, accumulate, terms),
+            3 => wide_rows_into::<3>(k, a, b0, b1, rows, i, j, accumulate, terms),
+            2 => wide_rows_into::<2>(k, a, b0, b1, rows, i, j, accumulate, terms),
+            1 => wide_rows_into::<1>(k, a, b0, b1, rows, i, j, accumulate, terms),
+            _ => unreachable!("a partial tile has 1 to {} rows", MR - 1),
+        }
+    }
 }

@@ -447,21 +447,34 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
         if AVX512 && direct && blk.nc >= (jp + 2) * NR {
             let i = ip * MR;
             let (mut rows, count) = c.tile_rows(blk.i0 + i);
-            if count.min(blk.mc - i) == MR {
-                let b_panel = |p: usize| &blk.b[p * kc * NR..][..kc * NR];
-                // SAFETY: `AVX512` is true only in `macro_avx512`, which requires
-                // AVX-512F, AVX2 and FMA.
+            let rows_in_tile = count.min(blk.mc - i);
+            let b_panel = |p: usize| &blk.b[p * kc * NR..][..kc * NR];
+            let (a_panel, b0, b1) = (&blk.a[ip * kc * MR..][..kc * MR], b_panel(jp), b_panel(jp + 1));
+            let (i, j, accumulate) = (blk.i0 + i, blk.j0 + jp * NR, how.beta == 1.0);
+            let terms = in_registers.as_ref();
+            // SAFETY (both): `AVX512` is true only in `macro_avx512`, which requires
+            // AVX-512F, AVX2 and FMA.
+            if rows_in_tile == MR {
                 unsafe {
-                    super::avx512::wide_rows_into(
+                    super::avx512::wide_rows_into::<MR>(
+                        kc, a_panel, b0, b1, &mut rows, i, j, accumulate, terms,
+                    )
+                };
+                continue;
+            }
+            if rows_in_tile > 0 {
+                unsafe {
+                    super::avx512::partial_wide_rows_into(
+                        rows_in_tile,
                         kc,
-                        &blk.a[ip * kc * MR..][..kc * MR],
-                        b_panel(jp),
-                        b_panel(jp + 1),
+                        a_panel,
+                        b0,
+                        b1,
                         &mut rows,
-                        blk.i0 + i,
-                        blk.j0 + jp * NR,
-                        how.beta == 1.0,
-                        in_registers.as_ref(),
+                        i,
+                        j,
+                        accumulate,
+                        terms,
                     )
                 };
                 continue;
