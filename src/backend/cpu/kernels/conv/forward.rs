@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
 use super::depthwise::{self, Plane};
 use super::depthwise_blocked::{self, ChannelBlocked};
-use super::indirect::Indirect;
+use super::indirect::{self, Indirect};
 use super::stem::Stem;
 use super::swapped::{self, im2col_prefers_swapped, prefers_swapped, RowEpilogue};
 use super::winograd::{ImageEpilogue, Winograd};
@@ -23,6 +23,7 @@ use crate::backend::cpu::kernel::{
 };
 use crate::backend::cpu::kernels::float_io::{const_f32, expect_f32, numel, output};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
+use crate::backend::cpu::kernels::gemm::micro::Isa;
 use crate::backend::cpu::kernels::gemm::{
     gemm, Epilogue, LhsSource, MatRef, PackedA, PackedB, RhsSource, RowSource,
 };
@@ -135,7 +136,8 @@ fn choose_algo(
     if direct && prefers_stem(c_in, k_g) {
         return Algo::Stem;
     }
-    if const_weights && geom.rank() <= 2 && prefers_indirect(c_out / group, k_g) {
+    let wide = indirect::wide_tiles(Isa::detect());
+    if const_weights && geom.rank() <= 2 && prefers_indirect(c_out / group, k_g, geom, wide) {
         return Algo::Indirect;
     }
     Algo::Im2col
@@ -153,11 +155,21 @@ const INDIRECT_MAX_GROUP_CHANNELS: usize = 64;
 /// saves: RegNet's 32-channel 1x1 stride-2 projections ran at 15 GFLOP/s indirect.
 const INDIRECT_MIN_REDUCTION: usize = 64;
 
+/// Output positions from which a convolution with a window (not 1x1) runs indirect
+/// whatever its channel count, where the indirect kernel has 6x32 tiles (AVX-512:
+/// the whole reduction in registers, one transposed store per tile). kiln profile,
+/// 1 thread, Zen 5, against im2col + GEMM: ResNet-50's 3x3/2 layers at 28x28 and
+/// 14x14 (128 and 256 channels) 1.62 -> 1.23 and 1.56 -> 1.21 ms; at 7x7 (49
+/// positions) 1.61-1.73 -> 1.65-1.85 ms, and its 1x1/2 projections 1.25 -> 1.55.
+const INDIRECT_WIDE_MIN_POSITIONS: usize = 196;
+
 /// Whether a non-pointwise convolution with `m_g` output channels per group,
 /// reduced over `k_g` (input channels x taps), runs indirect (see
-/// [`super::indirect`]) rather than im2col + GEMM.
-fn prefers_indirect(m_g: usize, k_g: usize) -> bool {
-    m_g <= INDIRECT_MAX_GROUP_CHANNELS && k_g >= INDIRECT_MIN_REDUCTION
+/// [`super::indirect`]) rather than im2col + GEMM. `wide`: the CPU has the
+/// indirect kernel's 6x32 tiles.
+fn prefers_indirect(m_g: usize, k_g: usize, geom: &Geometry, wide: bool) -> bool {
+    let any_channels = wide && geom.kernel_len() > 1 && geom.output_len() >= INDIRECT_WIDE_MIN_POSITIONS;
+    (m_g <= INDIRECT_MAX_GROUP_CHANNELS || any_channels) && k_g >= INDIRECT_MIN_REDUCTION
 }
 
 /// Input channels up to which an ungrouped convolution with a short reduction runs

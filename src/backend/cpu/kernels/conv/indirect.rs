@@ -99,14 +99,26 @@ impl Indirect {
             return;
         }
         let plane = self.rows * self.pitch;
+        let isa = Isa::detect();
+        // With AVX-512 a job is two channel panels, computed as 6x32 tiles (see
+        // `gemm::avx512`); its second panel may be partial (zero weights past `Mg`).
+        let panels_per_job = if wide_tiles(isa) { 2 } else { 1 };
         with_scratch(Slot::Columns, self.c_g * plane, |padded| {
             self.pad_input(x, padded);
             let padded: &[f32] = padded;
-            let panel = |(j, rows): (usize, &mut [f32])| self.panel(g, j, padded, rows, epilogue);
+            let job = |(n, rows): (usize, &mut [f32])| {
+                let j = n * panels_per_job;
+                if rows.len() > NR * positions {
+                    self.panel_pair(isa, g, j, padded, rows, epilogue)
+                } else {
+                    self.panel(isa, g, j, padded, rows, epilogue)
+                }
+            };
+            let job_len = panels_per_job * NR * positions;
             if parallel {
-                y.par_chunks_mut(NR * positions).enumerate().for_each(panel);
+                y.par_chunks_mut(job_len).enumerate().for_each(job);
             } else {
-                y.chunks_mut(NR * positions).enumerate().for_each(panel);
+                y.chunks_mut(job_len).enumerate().for_each(job);
             }
         });
     }
@@ -138,10 +150,9 @@ impl Indirect {
     }
 
     /// Output channels `16 j ..` (`rows`: their output planes) of group `g`.
-    fn panel(&self, g: usize, j: usize, padded: &[f32], rows: &mut [f32], e: &RowEpilogue<'_>) {
+    fn panel(&self, isa: Isa, g: usize, j: usize, padded: &[f32], rows: &mut [f32], e: &RowEpilogue<'_>) {
         let positions = self.out_hw.0 * self.out_hw.1;
         let k_g = self.offsets.steps.len();
-        let isa = Isa::detect();
         let mut tile: Tile = [0.0; MR * NR];
         for q0 in (0..positions).step_by(EPILOGUE_POSITIONS) {
             let q1 = (q0 + EPILOGUE_POSITIONS).min(positions);
@@ -162,6 +173,50 @@ impl Indirect {
                             0 => dst.for_each(|(i, d)| *d = tile[i * NR + l]),
                             _ => dst.for_each(|(i, d)| *d += tile[i * NR + l]),
                         }
+                    }
+                }
+            }
+            for (l, row) in rows.chunks_exact_mut(positions).enumerate() {
+                e.apply(j * NR + l, &mut row[q0..q1], positions, q0);
+            }
+        }
+    }
+
+    /// Output channels `16 j ..` of group `g` for two panels (`rows`: their 17 to 32
+    /// output planes), 6 positions x 32 channels at a time ([`pair_with`]). Each tile
+    /// runs the whole reduction in registers, its weights streamed from L2. (The
+    /// narrow loop keeps a KC slice of weights in L1, but stores every tile once per
+    /// slice, scalar and transposed.)
+    fn panel_pair(
+        &self,
+        isa: Isa,
+        g: usize,
+        j: usize,
+        padded: &[f32],
+        rows: &mut [f32],
+        e: &RowEpilogue<'_>,
+    ) {
+        let positions = self.out_hw.0 * self.out_hw.1;
+        let mut out = [[0.0; NR]; 2 * MR];
+        for q0 in (0..positions).step_by(EPILOGUE_POSITIONS) {
+            let q1 = (q0 + EPILOGUE_POSITIONS).min(positions);
+            for p0 in (q0..q1).step_by(MR) {
+                let n = MR.min(q1 - p0);
+                // Past the last position, repeat it: a valid read, never stored.
+                let bases: [usize; MR] = std::array::from_fn(|i| self.window_base(p0 + i.min(n - 1)));
+                pair_with(
+                    isa,
+                    padded,
+                    &bases,
+                    &self.offsets,
+                    &self.panels[g],
+                    j * NR,
+                    &mut out,
+                );
+                for (l, row) in rows.chunks_exact_mut(positions).enumerate() {
+                    let (h, lane) = (l / NR, l % NR);
+                    for (i, d) in row[p0..p0 + n].iter_mut().enumerate() {
+                        *d = out[h * MR + i][lane];
                     }
                 }
             }
@@ -231,6 +286,54 @@ pub(super) fn tile_with(
         // SAFETY: as above.
         Isa::Avx2Fma if isa.is_supported() => unsafe { tile_avx2(x, bases, offsets, b, out) },
         _ => tile_generic(x, bases, offsets, b, out),
+    }
+}
+
+/// Whether `isa` computes 6x32 tiles (two channel panels at once).
+pub(super) fn wide_tiles(isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512F {
+        return true;
+    }
+    let _ = isa;
+    false
+}
+
+/// `out[h * MR + i]` = position `i`'s (window at `bases[i]`) outputs in channel
+/// panel `j0 / NR + h` (`h` = 0, 1), over every reduction step: [`tile_with`] for
+/// two panels of `w` at once, held in registers across the KC slices.
+pub(super) fn pair_with(
+    isa: Isa,
+    x: &[f32],
+    bases: &[usize; MR],
+    offsets: &Offsets,
+    w: &PackedB,
+    j0: usize,
+    out: &mut [[f32; NR]; 2 * MR],
+) {
+    assert!(w.rows() == offsets.steps.len() && j0 + 2 * NR <= w.cols().div_ceil(NR) * NR);
+    // Every read `pair_avx512` makes is checked here: no offset exceeds the maximum.
+    assert!(bases.iter().all(|&base| base + offsets.max < x.len()));
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the guard checks the CPU's features; the reads are in bounds per
+        // the asserts above (and the weight slices are bounds-checked).
+        Isa::Avx512F if isa.is_supported() => unsafe { pair_avx512(x, bases, offsets, w, j0, out) },
+        _ => {
+            // Definition order, in f32: the oracle of the tests.
+            for (e, dst) in out.iter_mut().enumerate() {
+                let (h, base) = (e / MR, bases[e % MR]);
+                dst.fill(0.0);
+                for k0 in (0..offsets.steps.len()).step_by(KC) {
+                    let steps = &offsets.steps[k0..(k0 + KC).min(offsets.steps.len())];
+                    let panel = w.block(j0 + h * NR, NR, k0, steps.len());
+                    for (&o, wk) in steps.iter().zip(panel.chunks_exact(NR)) {
+                        let a = x[base + o];
+                        dst.iter_mut().zip(wk).for_each(|(d, &wv)| *d += a * wv);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -316,5 +419,56 @@ unsafe fn tile_avx512(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f3
     for (i, v) in c.iter().enumerate() {
         // SAFETY: `out` holds MR * NR floats; row i goes to 16i..16i+16.
         unsafe { _mm512_storeu_ps(dst.add(NR * i), *v) };
+    }
+}
+
+/// [`pair_with`]'s 6x32 tile: two zmm accumulators per position, one per panel.
+///
+/// # Safety
+/// AVX-512F; `bases[i] + o < x.len()` for every offset `o` of `offsets`, and the
+/// panels `j0 / NR` and the next exist in `w`, whose depth is `offsets`' length.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pair_avx512(
+    x: &[f32],
+    bases: &[usize; MR],
+    offsets: &Offsets,
+    w: &PackedB,
+    j0: usize,
+    out: &mut [[f32; NR]; 2 * MR],
+) {
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+    const { assert!(NR == 16) };
+    let k = offsets.steps.len();
+    let x = x.as_ptr();
+    let mut acc: [[__m512; 2]; MR] = [[_mm512_setzero_ps(); 2]; MR];
+    for k0 in (0..k).step_by(KC) {
+        let steps = &offsets.steps[k0..(k0 + KC).min(k)];
+        // The slice's two panels, one after the other (bounds-checked).
+        let block = w.block(j0, 2 * NR, k0, steps.len());
+        let (mut p0, mut p1) = (block.as_ptr(), block[steps.len() * NR..].as_ptr());
+        for &o in steps {
+            // SAFETY: `bases[i] + o` is inside `x` per the contract; `p0` and `p1`
+            // walk the two panels of `block`, NR floats per step, `steps.len()`
+            // steps each.
+            unsafe {
+                let (b0, b1) = (_mm512_loadu_ps(p0), _mm512_loadu_ps(p1));
+                for (row, &base) in acc.iter_mut().zip(bases) {
+                    let a = _mm512_set1_ps(*x.add(base + o));
+                    row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+                }
+                p0 = p0.add(NR);
+                p1 = p1.add(NR);
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (h, v) in row.iter().enumerate() {
+            // SAFETY: `out` has 2 * MR rows of NR floats.
+            unsafe { _mm512_storeu_ps(out[h * MR + i].as_mut_ptr(), *v) };
+        }
     }
 }

@@ -743,6 +743,7 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     // 3x3 layers with 7x7 outputs at stride 1 and 2 (swapped im2col); stems.
     let (swapped, indirect) = ("pointwise gemm (swapped)", "indirect gemm");
     let (swapped_im2col, stem) = ("im2col+gemm (swapped)", "direct stem");
+    let wide = super::indirect::wide_tiles(crate::backend::cpu::kernels::gemm::micro::Isa::detect());
     let cases = [
         (64, 128, 1, 3, 1, 7, 2, swapped_im2col),
         (40, 96, 1, 3, 2, 13, 1, swapped_im2col),
@@ -752,6 +753,9 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
         (48, 48, 3, 3, 2, 14, 2, indirect),
         (3, 20, 1, 7, 2, 23, 1, indirect),
         (96, 60, 1, 3, 1, 7, 1, indirect),
+        // 80 channels (two panel pairs and a single panel) at 14x14: indirect where
+        // the kernel has 6x32 tiles.
+        (64, 80, 1, 3, 2, 28, 1, if wide { indirect } else { "im2col+gemm" }),
         // Direct stem: MobileNet's 3x3/2 (19-wide rows: a partial step), ragged
         // output channel blocks, stride 3, a 1x1/2 window, 2 input channels.
         (3, 32, 1, 3, 2, 37, 2, stem),
@@ -1054,6 +1058,46 @@ fn indirect_simd_tile_matches_generic() {
                 1e-5,
                 &format!("indirect tile trial {trial} {isa:?}, {steps} steps"),
             );
+        }
+    }
+}
+
+#[test]
+fn indirect_pair_tile_matches_the_definition() {
+    use super::indirect::{pair_with, Offsets};
+    use crate::backend::cpu::kernels::gemm::micro::{Isa, MR, NR};
+    use crate::backend::cpu::kernels::gemm::{MatRef, PackedB};
+
+    let mut rng = Rng::new(19);
+    let x = rng.vec(4000);
+    // Under Miri a few short reductions; otherwise some span several KC slices.
+    let (trials, max_steps) = if cfg!(miri) { (3, 40) } else { (40, 700) };
+    for trial in 0..trials {
+        let steps = rng.range(1, max_steps);
+        let at: Vec<usize> = (0..steps).map(|_| rng.range(0, 2000)).collect();
+        let offsets = Offsets::new(at.clone());
+        let bases: [usize; MR] = std::array::from_fn(|_| rng.range(0, 1999));
+        // Two panels, the second possibly partial (zero-padded by the packing).
+        let cols = rng.range(NR + 1, 2 * NR);
+        let b = rng.vec(steps * cols);
+        let w = PackedB::new(MatRef::row_major(&b, steps, cols).unwrap());
+        // The definition, in f64: row `h * MR + i` is position `i` in panel `h`.
+        let dot = |base: usize, c: usize| -> f64 {
+            let terms = (0..steps).map(|k| x[base + at[k]] as f64 * b[k * cols + c] as f64);
+            if c < cols {
+                terms.sum()
+            } else {
+                0.0
+            }
+        };
+        let want: Vec<f64> = (0..2 * MR * NR)
+            .map(|e| dot(bases[e / NR % MR], e / NR / MR * NR + e % NR))
+            .collect();
+        for isa in Isa::supported() {
+            let what = format!("trial {trial} {isa:?}, {steps} steps, {cols} channels");
+            let mut out = [[f32::NAN; NR]; 2 * MR];
+            pair_with(isa, &x, &bases, &offsets, &w, 0, &mut out);
+            assert_close(out.as_flattened(), &want, 1e-5, &what);
         }
     }
 }
