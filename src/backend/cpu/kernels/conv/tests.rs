@@ -744,6 +744,7 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     let (swapped, indirect) = ("pointwise gemm (swapped)", "indirect gemm");
     let (swapped_im2col, stem) = ("im2col+gemm (swapped)", "direct stem");
     let wide = super::indirect::wide_tiles(crate::backend::cpu::kernels::gemm::micro::Isa::detect());
+    let wide_or_im2col = if wide { indirect } else { "im2col+gemm" };
     let cases = [
         (64, 128, 1, 3, 1, 7, 2, swapped_im2col),
         (40, 96, 1, 3, 2, 13, 1, swapped_im2col),
@@ -755,7 +756,7 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
         (96, 60, 1, 3, 1, 7, 1, indirect),
         // 80 channels (two panel pairs and a single panel) at 14x14: indirect where
         // the kernel has 6x32 tiles.
-        (64, 80, 1, 3, 2, 28, 1, if wide { indirect } else { "im2col+gemm" }),
+        (64, 80, 1, 3, 2, 28, 1, wide_or_im2col),
         // Direct stem: MobileNet's 3x3/2 (19-wide rows: a partial step), ragged
         // output channel blocks, stride 3, a 1x1/2 window, 2 input channels.
         (3, 32, 1, 3, 2, 37, 2, stem),

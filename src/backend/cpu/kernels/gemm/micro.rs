@@ -3,10 +3,10 @@
 //! A micro-kernel computes one `MR x NR` tile of `A_panel * B_panel` over `k` steps
 //! from packed panels (A: `MR` values per step, B: `NR` values per step). The tile
 //! size is the AVX2 one: 6 rows x 2 vectors of 8 = 12 accumulators, plus 2 B
-//! vectors and 1 broadcast A value, fits the 16 ymm registers. AVX-512 keeps it
-//! (a row per zmm register), so one packing serves every kernel; a taller tile
-//! would only pay on CPUs with two 512-bit FMA units, which six accumulators keep
-//! three quarters busy.
+//! vectors and 1 broadcast A value, fits the 16 ymm registers. AVX-512 keeps the
+//! packing, so one packing serves every kernel, and computes 6x32 tiles from two
+//! adjacent B panels where it can (`avx512`): on CPUs with two 512-bit FMA units
+//! (Zen 5) six zmm accumulators kept them only three quarters busy at best.
 
 /// Rows of the register tile.
 pub const MR: usize = 6;
@@ -24,10 +24,11 @@ pub enum Isa {
     /// Hand-written AVX2 + FMA.
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
-    /// AVX-512F products (one 16-float zmm register per tile row), stored with the
-    /// AVX2 code. Zen 4 runs a zmm FMA as two halves, so its peak is the AVX2 one,
-    /// but each step issues half the instructions (L1-resident tile, 1 thread:
-    /// 96 -> 114 GFLOP/s); on CPUs with two 512-bit FMA units the peak doubles.
+    /// AVX-512F products (one 16-float zmm register per tile row and B panel, 6x32
+    /// tiles where two B panels are full), stored with the AVX2 code. Zen 4 runs a
+    /// zmm FMA as two halves, so its peak is the AVX2 one, but each step issues half
+    /// the instructions (L1-resident tile, 1 thread: 96 -> 114 GFLOP/s); Zen 5 has
+    /// two 512-bit FMA units and twice the AVX2 peak (245 against 122 GFLOP/s).
     #[cfg(target_arch = "x86_64")]
     Avx512F,
 }
