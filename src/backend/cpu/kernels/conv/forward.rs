@@ -133,10 +133,10 @@ fn choose_algo(
     let k_g = c_g * geom.kernel_len();
     let undilated = geom.dilations.iter().all(|&d| d == 1);
     let direct = const_weights && geom.rank() <= 2 && group == 1 && undilated && geom.output_len() > 0;
-    if direct && prefers_stem(c_in, k_g) {
+    let wide = indirect::wide_tiles(Isa::detect());
+    if direct && prefers_stem(c_in, k_g, wide) {
         return Algo::Stem;
     }
-    let wide = indirect::wide_tiles(Isa::detect());
     if const_weights && geom.rank() <= 2 && prefers_indirect(c_out / group, k_g, geom, wide) {
         return Algo::Indirect;
     }
@@ -178,14 +178,26 @@ const STEM_MAX_INPUT_CHANNELS: usize = 4;
 
 /// Reduction length up to which the direct kernel beats im2col + GEMM (kiln
 /// profile, 1 thread: MobileNetV2's 3x3/2 stem, 27 deep, 0.70 -> 0.41 ms, RegNet's
-/// 0.72 -> 0.52). ResNet's 7x7/2 stem (147 deep) stays indirect: direct measured
-/// 2.45-2.75 ms against 2.61-2.63 at 1 thread, 1.97 against 1.61 at 2.
+/// 0.72 -> 0.52). Without AVX-512, ResNet's 7x7/2 stem (147 deep) stays indirect:
+/// direct measured 2.45-2.75 ms against 2.61-2.63 at 1 thread, 1.97 against 1.61
+/// at 2 (Zen 4).
 const STEM_MAX_REDUCTION: usize = 64;
 
+/// The same where the stem kernel has its AVX-512 steps (8 channels x 32 outputs):
+/// up to 7x7 windows over 3 channels. ResNet-50's 7x7/2 stem, kiln profile, Zen 5,
+/// pinned, 3 alternating rounds: 1.47 ms indirect (6x32 tiles) against 1.33 direct
+/// at 1 thread; even at 2 (0.81-0.83 against 0.76-0.85, unpinned).
+const STEM_WIDE_MAX_REDUCTION: usize = 3 * 7 * 7;
+
 /// Whether a convolution of `c_in` input channels reduced over `k_g` (input
-/// channels x taps) runs on the direct stem kernel.
-fn prefers_stem(c_in: usize, k_g: usize) -> bool {
-    c_in <= STEM_MAX_INPUT_CHANNELS && k_g <= STEM_MAX_REDUCTION
+/// channels x taps) runs on the direct stem kernel. `wide`: the CPU has AVX-512.
+fn prefers_stem(c_in: usize, k_g: usize, wide: bool) -> bool {
+    let max_reduction = if wide {
+        STEM_WIDE_MAX_REDUCTION
+    } else {
+        STEM_MAX_REDUCTION
+    };
+    c_in <= STEM_MAX_INPUT_CHANNELS && k_g <= max_reduction
 }
 
 enum Weights {

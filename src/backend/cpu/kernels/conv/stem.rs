@@ -10,6 +10,12 @@
 //! 2), so a tap of sixteen neighbouring outputs is two contiguous loads, which
 //! [`CHANNELS`] output channels share. Output rows are stored straight into the
 //! NCHW output and get their epilogue while still in L1.
+//!
+//! With AVX-512 a step is twice as wide both ways: 32 outputs (two zmm vectors) of
+//! two channel blocks, sixteen accumulators, each load shared by eight channels.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_set1_ps};
 
 use rayon::prelude::*;
 
@@ -26,6 +32,15 @@ use crate::backend::cpu::kernels::gemm::micro::Isa;
 const CHANNELS: usize = 4;
 /// Output positions per step: two vectors.
 const STEP: usize = 2 * LANES;
+
+/// Channel blocks per step of the AVX-512 kernel (so eight channels) ...
+const WIDE_BLOCKS: usize = 2;
+/// ... and its output positions per step: two zmm vectors. Phase rows are padded
+/// for this step, which covers [`STEP`]'s too.
+const WIDE_STEP: usize = 32;
+
+/// Floats per zmm vector.
+const ZMM_LANES: usize = 16;
 
 /// A prepared direct convolution (ungrouped, undilated, 1-D or 2-D window).
 #[derive(Debug)]
@@ -57,8 +72,8 @@ impl Stem {
         }
         let rows = (p.out_h - 1) * p.stride.0 + p.k_h;
         // Output `ow`'s tap `kw` reads phase `kw % s_w`, index `ow + kw / s_w`; the
-        // last step reads a whole `STEP` past its first output.
-        let pitch = p.out_w.div_ceil(STEP) * STEP + (p.k_w - 1) / p.stride.1;
+        // last step reads a whole step (at most `WIDE_STEP`) past its first output.
+        let pitch = p.out_w.div_ceil(WIDE_STEP) * WIDE_STEP + (p.k_w - 1) / p.stride.1;
         let blocks = c_out.div_ceil(CHANNELS);
         let mut weights = vec![0.0; blocks * taps * CHANNELS];
         for (m, wm) in w.chunks_exact(taps).enumerate() {
@@ -100,14 +115,29 @@ impl Stem {
     /// [`Stem::run`] with an explicit instruction set (tests compare them).
     pub fn run_with(&self, isa: Isa, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
         let positions = self.plane.out_h * self.plane.out_w;
+        #[cfg(target_arch = "x86_64")]
+        let wide = isa == Isa::Avx512F && isa.is_supported();
+        #[cfg(not(target_arch = "x86_64"))]
+        let wide = false;
+        // A job is one step's channels: `WIDE_BLOCKS` blocks with AVX-512, else one.
+        let blocks_per_job = if wide { WIDE_BLOCKS } else { 1 };
         with_scratch(Slot::Columns, self.scratch_len(), |padded| {
             self.split_input(x, padded);
             let padded: &[f32] = padded;
-            let block = |(b, out): (usize, &mut [f32])| self.block(isa, b, padded, out, epilogue);
+            let job = |(n, out): (usize, &mut [f32])| {
+                let b = n * blocks_per_job;
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: `wide` holds only where the CPU supports AVX-512F.
+                    return unsafe { self.wide_avx512(b, padded, out, epilogue) };
+                }
+                self.block(isa, b, padded, out, epilogue)
+            };
+            let job_len = blocks_per_job * CHANNELS * positions;
             if parallel {
-                y.par_chunks_mut(CHANNELS * positions).enumerate().for_each(block);
+                y.par_chunks_mut(job_len).enumerate().for_each(job);
             } else {
-                y.chunks_mut(CHANNELS * positions).enumerate().for_each(block);
+                y.chunks_mut(job_len).enumerate().for_each(job);
             }
         });
     }
@@ -146,10 +176,80 @@ impl Stem {
         }
     }
 
+    /// Output channel blocks `b` and `b + 1` (`out`: their planes; the second block
+    /// may be partial or missing), every row, in steps of 8 channels x 32 outputs.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn wide_avx512(&self, b: usize, padded: &[f32], out: &mut [f32], e: &RowEpilogue<'_>) {
+        const WIDE: usize = WIDE_BLOCKS * CHANNELS;
+        let p = &self.plane;
+        let (sh, sw) = p.stride;
+        let taps = self.offsets.len();
+        let positions = p.out_h * p.out_w;
+        let channels = WIDE.min(self.c_out - b * CHANNELS);
+        // A missing second block computes the first one's weights again, unstored.
+        let block_weights = |b: usize| &self.weights[b * taps * CHANNELS..][..taps * CHANNELS];
+        let second = if channels > CHANNELS { b + 1 } else { b };
+        let weights = [block_weights(b), block_weights(second)];
+        let bias: [f32; WIDE] = std::array::from_fn(|c| match e.bias {
+            Some(bias) if c < channels => bias[b * CHANNELS + c],
+            _ => 0.0,
+        });
+        let rest = RowEpilogue { bias: None, ..*e };
+        let row_len = sw * self.pitch;
+        let padded = &padded[..self.scratch_len()];
+        for oh in 0..p.out_h {
+            for ow in (0..p.out_w).step_by(WIDE_STEP) {
+                let mut acc: [[__m512; 2]; WIDE] = std::array::from_fn(|c| [_mm512_set1_ps(bias[c]); 2]);
+                // As in `block_with`: `pitch` leaves a whole `WIDE_STEP` after every
+                // step's first output, so the slice is inside `padded`.
+                let base = oh * sh * row_len + ow;
+                for (t, &offset) in self.offsets.iter().enumerate() {
+                    let src = &padded[base + offset..][..WIDE_STEP];
+                    // SAFETY: `src` holds `WIDE_STEP` = two vectors of floats.
+                    let x = unsafe {
+                        [
+                            _mm512_loadu_ps(src.as_ptr()),
+                            _mm512_loadu_ps(src.as_ptr().add(ZMM_LANES)),
+                        ]
+                    };
+                    // Indexed, not iterated in chunks: borrowing `acc` in pieces kept
+                    // it in memory.
+                    for c in 0..WIDE {
+                        let wv = _mm512_set1_ps(weights[c / CHANNELS][t * CHANNELS + c % CHANNELS]);
+                        acc[c][0] = _mm512_fmadd_ps(x[0], wv, acc[c][0]);
+                        acc[c][1] = _mm512_fmadd_ps(x[1], wv, acc[c][1]);
+                    }
+                }
+                let n = WIDE_STEP.min(p.out_w - ow);
+                for (a, plane) in acc.iter().zip(out.chunks_exact_mut(positions)).take(channels) {
+                    let dst = &mut plane[oh * p.out_w + ow..][..n];
+                    for (h, &v) in a.iter().enumerate() {
+                        let from = h * ZMM_LANES;
+                        if from < n {
+                            let lanes = (n - from).min(ZMM_LANES);
+                            // SAFETY: the mask enables floats `from..from + lanes` of
+                            // `dst`, all inside it (`from + lanes <= n`).
+                            unsafe {
+                                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(from), first_lanes(lanes), v)
+                            };
+                        }
+                    }
+                }
+            }
+            let at = oh * p.out_w;
+            for (c, plane) in out.chunks_exact_mut(positions).take(channels).enumerate() {
+                rest.apply(b * CHANNELS + c, &mut plane[at..at + p.out_w], positions, at);
+            }
+        }
+    }
+
     /// Output channels `CHANNELS * b ..` (`out`: their planes, fewer in the last
     /// block), every row.
     fn block(&self, isa: Isa, b: usize, padded: &[f32], out: &mut [f32], epilogue: &RowEpilogue<'_>) {
-        // There is no AVX-512 form (none was tried): the AVX2 one serves.
         #[cfg(target_arch = "x86_64")]
         if isa != Isa::Generic {
             if let Some(avx2) = Avx2::detect() {
@@ -214,4 +314,10 @@ impl Stem {
             }
         }
     }
+}
+
+/// The mask of a zmm vector's first `n` lanes (`n <= 16`).
+#[cfg(target_arch = "x86_64")]
+fn first_lanes(n: usize) -> u16 {
+    ((1u32 << n) - 1) as u16
 }

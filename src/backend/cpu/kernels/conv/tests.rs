@@ -739,12 +739,14 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     let act = Activation::Clamp { min: -2.0, max: 3.0 };
     // (c_in, c_out, group, kernel, stride, input, batch, path): 7x7 pointwise and a
     // ragged channel count (swapped GEMM); RegNet-like 16-channel groups at stride 1
-    // and 2, a 3-channel 7x7/2 stem, 96 -> 60 channels at 7x7 (indirect); ResNet-like
+    // and 2, a 3-channel 7x7/2 stem (direct with AVX-512), a 4-channel 7x7/2 one
+    // (196 deep, indirect), 96 -> 60 channels at 7x7 (indirect); ResNet-like
     // 3x3 layers with 7x7 outputs at stride 1 and 2 (swapped im2col); stems.
     let (swapped, indirect) = ("pointwise gemm (swapped)", "indirect gemm");
     let (swapped_im2col, stem) = ("im2col+gemm (swapped)", "direct stem");
     let wide = super::indirect::wide_tiles(crate::backend::cpu::kernels::gemm::micro::Isa::detect());
     let wide_or_im2col = if wide { indirect } else { "im2col+gemm" };
+    let stem_or_indirect = if wide { stem } else { indirect };
     let cases = [
         (64, 128, 1, 3, 1, 7, 2, swapped_im2col),
         (40, 96, 1, 3, 2, 13, 1, swapped_im2col),
@@ -752,7 +754,8 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
         (100, 45, 1, 1, 1, 7, 1, swapped),
         (32, 32, 2, 3, 1, 7, 1, indirect),
         (48, 48, 3, 3, 2, 14, 2, indirect),
-        (3, 20, 1, 7, 2, 23, 1, indirect),
+        (3, 20, 1, 7, 2, 23, 1, stem_or_indirect),
+        (4, 20, 1, 7, 2, 23, 1, indirect),
         (96, 60, 1, 3, 1, 7, 1, indirect),
         // 80 channels (two panel pairs and a single panel) at 14x14: indirect where
         // the kernel has 6x32 tiles.
