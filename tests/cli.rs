@@ -35,7 +35,9 @@ fn profile_lists_algorithm_shape_and_rate_per_node() {
     for row in conv_rows {
         let fields: Vec<&str> = row.split_whitespace().collect();
         assert!(
-            row.contains("gemm") || row.contains("winograd") || row.contains("depthwise"),
+            ["gemm", "winograd", "depthwise", "direct stem"]
+                .iter()
+                .any(|algo| row.contains(algo)),
             "no algorithm in {row}"
         );
         assert!(fields.iter().any(|f| f.starts_with("1x")), "no shape in {row}");
