@@ -14,7 +14,7 @@ use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
 use super::depthwise::{self, Plane};
 use super::depthwise_blocked::{self, ChannelBlocked};
 use super::indirect::{self, Indirect};
-use super::stem::Stem;
+use super::stem::{self, Stem};
 use super::swapped::{self, im2col_prefers_swapped, prefers_swapped, RowEpilogue};
 use super::winograd::{ImageEpilogue, Winograd};
 use super::{expect_len, run_jobs, Bias, PlaneEpilogue};
@@ -133,10 +133,11 @@ fn choose_algo(
     let k_g = c_g * geom.kernel_len();
     let undilated = geom.dilations.iter().all(|&d| d == 1);
     let direct = const_weights && geom.rank() <= 2 && group == 1 && undilated && geom.output_len() > 0;
-    let wide = indirect::wide_tiles(Isa::detect());
-    if direct && prefers_stem(c_in, k_g, wide) {
+    let isa = Isa::detect();
+    if direct && prefers_stem(c_in, k_g, stem::wide_steps(isa)) {
         return Algo::Stem;
     }
+    let wide = indirect::wide_tiles(isa);
     if const_weights && geom.rank() <= 2 && prefers_indirect(c_out / group, k_g, geom, wide) {
         return Algo::Indirect;
     }
@@ -190,7 +191,8 @@ const STEM_MAX_REDUCTION: usize = 64;
 const STEM_WIDE_MAX_REDUCTION: usize = 3 * 7 * 7;
 
 /// Whether a convolution of `c_in` input channels reduced over `k_g` (input
-/// channels x taps) runs on the direct stem kernel. `wide`: the CPU has AVX-512.
+/// channels x taps) runs on the direct stem kernel. `wide`: the kernel has its
+/// AVX-512 steps here.
 fn prefers_stem(c_in: usize, k_g: usize, wide: bool) -> bool {
     let max_reduction = if wide {
         STEM_WIDE_MAX_REDUCTION

@@ -115,10 +115,7 @@ impl Stem {
     /// [`Stem::run`] with an explicit instruction set (tests compare them).
     pub fn run_with(&self, isa: Isa, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
         let positions = self.plane.out_h * self.plane.out_w;
-        #[cfg(target_arch = "x86_64")]
-        let wide = isa == Isa::Avx512F && isa.is_supported();
-        #[cfg(not(target_arch = "x86_64"))]
-        let wide = false;
+        let wide = wide_steps(isa);
         // A job is one step's channels: `WIDE_BLOCKS` blocks with AVX-512, else one.
         let blocks_per_job = if wide { WIDE_BLOCKS } else { 1 };
         with_scratch(Slot::Columns, self.scratch_len(), |padded| {
@@ -314,6 +311,16 @@ impl Stem {
             }
         }
     }
+}
+
+/// Whether `isa` runs this kernel in AVX-512 steps (8 channels x 32 outputs).
+pub(super) fn wide_steps(isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512F && isa.is_supported() {
+        return true;
+    }
+    let _ = isa;
+    false
 }
 
 /// The mask of a zmm vector's first `n` lanes (`n <= 16`).

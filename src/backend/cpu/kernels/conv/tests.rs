@@ -746,7 +746,8 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     let (swapped_im2col, stem) = ("im2col+gemm (swapped)", "direct stem");
     let wide = super::indirect::wide_tiles(crate::backend::cpu::kernels::gemm::micro::Isa::detect());
     let wide_or_im2col = if wide { indirect } else { "im2col+gemm" };
-    let stem_or_indirect = if wide { stem } else { indirect };
+    let wide_stem = super::stem::wide_steps(crate::backend::cpu::kernels::gemm::micro::Isa::detect());
+    let stem_or_indirect = if wide_stem { stem } else { indirect };
     let cases = [
         (64, 128, 1, 3, 1, 7, 2, swapped_im2col),
         (40, 96, 1, 3, 2, 13, 1, swapped_im2col),
