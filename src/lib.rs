@@ -18,6 +18,7 @@ pub mod session;
 pub mod tensor;
 pub mod zoo;
 
+pub use backend::cpu::affinity::Pinning;
 pub use backend::cpu::CpuOptions;
 pub use backend::Precision;
 pub use error::{Error, Result};

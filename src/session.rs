@@ -11,9 +11,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::backend::cpu::affinity::{self, Pinning};
 use crate::backend::cpu::awake::StayAwake;
 use crate::backend::cpu::executor::{self, Arena};
 use crate::backend::cpu::CpuOptions;
@@ -65,6 +66,9 @@ pub struct SessionOptions {
     pub backend: Backend,
     /// Worker threads; `None` = one per available core.
     pub threads: Option<usize>,
+    /// Whether the workers are pinned to CPUs (by default, when there is one
+    /// worker per CPU; see [`Pinning`]).
+    pub pinning: Pinning,
     /// Run the graph optimizer (`false` runs the graph exactly as loaded).
     pub optimize: bool,
     pub limits: Limits,
@@ -79,6 +83,7 @@ impl Default for SessionOptions {
         SessionOptions {
             backend: Backend::Cpu,
             threads: None,
+            pinning: Pinning::Auto,
             optimize: true,
             limits: Limits::default(),
             cpu: CpuOptions::default(),
@@ -145,6 +150,8 @@ pub struct Session {
     graph: Graph,
     options: SessionOptions,
     pool: rayon::ThreadPool,
+    /// How many workers are pinned to a CPU so far (each pins itself as it starts).
+    pinned: Arc<AtomicUsize>,
     /// Held by the run whose workers spin between parallel regions (one at a time).
     spinning: AtomicBool,
     device: Device,
@@ -178,15 +185,26 @@ impl Session {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let device = open_device(&graph, &options)?;
+        let cpus = options.pinning.plan(threads);
+        let pinned = Arc::new(AtomicUsize::new(0));
+        let pinned_by_workers = pinned.clone();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("kiln-{i}"))
+            .start_handler(move |i| {
+                if let Some(&cpu) = cpus.as_ref().and_then(|cpus| cpus.get(i)) {
+                    if affinity::pin_current_thread(cpu) {
+                        pinned_by_workers.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
             .build()
             .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
         Ok(Session {
             graph,
             options,
             pool,
+            pinned,
             spinning: AtomicBool::new(false),
             device,
             plans: Mutex::new(HashMap::new()),
@@ -204,6 +222,14 @@ impl Session {
 
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    /// Whether every worker is pinned to a CPU of its own (see [`Pinning`]).
+    pub fn pinned(&self) -> bool {
+        // Workers start (and pin themselves) in the background; a run makes sure
+        // they all have.
+        self.pool.broadcast(|_| ());
+        self.pinned.load(Ordering::Relaxed) == self.threads()
     }
 
     pub fn input_names(&self) -> Vec<String> {

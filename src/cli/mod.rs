@@ -79,6 +79,10 @@ pub struct EngineArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Pin the workers to CPUs, one each: auto (when there is one worker per CPU),
+    /// on or off.
+    #[arg(long, default_value = "auto")]
+    pin: String,
     /// Run the graph exactly as loaded, without the optimizer.
     #[arg(long)]
     no_optimize: bool,
@@ -92,6 +96,7 @@ impl EngineArgs {
         Ok(SessionOptions {
             backend: self.backend.parse::<Backend>()?,
             threads: self.threads,
+            pinning: self.pin.parse()?,
             optimize: !self.no_optimize,
             precision: self.precision.parse()?,
             cpu: kiln::CpuOptions {
@@ -106,7 +111,11 @@ impl EngineArgs {
 /// `wgpu F16 on llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
 pub fn engine_label(session: &Session) -> String {
     match session.options().backend {
-        Backend::Cpu => format!("cpu ({} thread(s))", session.threads()),
+        Backend::Cpu => format!(
+            "cpu ({} thread(s){})",
+            session.threads(),
+            if session.pinned() { ", pinned" } else { "" }
+        ),
         backend => format!(
             "{backend} {:?} on {}",
             session.options().precision,

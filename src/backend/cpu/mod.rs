@@ -1,5 +1,6 @@
 //! The CPU backend: kernels written in Rust, parallelised with rayon.
 
+pub mod affinity;
 pub mod awake;
 pub mod executor;
 pub mod kernel;
