@@ -435,6 +435,9 @@ fn conv_throughput() {
         ("resnet 1x1 64->256 @56", 64, 256, 1, 1, 1, 56),
         ("mobilenet dw 3x3 @112x32", 32, 32, 32, 3, 1, 112),
         ("mobilenet dw 3x3/2 @112x96", 96, 96, 96, 3, 2, 112),
+        ("regnet 1x1 400->400 @7", 400, 400, 1, 1, 1, 7),
+        ("mobilenet 1x1 192->32 @28", 192, 32, 1, 1, 1, 28),
+        ("mobilenet 1x1 384->64 @14", 384, 64, 1, 1, 1, 14),
     ];
     for (label, c_in, c_out, group, k, s, hw) in layers {
         let window = Window {
@@ -1183,5 +1186,85 @@ fn depthwise_speed() {
             best_plane * 1e6,
             best_blocked * 1e6
         );
+    }
+}
+
+/// Pointwise layers with their weights warm (one kernel run over and over) and
+/// cold (many copies in turn, so each run reads its weights from beyond L2, as in
+/// a model). Run with `cargo test --release cold_weight_throughput -- --ignored
+/// --nocapture` (RAYON_NUM_THREADS=1 for one thread).
+#[test]
+#[ignore]
+fn cold_weight_throughput() {
+    use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
+    use crate::tensor::{Data, ViewMut};
+    let mut rng = Rng::new(13);
+    // (label, c_in, c_out, hw, copies)
+    let layers = [
+        ("regnet 1x1 400->400 @7, warm", 400, 400, 7, 1),
+        ("regnet 1x1 400->400 @7, cold", 400, 400, 7, 40),
+        ("resnet 1x1 1024->256 @14, warm", 1024, 256, 14, 1),
+        ("resnet 1x1 1024->256 @14, cold", 1024, 256, 14, 48),
+    ];
+    for (label, c_in, c_out, hw, copies) in layers {
+        let window = Window {
+            kernel_shape: vec![1, 1],
+            strides: vec![1, 1],
+            dilations: vec![1, 1],
+            pads: vec![0; 4],
+            auto_pad: AutoPad::NotSet,
+        };
+        let x = rng.tensor(&[1, c_in, hw, hw]);
+        let b = rng.tensor(&[c_out]);
+        let y_shape = vec![1, c_out, hw, hw];
+        let op = Op::Conv(Conv { window, group: 1 });
+        let kernels: Vec<_> = (0..copies)
+            .map(|_| {
+                let w = rng.tensor(&[c_out, c_in, 1, 1]);
+                let descs = [
+                    Some(InputDesc {
+                        dtype: DType::F32,
+                        shape: x.shape(),
+                        value: None,
+                    }),
+                    Some(InputDesc {
+                        dtype: DType::F32,
+                        shape: w.shape(),
+                        value: Some(&w),
+                    }),
+                    Some(InputDesc {
+                        dtype: DType::F32,
+                        shape: b.shape(),
+                        value: Some(&b),
+                    }),
+                ];
+                (
+                    prepare(
+                        &op,
+                        &descs,
+                        &[OutputDesc {
+                            dtype: DType::F32,
+                            shape: y_shape.clone(),
+                        }],
+                    )
+                    .unwrap(),
+                    w,
+                )
+            })
+            .collect();
+        let mut y = Data::zeros(DType::F32, y_shape.iter().product());
+        let mut best = f64::INFINITY;
+        for round in 0..400 {
+            let (kernel, w) = &kernels[round % copies];
+            let inputs = [Some(x.view()), Some(w.view()), Some(b.view())];
+            let mut out = [ViewMut {
+                shape: &y_shape,
+                data: y.slice_mut(),
+            }];
+            let start = std::time::Instant::now();
+            kernel.run(&inputs, &mut out).unwrap();
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!("{label} ({}): {:.4} ms", kernels[0].0.label(), best * 1e3);
     }
 }

@@ -319,6 +319,13 @@ fn sequential<C: OutRows + ?Sized>(
                                 b_buf
                             }
                         };
+                        let b_next = match b.src {
+                            RhsSource::Packed(p) => Some(match next_block(pc, k, KC, jc, n, NC) {
+                                Some((pc, jc)) => p.block(b.col0 + jc, NC.min(n - jc), pc, KC.min(k - pc)),
+                                None => &[],
+                            }),
+                            _ => None,
+                        };
                         let how = Store {
                             alpha: scale.alpha,
                             beta: if pc == 0 { scale.beta } else { 1.0 },
@@ -333,9 +340,22 @@ fn sequential<C: OutRows + ?Sized>(
                                 }
                                 LhsSource::Packed(p) => p.block(a.row0 + ic, mc, pc, kc),
                             };
+                            // A's blocks are read ic within pc within jc.
+                            let a_next = match a.src {
+                                LhsSource::Packed(p) => match next_block(ic, m, MC, pc, k, KC) {
+                                    Some((ic, pc)) => {
+                                        p.block(a.row0 + ic, MC.min(m - ic), pc, KC.min(k - pc))
+                                    }
+                                    None if jc + NC < n => p.block(a.row0, MC.min(m), 0, KC.min(k)),
+                                    None => &[],
+                                },
+                                LhsSource::Mat(_) => &[],
+                            };
                             let block = Block {
                                 a: a_block,
                                 b: b_block,
+                                a_next,
+                                b_next,
                                 mc,
                                 nc,
                                 kc,
@@ -351,10 +371,35 @@ fn sequential<C: OutRows + ?Sized>(
     });
 }
 
+/// The block after `(inner, outer)` in a loop of `inner` (by `inner_step` up to
+/// `inner_len`) within `outer` (likewise), or `None` after the last.
+fn next_block(
+    inner: usize,
+    inner_len: usize,
+    inner_step: usize,
+    outer: usize,
+    outer_len: usize,
+    outer_step: usize,
+) -> Option<(usize, usize)> {
+    if inner + inner_step < inner_len {
+        Some((inner + inner_step, outer))
+    } else if outer + outer_step < outer_len {
+        Some((0, outer + outer_step))
+    } else {
+        None
+    }
+}
+
 /// One packed MC x KC block of A against one packed KC x NC block of B.
 struct Block<'p> {
     a: &'p [f32],
     b: &'p [f32],
+    /// The prepacked A block this thread reads next (empty when A is packed per
+    /// call, or this is the last).
+    a_next: &'p [f32],
+    /// The prepacked B block read next (empty after the last), or `None` when B
+    /// is packed per call.
+    b_next: Option<&'p [f32]>,
     mc: usize,
     nc: usize,
     kc: usize,
@@ -440,7 +485,9 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
         (col_groups, row_panels)
     };
     let tiles = (0..outer).flat_map(|o| (0..inner).map(move |q| (o, q)));
-    for (o, q) in tiles {
+    let ahead = Ahead::new(blk, outer * inner, inner, pair, rows_outer);
+    for (t, (o, q)) in tiles.enumerate() {
+        ahead.before_tile(blk, t, o, q);
         let (ip, group) = if rows_outer { (o, q) } else { (q, o) };
         let jp = group * pair;
         #[cfg(target_arch = "x86_64")]
@@ -496,6 +543,92 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
             finish_block(c, blk.i0, blk.mc, blk.j0 + done, blk.nc - done, e);
         }
     }
+}
+
+/// Pulls prepacked weights into L2 ahead of use. Prepacked blocks are read
+/// straight from memory (a whole model's weights outgrow the caches), and the
+/// first pass over a panel, consuming ~20 bytes a cycle, waits on DRAM; the later
+/// passes find it in cache. So while one block computes, what this thread reads
+/// next is prefetched, a slice before each tile: for prepacked A (read whole in
+/// the first column group) the next A block, spread over all of this block's
+/// tiles; for prepacked B (one column group of panels at a time) the next group's
+/// panels, spread over this group's tiles, the last group fetching the next B
+/// block's first. Measured, 1 thread, weights cold (`cold_weight_throughput`):
+/// 1024->256 at 14x14 0.547 -> 0.49 ms, 400->400 at 7x7 (swapped) 0.091 -> 0.080
+/// ms; in-model, resnet50's kernels 4-6 % and regnet_x_400mf's 9 % faster.
+struct Ahead {
+    /// Cache lines of A's next block to prefetch before each tile.
+    a_lines: usize,
+    /// Cache lines of B's next group to prefetch before each tile of a group.
+    b_lines: usize,
+    /// Floats of B per column group.
+    b_group: usize,
+}
+
+const LINE_FLOATS: usize = 16;
+
+impl Ahead {
+    fn new(blk: &Block<'_>, tiles: usize, inner: usize, pair: usize, rows_outer: bool) -> Ahead {
+        // Without reuse (a single column group, or a single row panel) the block is
+        // one stream the hardware prefetcher follows; prefetching there only costs
+        // (a 1 x 2048 x 1000 head: 6 % slower).
+        let (row_panels, col_groups) = if rows_outer {
+            (tiles / inner.max(1), inner)
+        } else {
+            (inner, tiles / inner.max(1))
+        };
+        let a_lines = if col_groups < 2 {
+            0
+        } else {
+            blk.a_next.len().div_ceil(LINE_FLOATS).div_ceil(tiles.max(1))
+        };
+        let b_group = pair * blk.kc * NR;
+        let b_lines = if rows_outer || row_panels < 2 || blk.b_next.is_none() {
+            0
+        } else {
+            b_group.div_ceil(LINE_FLOATS).div_ceil(inner.max(1))
+        };
+        Ahead {
+            a_lines,
+            b_lines,
+            b_group,
+        }
+    }
+
+    #[inline(always)]
+    fn before_tile(&self, blk: &Block<'_>, t: usize, o: usize, q: usize) {
+        if self.a_lines > 0 {
+            prefetch_lines(blk.a_next, t * self.a_lines, self.a_lines);
+        }
+        if self.b_lines > 0 {
+            // Group `o + 1` starts at `(o + 1) * b_group`; past the block's end, in
+            // the next block.
+            let at = (o + 1) * self.b_group + q * self.b_lines * LINE_FLOATS;
+            if at >= blk.b.len() {
+                let next = blk.b_next.unwrap_or_default();
+                prefetch_lines(next, (at - blk.b.len()) / LINE_FLOATS, self.b_lines);
+            } else {
+                prefetch_lines(&blk.b[at..], 0, self.b_lines);
+            }
+        }
+    }
+}
+
+/// Prefetches (into L2) cache lines `first..first + count` of `data`, as far as it goes.
+#[inline(always)]
+fn prefetch_lines(data: &[f32], first: usize, count: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in first..first + count {
+        let Some(v) = data.get(line * LINE_FLOATS) else {
+            return;
+        };
+        // SAFETY: a prefetch is a hint; it never faults, and `v` is in bounds anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>((v as *const f32).cast())
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, first, count);
 }
 
 /// Tile `(ip, jp)` (row panel, column panel) of a block, 6x16: stored straight from
