@@ -1199,19 +1199,21 @@ fn cold_weight_throughput() {
     use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
     use crate::tensor::{Data, ViewMut};
     let mut rng = Rng::new(13);
-    // (label, c_in, c_out, hw, copies)
+    // (label, c_in, c_out, kernel, hw, copies)
     let layers = [
-        ("regnet 1x1 400->400 @7, warm", 400, 400, 7, 1),
-        ("regnet 1x1 400->400 @7, cold", 400, 400, 7, 40),
-        ("resnet 1x1 1024->256 @14, warm", 1024, 256, 14, 1),
-        ("resnet 1x1 1024->256 @14, cold", 1024, 256, 14, 48),
+        ("regnet 1x1 400->400 @7, warm", 400, 400, 1, 7, 1),
+        ("regnet 1x1 400->400 @7, cold", 400, 400, 1, 7, 40),
+        ("resnet 1x1 1024->256 @14, warm", 1024, 256, 1, 14, 1),
+        ("resnet 1x1 1024->256 @14, cold", 1024, 256, 1, 14, 48),
+        ("resnet 3x3 512->512 @7, warm", 512, 512, 3, 7, 1),
+        ("resnet 3x3 512->512 @7, cold", 512, 512, 3, 7, 6),
     ];
-    for (label, c_in, c_out, hw, copies) in layers {
+    for (label, c_in, c_out, k, hw, copies) in layers {
         let window = Window {
-            kernel_shape: vec![1, 1],
+            kernel_shape: vec![k, k],
             strides: vec![1, 1],
             dilations: vec![1, 1],
-            pads: vec![0; 4],
+            pads: vec![k / 2; 4],
             auto_pad: AutoPad::NotSet,
         };
         let x = rng.tensor(&[1, c_in, hw, hw]);
@@ -1220,7 +1222,7 @@ fn cold_weight_throughput() {
         let op = Op::Conv(Conv { window, group: 1 });
         let kernels: Vec<_> = (0..copies)
             .map(|_| {
-                let w = rng.tensor(&[c_out, c_in, 1, 1]);
+                let w = rng.tensor(&[c_out, c_in, k, k]);
                 let descs = [
                     Some(InputDesc {
                         dtype: DType::F32,
