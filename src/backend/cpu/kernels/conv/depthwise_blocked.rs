@@ -1,5 +1,5 @@
 //! Channel-blocked depthwise convolution: eight channels side by side in one AVX2
-//! vector.
+//! vector, or sixteen in one AVX-512 vector.
 //!
 //! The plane-at-a-time kernel ([`super::depthwise`]) vectorises along a row, so a
 //! plane pays its setup (padding copy, per-row epilogue) once for a few hundred
@@ -13,28 +13,42 @@
 //!
 //! Output rows are processed in bands whose scratch stays in L1/L2, whatever the
 //! plane size.
+//!
+//! With AVX-512 a block is sixteen channels: each tap is one 512-bit FMA for sixteen
+//! channels, half the multiply-add instructions, while the transposes in and out
+//! stay 8x8 (two per block). (MobileNetV2's blocked layers, 1 thread: see
+//! `depthwise_speed`.)
 
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps};
+use std::arch::x86_64::{
+    __m256, __m512, _mm256_castpd_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    _mm512_castps512_ps256, _mm512_castps_pd, _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps,
+};
 
 use super::depthwise::Plane;
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{Avx2, Lanes};
+use crate::backend::cpu::kernels::gemm::micro::Isa;
 #[cfg(target_arch = "x86_64")]
 use crate::backend::cpu::kernels::numeric::vector_activation::{
     with_activation, Activate, RegisterActivation,
 };
 use crate::ir::ops::Activation;
 
-/// Channels per block: the lanes of one AVX2 vector.
+/// Floats per AVX2 vector: the positions computed per step, and the channels of a
+/// block without AVX-512.
 pub(crate) const LANES: usize = 8;
+
+/// Channels per block with AVX-512: the lanes of one zmm register.
+const WIDE: usize = 16;
 
 /// Scratch budget for one band of interleaved input rows (64 KiB), so a band is
 /// still cached when its taps read it back.
 const BAND_FLOATS: usize = 16 * 1024;
 
 /// A depthwise convolution (one input channel per output channel, undilated 2-D or
-/// 1-D window) with its weights interleaved per block of [`LANES`] channels.
+/// 1-D window) with its weights interleaved per block of [`ChannelBlocked::width`]
+/// channels.
 #[derive(Debug)]
 pub(crate) struct ChannelBlocked {
     plane: Plane,
@@ -43,7 +57,9 @@ pub(crate) struct ChannelBlocked {
     cols: usize,
     /// Output rows per band.
     band: usize,
-    /// `[block][tap][LANES]`, zero for the missing channels of the last block.
+    /// Channels per block: [`LANES`], or [`WIDE`] with AVX-512.
+    width: usize,
+    /// `[block][tap][width]`, zero for the missing channels of the last block.
     weights: Vec<f32>,
     /// Proof of AVX2 + FMA, for the edge loads and stores.
     #[cfg(target_arch = "x86_64")]
@@ -52,8 +68,15 @@ pub(crate) struct ChannelBlocked {
 
 impl ChannelBlocked {
     /// `None` for windows this kernel does not handle (dilated, empty) and on CPUs
-    /// without AVX2 + FMA. `w` is `[channels][taps]`.
+    /// without AVX2 + FMA. `w` is `[channels][taps]`. Blocks are sixteen channels
+    /// wide where the CPU has AVX-512.
     pub fn new(plane: &Plane, channels: usize, w: &[f32]) -> Option<ChannelBlocked> {
+        ChannelBlocked::with_isa(Isa::detect(), plane, channels, w)
+    }
+
+    /// [`ChannelBlocked::new`] with sixteen-channel blocks only if `isa` is AVX-512
+    /// (and the CPU has it): the tests run both widths.
+    pub fn with_isa(isa: Isa, plane: &Plane, channels: usize, w: &[f32]) -> Option<ChannelBlocked> {
         #[cfg(target_arch = "x86_64")]
         let avx2 = Avx2::detect()?;
         // Elsewhere there is no kernel to build (a flag, not a bare `return`, so the
@@ -73,17 +96,28 @@ impl ChannelBlocked {
         if w.len() != channels * taps {
             return None;
         }
+        #[cfg(target_arch = "x86_64")]
+        let width = if isa == Isa::Avx512F && isa.is_supported() {
+            WIDE
+        } else {
+            LANES
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let width = {
+            let _ = isa;
+            LANES
+        };
         let (sh, sw) = p.stride;
         let cols = (p.out_w - 1) * sw + p.k_w;
-        let row_floats = cols * LANES;
+        let row_floats = cols * width;
         // Input rows of a band of `b` output rows: (b - 1) * sh + k_h.
         let band = ((BAND_FLOATS / row_floats).saturating_sub(p.k_h) / sh + 1).min(p.out_h);
-        let blocks = channels.div_ceil(LANES);
-        let mut weights = vec![0.0; blocks * taps * LANES];
+        let blocks = channels.div_ceil(width);
+        let mut weights = vec![0.0; blocks * taps * width];
         for (c, wc) in w.chunks_exact(taps).enumerate() {
-            let (b, lane) = (c / LANES, c % LANES);
+            let (b, lane) = (c / width, c % width);
             for (t, &v) in wc.iter().enumerate() {
-                weights[(b * taps + t) * LANES + lane] = v;
+                weights[(b * taps + t) * width + lane] = v;
             }
         }
         Some(ChannelBlocked {
@@ -91,21 +125,27 @@ impl ChannelBlocked {
             channels,
             cols,
             band,
+            width,
             weights,
             #[cfg(target_arch = "x86_64")]
             avx2,
         })
     }
 
+    /// Channels per block: 8, or 16 with AVX-512.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
     /// Channels in block `b` (the last may be partial).
     pub fn lanes(&self, b: usize) -> usize {
-        LANES.min(self.channels - b * LANES)
+        self.width.min(self.channels - b * self.width)
     }
 
     /// Scratch floats one call of [`ChannelBlocked::block`] needs: a band, plus the
     /// slack the last row's surplus positions read (see [`ChannelBlocked::positions`]).
     pub fn scratch_len(&self) -> usize {
-        self.band_rows(self.band) * self.cols * LANES + (LANES - 1) * self.plane.stride.1 * LANES
+        self.band_rows(self.band) * self.cols * self.width + (LANES - 1) * self.plane.stride.1 * self.width
     }
 
     fn band_rows(&self, out_rows: usize) -> usize {
@@ -138,16 +178,15 @@ impl ChannelBlocked {
         #[cfg(target_arch = "x86_64")]
         {
             let scratch = &mut scratch[..self.scratch_len()];
-            // SAFETY: `self.avx2` proves the CPU supports AVX2 and FMA.
-            unsafe {
-                self.block_avx2(
-                    b,
-                    &x[..lanes * in_len],
-                    &terms,
-                    scratch,
-                    &mut out[..lanes * out_len],
-                )
-            };
+            let (x, out) = (&x[..lanes * in_len], &mut out[..lanes * out_len]);
+            if self.width == WIDE {
+                // SAFETY: `with_isa` makes sixteen-channel blocks only where
+                // AVX-512F is supported (and AVX2 + FMA, which `self.avx2` proves).
+                unsafe { self.block_avx512(b, x, &terms, scratch, out) };
+            } else {
+                // SAFETY: `self.avx2` proves the CPU supports AVX2 and FMA.
+                unsafe { self.block_avx2(b, x, &terms, scratch, out) };
+            }
         }
         // `new` only builds this kernel where AVX2 + FMA exist.
         #[cfg(not(target_arch = "x86_64"))]
@@ -166,13 +205,47 @@ impl ChannelBlocked {
         scratch: &mut [f32],
         out: &mut [f32],
     ) {
+        // SAFETY: AVX2 + FMA per the caller.
+        unsafe { self.block_any::<LANES>(b, x, terms, scratch, out) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn block_avx512(
+        &self,
+        b: usize,
+        x: &[f32],
+        terms: &Terms<'_>,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
+        // SAFETY: AVX-512F, AVX2 + FMA per the caller.
+        unsafe { self.block_any::<WIDE>(b, x, terms, scratch, out) }
+    }
+
+    /// One block, `W` channels wide, inlined into the entry compiled for its ISA.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and AVX-512F if `W` is [`WIDE`].
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn block_any<const W: usize>(
+        &self,
+        b: usize,
+        x: &[f32],
+        terms: &Terms<'_>,
+        scratch: &mut [f32],
+        out: &mut [f32],
+    ) {
         // One instance per kind of activation, so the per-vector store has no
         // `match` (perf showed a jump table per vector); those without a register
         // form run after the block, over its planes.
         let in_registers = RegisterActivation::of(terms.activation);
         let act = in_registers.unwrap_or(RegisterActivation::None);
-        // SAFETY: AVX2 + FMA per the caller.
-        unsafe { with_activation!(act, a => self.block_strided(b, x, terms, scratch, out, a)) }
+        // SAFETY: as the caller guarantees.
+        unsafe { with_activation!(act, a => self.block_strided::<W, _>(b, x, terms, scratch, out, a)) }
         if in_registers.is_none() {
             let out_len = self.plane.out_h * self.plane.out_w;
             for plane in out.chunks_exact_mut(out_len).take(self.lanes(b)) {
@@ -182,10 +255,10 @@ impl ChannelBlocked {
     }
 
     /// # Safety
-    /// The CPU must support AVX2 and FMA.
+    /// As [`ChannelBlocked::block_any`].
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block_strided<A: Activate>(
+    #[inline(always)]
+    unsafe fn block_strided<const W: usize, A: Activate>(
         &self,
         b: usize,
         x: &[f32],
@@ -196,26 +269,26 @@ impl ChannelBlocked {
     ) {
         // A compile-time horizontal stride turns the eight positions' addresses into
         // constant displacements; full blocks get fixed-length lane loops.
-        // SAFETY (all arms): AVX2 + FMA per the caller.
+        // SAFETY (all arms): as the caller guarantees.
         unsafe {
-            match (self.plane.stride.1, self.lanes(b) == LANES) {
-                (1, true) => self.block_with::<1, true, A>(b, x, terms, scratch, out, act),
-                (2, true) => self.block_with::<2, true, A>(b, x, terms, scratch, out, act),
-                (_, true) => self.block_with::<0, true, A>(b, x, terms, scratch, out, act),
-                (_, false) => self.block_with::<0, false, A>(b, x, terms, scratch, out, act),
+            match (self.plane.stride.1, self.lanes(b) == W) {
+                (1, true) => self.block_with::<W, 1, true, A>(b, x, terms, scratch, out, act),
+                (2, true) => self.block_with::<W, 2, true, A>(b, x, terms, scratch, out, act),
+                (_, true) => self.block_with::<W, 0, true, A>(b, x, terms, scratch, out, act),
+                (_, false) => self.block_with::<W, 0, false, A>(b, x, terms, scratch, out, act),
             }
         }
     }
 
-    /// [`ChannelBlocked::block_avx2`] for horizontal stride `SW` (0: read it from
-    /// the plane) and, with `FULL`, all eight lanes present, applying `act`.
+    /// One block of `W` channels for horizontal stride `SW` (0: read it from the
+    /// plane) and, with `FULL`, all `W` lanes present, applying `act`.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA.
+    /// As [`ChannelBlocked::block_any`].
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn block_with<const SW: usize, const FULL: bool, A: Activate>(
+    unsafe fn block_with<const W: usize, const SW: usize, const FULL: bool, A: Activate>(
         &self,
         b: usize,
         x: &[f32],
@@ -225,28 +298,39 @@ impl ChannelBlocked {
         act: A,
     ) {
         let p = &self.plane;
-        let lanes = if FULL { LANES } else { self.lanes(b) };
+        let lanes = if FULL { W } else { self.lanes(b) };
         let out_len = p.out_h * p.out_w;
-        let mut bias = [0.0; LANES];
+        let mut bias = [0.0; W];
         if let Some(v) = terms.bias {
             bias[..lanes].copy_from_slice(v);
         }
         let taps = p.k_h * p.k_w;
-        let weights = &self.weights[b * taps * LANES..][..taps * LANES];
+        let weights = &self.weights[b * taps * W..][..taps * W];
         let avx2 = self.avx2;
         for oh0 in (0..p.out_h).step_by(self.band) {
             let rows = self.band.min(p.out_h - oh0);
-            let band_len = self.band_rows(rows) * self.cols * LANES;
+            let band_len = self.band_rows(rows) * self.cols * W;
             // SAFETY: AVX2 + FMA per the caller.
-            unsafe { self.pack_band(x, lanes, oh0 * p.stride.0, &mut scratch[..band_len]) };
+            unsafe { self.pack_band::<W>(x, lanes, oh0 * p.stride.0, &mut scratch[..band_len]) };
             for oh in oh0..oh0 + rows {
                 let band_row = (oh - oh0) * p.stride.0;
                 for ow in (0..p.out_w).step_by(LANES) {
                     let n = LANES.min(p.out_w - ow);
                     let at = oh * p.out_w + ow;
-                    // SAFETY: AVX2 + FMA per the caller; `scratch` is `scratch_len()`
-                    // long, `band_row` and `ow` are inside the band and the row.
-                    let channels = unsafe { self.positions::<SW>(scratch, band_row, ow, weights, &bias) };
+                    // SAFETY: as the caller guarantees (AVX-512F for `WIDE`);
+                    // `scratch` is `scratch_len()` long, `band_row` and `ow` are
+                    // inside the band and the row.
+                    let channels: [__m256; W] = unsafe {
+                        let mut c = [_mm256_setzero_ps(); W];
+                        if W == WIDE {
+                            c.copy_from_slice(
+                                &self.positions_wide::<SW>(scratch, band_row, ow, weights, &bias),
+                            );
+                        } else {
+                            c.copy_from_slice(&self.positions::<SW>(scratch, band_row, ow, weights, &bias));
+                        }
+                        c
+                    };
                     for (l, mut v) in channels.into_iter().enumerate().take(lanes) {
                         let at = l * out_len + at;
                         if let Some(r) = terms.residual {
@@ -264,38 +348,44 @@ impl ChannelBlocked {
     }
 
     /// Interleaves the input rows a band reads, from padded row `r0` on, into `band`
-    /// (`[rows][cols][LANES]`), zero outside the input and for missing channels.
+    /// (`[rows][cols][W]`), zero outside the input and for missing channels: eight
+    /// channels at a time, by 8x8 transposes.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn pack_band(&self, x: &[f32], lanes: usize, r0: usize, band: &mut [f32]) {
+    #[inline(always)]
+    unsafe fn pack_band<const W: usize>(&self, x: &[f32], lanes: usize, r0: usize, band: &mut [f32]) {
         let p = &self.plane;
         let (pt, pl) = p.pad;
         let in_len = p.in_h * p.in_w;
-        assert!(lanes <= LANES && x.len() >= lanes * in_len);
+        assert!(lanes <= W && x.len() >= lanes * in_len);
         // Input columns `iw` land at padded column `iw + pl`; those past `cols` are
         // never read.
         let iw_end = p.in_w.min(self.cols.saturating_sub(pl));
-        for (r, dst) in band.chunks_exact_mut(self.cols * LANES).enumerate() {
+        for (r, dst) in band.chunks_exact_mut(self.cols * W).enumerate() {
             let Some(ih) = (r0 + r).checked_sub(pt).filter(|&ih| ih < p.in_h) else {
                 dst.fill(0.0);
                 continue;
             };
-            dst[..pl.min(self.cols) * LANES].fill(0.0);
-            dst[(pl + iw_end).min(self.cols) * LANES..].fill(0.0);
+            dst[..pl.min(self.cols) * W].fill(0.0);
+            dst[(pl + iw_end).min(self.cols) * W..].fill(0.0);
             for iw in (0..iw_end).step_by(LANES) {
                 let n = LANES.min(iw_end - iw);
                 let at = ih * p.in_w + iw;
-                let rows: [__m256; LANES] = std::array::from_fn(|l| match l < lanes {
-                    true => self.avx2.load_first(&x[l * in_len + at..], n),
-                    false => _mm256_setzero_ps(),
-                });
-                // SAFETY: the `n` stores are padded columns `iw + pl..iw + pl + n <=
-                // cols` of this band row.
-                unsafe {
-                    let t = self.avx2.transpose8(rows);
-                    let d = dst.as_mut_ptr().add((iw + pl) * LANES);
-                    for (q, v) in t.iter().enumerate().take(n) {
-                        _mm256_storeu_ps(d.add(q * LANES), *v);
+                for c0 in (0..W).step_by(LANES) {
+                    let rows: [__m256; LANES] = std::array::from_fn(|l| match c0 + l < lanes {
+                        true => self.avx2.load_first(&x[(c0 + l) * in_len + at..], n),
+                        false => _mm256_setzero_ps(),
+                    });
+                    // SAFETY: the `n` stores are lanes `c0..c0 + 8` of padded columns
+                    // `iw + pl..iw + pl + n <= cols` of this band row.
+                    unsafe {
+                        let t = self.avx2.transpose8(rows);
+                        let d = dst.as_mut_ptr().add((iw + pl) * W + c0);
+                        for (q, v) in t.iter().enumerate().take(n) {
+                            _mm256_storeu_ps(d.add(q * W), *v);
+                        }
                     }
                 }
             }
@@ -315,7 +405,7 @@ impl ChannelBlocked {
         band_row: usize,
         ow: usize,
         weights: &[f32],
-        bias: &[f32; LANES],
+        bias: &[f32],
     ) -> [__m256; LANES] {
         let p = &self.plane;
         let sw = if SW == 0 { p.stride.1 } else { SW };
@@ -328,6 +418,7 @@ impl ChannelBlocked {
                 && band_row <= (self.band - 1) * p.stride.0
                 && ow < p.out_w
                 && weights.len() >= p.k_h * p.k_w * LANES
+                && bias.len() >= LANES
         );
         // SAFETY: `bias` holds 8 floats.
         let b = unsafe { _mm256_loadu_ps(bias.as_ptr()) };
@@ -349,6 +440,54 @@ impl ChannelBlocked {
             }
         }
         self.avx2.transpose8(acc)
+    }
+
+    /// [`ChannelBlocked::positions`] for a sixteen-channel block: eight positions
+    /// of sixteen channels in zmm accumulators, then two 8x8 transposes, one per
+    /// half.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn positions_wide<const SW: usize>(
+        &self,
+        scratch: &[f32],
+        band_row: usize,
+        ow: usize,
+        weights: &[f32],
+        bias: &[f32],
+    ) -> [__m256; WIDE] {
+        let p = &self.plane;
+        let sw = if SW == 0 { p.stride.1 } else { SW };
+        debug_assert_eq!(sw, p.stride.1);
+        let row_len = self.cols * WIDE;
+        // As in `positions`, with sixteen floats per band position.
+        assert!(
+            scratch.len() >= self.scratch_len()
+                && band_row <= (self.band - 1) * p.stride.0
+                && ow < p.out_w
+                && weights.len() >= p.k_h * p.k_w * WIDE
+                && bias.len() >= WIDE
+        );
+        // SAFETY: `bias` holds 16 floats.
+        let b = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
+        let mut acc: [__m512; LANES] = [b; LANES];
+        let (src, w) = (scratch.as_ptr(), weights.as_ptr());
+        for kh in 0..p.k_h {
+            for kw in 0..p.k_w {
+                // SAFETY: as in `positions`, with sixteen floats per position and tap.
+                unsafe {
+                    let wv = _mm512_loadu_ps(w.add((kh * p.k_w + kw) * WIDE));
+                    let base = src.add((band_row + kh) * row_len + (ow * sw + kw) * WIDE);
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(_mm512_loadu_ps(base.add(q * sw * WIDE)), wv, *a);
+                    }
+                }
+            }
+        }
+        let low = acc.map(|v| _mm512_castps512_ps256(v));
+        let high = acc.map(|v| _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))));
+        let (low, high) = (self.avx2.transpose8(low), self.avx2.transpose8(high));
+        std::array::from_fn(|c| if c < LANES { low[c] } else { high[c - LANES] })
     }
 }
 

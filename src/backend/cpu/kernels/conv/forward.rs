@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
 use super::depthwise::{self, Plane};
-use super::depthwise_blocked::{self, ChannelBlocked};
+use super::depthwise_blocked::ChannelBlocked;
 use super::indirect::{self, Indirect};
 use super::stem::{self, Stem};
 use super::swapped::{self, im2col_prefers_swapped, prefers_swapped, RowEpilogue};
@@ -530,7 +530,7 @@ impl ConvKernel {
             });
     }
 
-    /// One block of eight channels of one image per task.
+    /// One block of channels (8, or 16 with AVX-512) of one image per task.
     fn channel_blocked(
         &self,
         blocked: &ChannelBlocked,
@@ -547,7 +547,7 @@ impl ConvKernel {
         if out_len == 0 {
             return;
         }
-        let lanes = depthwise_blocked::LANES;
+        let lanes = blocked.width();
         let per_task = (DEPTHWISE_TASK_MACS / (lanes * out_len * taps).max(1)).max(1);
         let c = self.c_out;
         y.par_chunks_mut(c * out_len)

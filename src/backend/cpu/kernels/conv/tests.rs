@@ -961,7 +961,7 @@ fn depthwise_simd_matches_generic() {
 #[test]
 fn channel_blocked_depthwise_matches_plane_kernel() {
     use super::depthwise::{plane_with, scratch_len};
-    use super::depthwise_blocked::{ChannelBlocked, LANES};
+    use super::depthwise_blocked::ChannelBlocked;
     use super::PlaneEpilogue;
     use crate::backend::cpu::kernels::gemm::micro::Isa;
 
@@ -970,8 +970,8 @@ fn channel_blocked_depthwise_matches_plane_kernel() {
     for trial in 0..120 {
         let k = [1, 3, 5, 7][trial % 4];
         let s = 1 + trial / 4 % 3;
-        // Channel counts around the block size: partial last blocks included.
-        let channels = [1, 7, 8, 13, 24][trial % 5];
+        // Channel counts around the block sizes: partial last blocks included.
+        let channels = [1, 7, 8, 13, 24, 16, 37][trial % 7];
         // Every seventh plane is wide enough to be split into several row bands.
         let wide = trial % 7 == 0;
         let (h, w) = (rng.range(1, 40), rng.range(1, 40) + if wide { 500 } else { 0 });
@@ -998,36 +998,44 @@ fn channel_blocked_depthwise_matches_plane_kernel() {
             residual: with_residual.then(|| &r[c * out_len..][..out_len]),
             activation,
         };
-        let Some(blocked) = ChannelBlocked::new(&plane, channels, &weights) else {
-            println!("skipped: this CPU has no channel-blocked depthwise kernel");
-            return;
-        };
         let mut want = vec![f32::NAN; channels * out_len];
         let mut scratch = vec![f32::NAN; scratch_len(&plane)];
         for (c, y) in want.chunks_exact_mut(out_len).enumerate() {
             let (xc, wc) = (&x[c * in_len..][..in_len], &weights[c * k * k..][..k * k]);
             plane_with(Isa::Generic, &plane, xc, wc, &epilogue(c), &mut scratch, y);
         }
-        let mut got = vec![f32::NAN; channels * out_len];
-        let mut scratch = vec![f32::NAN; blocked.scratch_len()];
-        for (b, y) in got.chunks_mut(LANES * out_len).enumerate() {
-            let (c0, lanes) = (b * LANES, blocked.lanes(b));
-            let xb = &x[c0 * in_len..][..lanes * in_len];
-            let (bb, rb) = (&bias[c0..][..lanes], &r[c0 * out_len..][..lanes * out_len]);
-            let rb = with_residual.then_some(rb);
-            blocked.block(b, xb, Some(bb), rb, activation, &mut scratch, y);
-        }
         let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
-        assert!(
-            got.iter().all(|v| v.is_finite()),
-            "trial {trial}: unwritten output"
-        );
-        assert_close(
-            &got,
-            &want,
-            1e-5,
-            &format!("channel-blocked trial {trial}: {channels}x{h}x{w} k{k} s{s}"),
-        );
+        // Eight-channel blocks (AVX2) and, where the CPU has AVX-512, sixteen.
+        for isa in [Isa::Avx2Fma, Isa::Avx512F] {
+            let Some(blocked) = ChannelBlocked::with_isa(isa, &plane, channels, &weights) else {
+                println!("skipped: this CPU has no channel-blocked depthwise kernel");
+                return;
+            };
+            if isa == Isa::Avx512F && blocked.width() == 8 {
+                println!("skipped: sixteen-channel blocks (no AVX-512 on this CPU)");
+                continue;
+            }
+            let width = blocked.width();
+            let mut got = vec![f32::NAN; channels * out_len];
+            let mut scratch = vec![f32::NAN; blocked.scratch_len()];
+            for (b, y) in got.chunks_mut(width * out_len).enumerate() {
+                let (c0, lanes) = (b * width, blocked.lanes(b));
+                let xb = &x[c0 * in_len..][..lanes * in_len];
+                let (bb, rb) = (&bias[c0..][..lanes], &r[c0 * out_len..][..lanes * out_len]);
+                let rb = with_residual.then_some(rb);
+                blocked.block(b, xb, Some(bb), rb, activation, &mut scratch, y);
+            }
+            assert!(
+                got.iter().all(|v| v.is_finite()),
+                "trial {trial}: unwritten output ({width} wide)"
+            );
+            assert_close(
+                &got,
+                &want,
+                1e-5,
+                &format!("channel-blocked trial {trial}, {width} wide: {channels}x{h}x{w} k{k} s{s}"),
+            );
+        }
         checked += 1;
     }
     assert!(checked > 60, "only {checked} cases were valid");
@@ -1117,8 +1125,9 @@ fn indirect_pair_tile_matches_the_definition() {
 #[ignore]
 fn depthwise_speed() {
     use super::depthwise::{plane, scratch_len};
-    use super::depthwise_blocked::{ChannelBlocked, LANES};
+    use super::depthwise_blocked::ChannelBlocked;
     use super::PlaneEpilogue;
+    use crate::backend::cpu::kernels::gemm::micro::Isa;
 
     let mut rng = Rng::new(20);
     // (channels, input size, stride)
@@ -1140,7 +1149,10 @@ fn depthwise_speed() {
             rng.vec(channels * 9),
             rng.vec(channels),
         );
-        let Some(blocked) = ChannelBlocked::new(&p, channels, &w) else {
+        let (Some(narrow), Some(wide)) = (
+            ChannelBlocked::with_isa(Isa::Avx2Fma, &p, channels, &w),
+            ChannelBlocked::with_isa(Isa::Avx512F, &p, channels, &w),
+        ) else {
             println!("skipped: no channel-blocked kernel on this CPU");
             return;
         };
@@ -1150,8 +1162,9 @@ fn depthwise_speed() {
             activation: Activation::Clamp { min: 0.0, max: 6.0 },
         };
         let mut y = vec![0.0; channels * out_len];
-        let mut scratch = vec![0.0; scratch_len(&p).max(blocked.scratch_len())];
-        let (mut best_plane, mut best_blocked) = (f64::INFINITY, f64::INFINITY);
+        let scratch_floats = scratch_len(&p).max(narrow.scratch_len()).max(wide.scratch_len());
+        let mut scratch = vec![0.0; scratch_floats];
+        let mut best = [f64::INFINITY; 3];
         for _ in 0..200 {
             let t = std::time::Instant::now();
             for (c, yc) in y.chunks_exact_mut(out_len).enumerate() {
@@ -1164,27 +1177,24 @@ fn depthwise_speed() {
                     yc,
                 );
             }
-            best_plane = best_plane.min(t.elapsed().as_secs_f64());
-            let t = std::time::Instant::now();
-            for (b, yb) in y.chunks_mut(LANES * out_len).enumerate() {
-                let xb = &x[b * LANES * in_len..][..blocked.lanes(b) * in_len];
-                let bb = &bias[b * LANES..][..blocked.lanes(b)];
-                blocked.block(
-                    b,
-                    xb,
-                    Some(bb),
-                    None,
-                    Activation::Clamp { min: 0.0, max: 6.0 },
-                    &mut scratch,
-                    yb,
-                );
+            best[0] = best[0].min(t.elapsed().as_secs_f64());
+            for (slot, blocked) in [(1, &narrow), (2, &wide)] {
+                let (t, width) = (std::time::Instant::now(), blocked.width());
+                for (b, yb) in y.chunks_mut(width * out_len).enumerate() {
+                    let xb = &x[b * width * in_len..][..blocked.lanes(b) * in_len];
+                    let bb = &bias[b * width..][..blocked.lanes(b)];
+                    let act = Activation::Clamp { min: 0.0, max: 6.0 };
+                    blocked.block(b, xb, Some(bb), None, act, &mut scratch, yb);
+                }
+                best[slot] = best[slot].min(t.elapsed().as_secs_f64());
             }
-            best_blocked = best_blocked.min(t.elapsed().as_secs_f64());
         }
         println!(
-            "depthwise {channels}x{size}x{size} s{s}: plane {:.1} us, channel-blocked {:.1} us",
-            best_plane * 1e6,
-            best_blocked * 1e6
+            "depthwise {channels}x{size}x{size} s{s}: plane {:.1} us, channel-blocked {:.1} us ({} wide: {:.1} us)",
+            best[0] * 1e6,
+            best[1] * 1e6,
+            wide.width(),
+            best[2] * 1e6
         );
     }
 }
