@@ -392,6 +392,31 @@ impl ChannelBlocked {
         }
     }
 
+    /// What every read of [`ChannelBlocked::positions`] (`width` 8) and
+    /// [`ChannelBlocked::positions_wide`] (16) relies on. Their reads reach at most
+    /// `(band_rows(band) - 1) * row_len + (cols + 7 * sw) * width` floats into the
+    /// band, which is `scratch_len()`, and one `width`-float vector per tap and of
+    /// bias.
+    fn assert_taps_inside(
+        &self,
+        width: usize,
+        scratch: &[f32],
+        band_row: usize,
+        ow: usize,
+        weights: &[f32],
+        bias: &[f32],
+    ) {
+        let p = &self.plane;
+        assert!(
+            width == self.width
+                && scratch.len() >= self.scratch_len()
+                && band_row <= (self.band - 1) * p.stride.0
+                && ow < p.out_w
+                && weights.len() >= p.k_h * p.k_w * width
+                && bias.len() >= width
+        );
+    }
+
     /// Outputs `ow..ow + 8` of the output row whose window starts at band row
     /// `band_row`, with the bias, transposed to one vector per channel. Positions
     /// past the row's end are computed too (from the next band row or the scratch's
@@ -411,15 +436,7 @@ impl ChannelBlocked {
         let sw = if SW == 0 { p.stride.1 } else { SW };
         debug_assert_eq!(sw, p.stride.1);
         let row_len = self.cols * LANES;
-        // The reads reach at most `(band_rows(band) - 1) * row_len + (cols + 7 * sw)
-        // * 8`, which is `scratch_len()`.
-        assert!(
-            scratch.len() >= self.scratch_len()
-                && band_row <= (self.band - 1) * p.stride.0
-                && ow < p.out_w
-                && weights.len() >= p.k_h * p.k_w * LANES
-                && bias.len() >= LANES
-        );
+        self.assert_taps_inside(LANES, scratch, band_row, ow, weights, bias);
         // SAFETY: `bias` holds 8 floats.
         let b = unsafe { _mm256_loadu_ps(bias.as_ptr()) };
         let mut acc = [b; LANES];
@@ -428,7 +445,7 @@ impl ChannelBlocked {
             for kw in 0..p.k_w {
                 // SAFETY: tap (kh, kw) of position ow + q (q < 8) reads floats
                 // `(band_row + kh) * row_len + ((ow + q) * sw + kw) * 8 .. + 8`, inside
-                // `scratch` by the assertion above; the weight vector is tap
+                // `scratch` by `assert_taps_inside` above; the weight vector is tap
                 // `kh * k_w + kw < taps`, inside `weights`.
                 unsafe {
                     let wv = _mm256_loadu_ps(w.add((kh * p.k_w + kw) * LANES));
@@ -460,14 +477,7 @@ impl ChannelBlocked {
         let sw = if SW == 0 { p.stride.1 } else { SW };
         debug_assert_eq!(sw, p.stride.1);
         let row_len = self.cols * WIDE;
-        // As in `positions`, with sixteen floats per band position.
-        assert!(
-            scratch.len() >= self.scratch_len()
-                && band_row <= (self.band - 1) * p.stride.0
-                && ow < p.out_w
-                && weights.len() >= p.k_h * p.k_w * WIDE
-                && bias.len() >= WIDE
-        );
+        self.assert_taps_inside(WIDE, scratch, band_row, ow, weights, bias);
         // SAFETY: `bias` holds 16 floats.
         let b = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
         let mut acc: [__m512; LANES] = [b; LANES];

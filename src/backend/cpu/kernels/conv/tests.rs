@@ -420,7 +420,6 @@ fn bad_conv_shapes_are_errors() {
 #[test]
 #[ignore]
 fn conv_throughput() {
-    use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
     use crate::tensor::{Data, ViewMut};
     let mut rng = Rng::new(13);
     // (label, c_in, c_out, group, kernel, stride, hw)
@@ -451,34 +450,9 @@ fn conv_throughput() {
         let x = rng.tensor(&[1, c_in, hw, hw]);
         let w = rng.tensor(&[c_out, c_in / group, k, k]);
         let b = rng.tensor(&[c_out]);
-        let descs = [
-            Some(InputDesc {
-                dtype: DType::F32,
-                shape: x.shape(),
-                value: None,
-            }),
-            Some(InputDesc {
-                dtype: DType::F32,
-                shape: w.shape(),
-                value: Some(&w),
-            }),
-            Some(InputDesc {
-                dtype: DType::F32,
-                shape: b.shape(),
-                value: Some(&b),
-            }),
-        ];
         let y_shape = vec![1, c_out, out_sp[0], out_sp[1]];
         let op = Op::Conv(Conv { window, group });
-        let kernel = prepare(
-            &op,
-            &descs,
-            &[OutputDesc {
-                dtype: DType::F32,
-                shape: y_shape.clone(),
-            }],
-        )
-        .unwrap();
+        let kernel = prepare_constant(&op, &x, &w, &b, &y_shape);
         let mut y = Data::zeros(DType::F32, y_shape.iter().product());
         let inputs = [Some(x.view()), Some(w.view()), Some(b.view())];
         let macs = (c_out * (c_in / group) * k * k * out_sp[0] * out_sp[1]) as f64;
@@ -551,6 +525,32 @@ fn fused_activation_and_residual_apply_on_every_path() {
     }
 }
 
+/// The description of input `t` at prepare time: its value too where `constant`.
+fn desc(t: &Tensor, constant: bool) -> crate::backend::cpu::kernel::InputDesc<'_> {
+    crate::backend::cpu::kernel::InputDesc {
+        dtype: DType::F32,
+        shape: t.shape(),
+        value: constant.then_some(t),
+    }
+}
+
+/// Prepares `op` through the op-level entry (the algorithm a model would get) on
+/// input `x`, with constant weights `w` and bias `b`.
+fn prepare_constant(
+    op: &Op,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    y_shape: &[usize],
+) -> Box<dyn crate::backend::cpu::kernel::Kernel> {
+    let descs = [Some(desc(x, false)), Some(desc(w, true)), Some(desc(b, true))];
+    let outs = [crate::backend::cpu::kernel::OutputDesc {
+        dtype: DType::F32,
+        shape: y_shape.to_vec(),
+    }];
+    prepare(op, &descs, &outs).unwrap()
+}
+
 /// Prepares a 2-D `FusedConv` with constant weights and bias, with the given
 /// Winograd policy.
 fn prepare_2d(
@@ -562,14 +562,7 @@ fn prepare_2d(
     y_shape: &[usize],
     winograd: WinogradPolicy,
 ) -> Box<dyn crate::backend::cpu::kernel::Kernel> {
-    use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
-    fn desc(t: &Tensor, constant: bool) -> InputDesc<'_> {
-        InputDesc {
-            dtype: DType::F32,
-            shape: t.shape(),
-            value: constant.then_some(t),
-        }
-    }
+    use crate::backend::cpu::kernel::OutputDesc;
     let descs = [
         Some(desc(x, false)),
         Some(desc(w, true)),
@@ -1206,7 +1199,6 @@ fn depthwise_speed() {
 #[test]
 #[ignore]
 fn cold_weight_throughput() {
-    use crate::backend::cpu::kernel::{InputDesc, OutputDesc};
     use crate::tensor::{Data, ViewMut};
     let mut rng = Rng::new(13);
     // (label, c_in, c_out, kernel, hw, copies)
@@ -1233,35 +1225,7 @@ fn cold_weight_throughput() {
         let kernels: Vec<_> = (0..copies)
             .map(|_| {
                 let w = rng.tensor(&[c_out, c_in, k, k]);
-                let descs = [
-                    Some(InputDesc {
-                        dtype: DType::F32,
-                        shape: x.shape(),
-                        value: None,
-                    }),
-                    Some(InputDesc {
-                        dtype: DType::F32,
-                        shape: w.shape(),
-                        value: Some(&w),
-                    }),
-                    Some(InputDesc {
-                        dtype: DType::F32,
-                        shape: b.shape(),
-                        value: Some(&b),
-                    }),
-                ];
-                (
-                    prepare(
-                        &op,
-                        &descs,
-                        &[OutputDesc {
-                            dtype: DType::F32,
-                            shape: y_shape.clone(),
-                        }],
-                    )
-                    .unwrap(),
-                    w,
-                )
+                (prepare_constant(&op, &x, &w, &b, &y_shape), w)
             })
             .collect();
         let mut y = Data::zeros(DType::F32, y_shape.iter().product());

@@ -485,7 +485,7 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
         (col_groups, row_panels)
     };
     let tiles = (0..outer).flat_map(|o| (0..inner).map(move |q| (o, q)));
-    let ahead = Ahead::new(blk, outer * inner, inner, pair, rows_outer);
+    let ahead = Ahead::new(blk, row_panels, col_groups, pair, rows_outer);
     for (t, (o, q)) in tiles.enumerate() {
         ahead.before_tile(blk, t, o, q);
         let (ip, group) = if rows_outer { (o, q) } else { (q, o) };
@@ -568,25 +568,21 @@ struct Ahead {
 const LINE_FLOATS: usize = 16;
 
 impl Ahead {
-    fn new(blk: &Block<'_>, tiles: usize, inner: usize, pair: usize, rows_outer: bool) -> Ahead {
+    fn new(blk: &Block<'_>, row_panels: usize, col_groups: usize, pair: usize, rows_outer: bool) -> Ahead {
         // Without reuse (a single column group, or a single row panel) the block is
         // one stream the hardware prefetcher follows; prefetching there only costs
         // (a 1 x 2048 x 1000 head: 6 % slower).
-        let (row_panels, col_groups) = if rows_outer {
-            (tiles / inner.max(1), inner)
-        } else {
-            (inner, tiles / inner.max(1))
-        };
         let a_lines = if col_groups < 2 {
             0
         } else {
-            blk.a_next.len().div_ceil(LINE_FLOATS).div_ceil(tiles.max(1))
+            let tiles = row_panels * col_groups;
+            blk.a_next.len().div_ceil(LINE_FLOATS).div_ceil(tiles)
         };
         let b_group = pair * blk.kc * NR;
         let b_lines = if rows_outer || row_panels < 2 || blk.b_next.is_none() {
             0
         } else {
-            b_group.div_ceil(LINE_FLOATS).div_ceil(inner.max(1))
+            b_group.div_ceil(LINE_FLOATS).div_ceil(row_panels)
         };
         Ahead {
             a_lines,
