@@ -94,19 +94,28 @@ fn halves<const R: usize>(rows: [__m512; R]) -> [[__m256; 2]; R] {
     halves
 }
 
-/// The first `R` rows of the 6x32 tile `A_panel * [B_panel_0 B_panel_1]` over `k`
-/// steps, as the two 6x16 tiles' rows in ymm halves.
+/// The first `R` rows of the 6x32 tile `A_panel * [B_0 B_1]` over `k` steps, as
+/// the two 6x16 tiles' rows in ymm halves. Step `p` reads `b0[p * b_step..][..NR]`
+/// and `b1[p * b_step..][..NR]`: `b_step` is NR for packed panels, B's row stride
+/// where B is read in place (see `driver::BRows`).
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA.
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-unsafe fn product_wide<const R: usize>(k: usize, a: &[f32], b0: &[f32], b1: &[f32]) -> [[[__m256; 2]; R]; 2] {
+unsafe fn product_wide<const R: usize>(
+    k: usize,
+    a: &[f32],
+    b0: &[f32],
+    b1: &[f32],
+    b_step: usize,
+) -> [[[__m256; 2]; R]; 2] {
     const { assert!(R >= 1 && R <= MR) };
-    // Slicing checks the panels really hold `k` steps, so the pointer walk below
+    // Slicing checks the operands really hold `k` steps, so the pointer walk below
     // stays inside them.
     let a = &a[..k * MR];
-    let (b0, b1) = (&b0[..k * NR], &b1[..k * NR]);
+    let b_len = if k == 0 { 0 } else { (k - 1) * b_step + NR };
+    let (b0, b1) = (&b0[..b_len], &b1[..b_len]);
     let (mut pa, mut pb0, mut pb1) = (a.as_ptr(), b0.as_ptr(), b1.as_ptr());
     let mut left = [_mm512_setzero_ps(); R];
     let mut right = [_mm512_setzero_ps(); R];
@@ -122,7 +131,7 @@ unsafe fn product_wide<const R: usize>(k: usize, a: &[f32], b0: &[f32], b1: &[f3
             // left, and at least two are.
             unsafe {
                 let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
-                let (w0, w1) = (_mm512_loadu_ps(pb0.add(NR)), _mm512_loadu_ps(pb1.add(NR)));
+                let (w0, w1) = (_mm512_loadu_ps(pb0.add(b_step)), _mm512_loadu_ps(pb1.add(b_step)));
                 for i in 0..R {
                     let (even, odd) = (_mm512_set1_ps(*pa.add(i)), _mm512_set1_ps(*pa.add(MR + i)));
                     left[i] = _mm512_fmadd_ps(even, v0, left[i]);
@@ -131,16 +140,16 @@ unsafe fn product_wide<const R: usize>(k: usize, a: &[f32], b0: &[f32], b1: &[f3
                     odd_right[i] = _mm512_fmadd_ps(odd, w1, odd_right[i]);
                 }
                 pa = pa.add(2 * MR);
-                pb0 = pb0.add(2 * NR);
-                pb1 = pb1.add(2 * NR);
+                pb0 = pb0.add(2 * b_step);
+                pb1 = pb1.add(2 * b_step);
             }
         }
         steps = k % 2;
     }
     for _ in 0..steps {
         // SAFETY: each step reads R <= MR floats at `pa` and NR floats at `pb0` and
-        // `pb1`, then advances by MR and NR; `k` steps fit in the slices checked
-        // above.
+        // `pb1`, then advances by MR and `b_step`; `k` steps fit in the slices
+        // checked above.
         unsafe {
             let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
             for (i, (l, r)) in left.iter_mut().zip(&mut right).enumerate() {
@@ -149,8 +158,8 @@ unsafe fn product_wide<const R: usize>(k: usize, a: &[f32], b0: &[f32], b1: &[f3
                 *r = _mm512_fmadd_ps(av, v1, *r);
             }
             pa = pa.add(MR);
-            pb0 = pb0.add(NR);
-            pb1 = pb1.add(NR);
+            pb0 = pb0.add(b_step);
+            pb1 = pb1.add(b_step);
         }
     }
     if split {
@@ -163,8 +172,9 @@ unsafe fn product_wide<const R: usize>(k: usize, a: &[f32], b0: &[f32], b1: &[f3
 }
 
 /// [`avx2::micro_rows_into`](super::avx2::micro_rows_into) for the first `R` rows
-/// of a 6x32 tile: `rows[r][j..j + 2 * NR]` from `A_panel * [B_panel_0 B_panel_1]`
-/// (`b0`, `b1`: the panels of columns `j..j + NR` and `j + NR..j + 2 * NR`).
+/// of a 6x32 tile: `rows[r][j..j + 2 * NR]` from `A_panel * [B_0 B_1]` (`b0`, `b1`:
+/// columns `j..j + NR` and `j + NR..j + 2 * NR`, steps `b_step` apart, as in
+/// [`product_wide`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512F, AVX2 and FMA. This is inlined into its caller,
@@ -176,6 +186,7 @@ pub(super) unsafe fn wide_rows_into<const R: usize>(
     a: &[f32],
     b0: &[f32],
     b1: &[f32],
+    b_step: usize,
     rows: &mut [&mut [f32]; MR],
     i: usize,
     j: usize,
@@ -184,7 +195,7 @@ pub(super) unsafe fn wide_rows_into<const R: usize>(
 ) {
     prefetch_tile_rows(&rows[..R], j, 2 * NR);
     // SAFETY: the caller guarantees the features.
-    let [left, right] = unsafe { product_wide::<R>(k, a, b0, b1) };
+    let [left, right] = unsafe { product_wide::<R>(k, a, b0, b1, b_step) };
     // SAFETY (all arms): AVX2 + FMA per the caller.
     unsafe {
         match terms {
@@ -234,6 +245,7 @@ pub(super) unsafe fn partial_wide_rows_into(
     a: &[f32],
     b0: &[f32],
     b1: &[f32],
+    b_step: usize,
     rows: &mut [&mut [f32]; MR],
     i: usize,
     j: usize,
@@ -243,11 +255,11 @@ pub(super) unsafe fn partial_wide_rows_into(
     // SAFETY (all arms): AVX-512F, AVX2 and FMA per the caller.
     unsafe {
         match rows_in_tile {
-            5 => wide_rows_into::<5>(k, a, b0, b1, rows, i, j, accumulate, terms),
-            4 => wide_rows_into::<4>(k, a, b0, b1, rows, i, j, accumulate, terms),
-            3 => wide_rows_into::<3>(k, a, b0, b1, rows, i, j, accumulate, terms),
-            2 => wide_rows_into::<2>(k, a, b0, b1, rows, i, j, accumulate, terms),
-            1 => wide_rows_into::<1>(k, a, b0, b1, rows, i, j, accumulate, terms),
+            5 => wide_rows_into::<5>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
+            4 => wide_rows_into::<4>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
+            3 => wide_rows_into::<3>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
+            2 => wide_rows_into::<2>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
+            1 => wide_rows_into::<1>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
             _ => unreachable!("a partial tile has 1 to {} rows", MR - 1),
         }
     }

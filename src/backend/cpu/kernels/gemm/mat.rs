@@ -88,6 +88,15 @@ impl<'a> MatRef<'a> {
         self.cs
     }
 
+    /// The elements from `(0, 0)` on and the row stride, when columns are contiguous
+    /// (what the GEMM reads in place instead of packing).
+    pub(crate) fn contiguous_rows(&self) -> Option<(&'a [f32], usize)> {
+        if self.cs != 1 {
+            return None;
+        }
+        Some((self.data.get(self.off..)?, self.rs))
+    }
+
     #[inline(always)]
     pub(crate) fn at(&self, i: usize, j: usize) -> f32 {
         self.data[self.off + i * self.rs + j * self.cs]

@@ -9,11 +9,13 @@ use crate::backend::cpu::kernels::compute_tests::{assert_close, best_seconds, ru
 use crate::ir::ops::Gemm;
 use crate::tensor::{DType, Tensor};
 
-/// A random `rows x cols` operand stored row-major or column-major.
+/// A random `rows x cols` operand stored row-major (rows `ld` apart) or
+/// column-major.
 struct Operand {
     data: Vec<f32>,
     rows: usize,
     cols: usize,
+    ld: usize,
     col_major: bool,
 }
 
@@ -23,7 +25,20 @@ impl Operand {
             data: rng.vec(rows * cols),
             rows,
             cols,
+            ld: cols,
             col_major: rng.range(0, 2) == 0,
+        }
+    }
+
+    /// Row-major, `pad` unused floats after each row (a view into a wider matrix).
+    fn padded(rng: &mut Rng, rows: usize, cols: usize, pad: usize) -> Operand {
+        let ld = cols + pad;
+        Operand {
+            data: rng.vec(rows * ld),
+            rows,
+            cols,
+            ld,
+            col_major: false,
         }
     }
 
@@ -31,7 +46,7 @@ impl Operand {
         if self.col_major {
             MatRef::new(&self.data, self.rows, self.cols, 1, self.rows).unwrap()
         } else {
-            MatRef::row_major(&self.data, self.rows, self.cols).unwrap()
+            MatRef::new(&self.data, self.rows, self.cols, self.ld, 1).unwrap()
         }
     }
 
@@ -39,7 +54,7 @@ impl Operand {
         let idx = if self.col_major {
             j * self.rows + i
         } else {
-            i * self.cols + j
+            i * self.ld + j
         };
         self.data[idx] as f64
     }
@@ -258,6 +273,44 @@ fn blocking_edges_and_parallel_split_are_exact() {
                     n,
                     &format!("{isa:?} {m}x{n}x{k} pa={pa} pb={pb} par={par}"),
                 );
+            }
+        }
+    }
+}
+
+#[test]
+fn right_operand_read_in_place_is_exact() {
+    // Few rows of A, row-major B: the AVX-512 driver reads B's whole 32-column
+    // pairs where they lie (rows `ld` apart) and packs the columns left over. Shapes
+    // cross the pairs' edge, NC and KC; beta 0 and 1 both store tiles directly.
+    let mut rng = Rng::new(5);
+    let shapes = [
+        (1, 32, 1),
+        (5, 33, 16),
+        (6, 64 + 31, 7),
+        (13, NC + 40, 24),
+        (16, 2 * NC, KC + 5),
+        (64, 3 * 32 + 1, 144),
+        (40, 31, 9),
+    ];
+    for (m, n, k) in shapes {
+        for beta in [0.0, 1.0] {
+            let mut case = Case::random(&mut rng, m, n, k);
+            case.b = Operand::padded(&mut rng, k, n, 7);
+            case.alpha = 1.0;
+            case.beta = beta;
+            case.c0 = rng.vec(m * case.ldc);
+            if beta == 0.0 {
+                // C must not be read when beta is 0.
+                case.c0.iter_mut().for_each(|x| *x = f32::NAN);
+            }
+            let (want, scale) = case.reference();
+            for isa in Isa::supported() {
+                for par in [false, true] {
+                    let got = case.run(isa, rng.range(0, 1) == 1, false, par);
+                    let what = format!("{isa:?} {m}x{n}x{k} beta={beta} par={par}");
+                    check(&got, &want, &scale, case.ldc, n, &what);
+                }
             }
         }
     }
