@@ -531,6 +531,7 @@ fn desc(t: &Tensor, constant: bool) -> crate::backend::cpu::kernel::InputDesc<'_
         dtype: DType::F32,
         shape: t.shape(),
         value: constant.then_some(t),
+        layout: Default::default(),
     }
 }
 
@@ -547,6 +548,7 @@ fn prepare_constant(
     let outs = [crate::backend::cpu::kernel::OutputDesc {
         dtype: DType::F32,
         shape: y_shape.to_vec(),
+        layout: Default::default(),
     }];
     prepare(op, &descs, &outs).unwrap()
 }
@@ -572,6 +574,7 @@ fn prepare_2d(
     let outs = [OutputDesc {
         dtype: DType::F32,
         shape: y_shape.to_vec(),
+        layout: Default::default(),
     }];
     super::forward::prepare(op, &descs, &outs, winograd).unwrap()
 }
@@ -871,10 +874,24 @@ fn square_plane(
     h: usize,
     w: usize,
 ) -> Option<(super::depthwise::Plane, Vec<usize>)> {
+    let (geom, out) = square_geometry(k, s, 1, pads, h, w)?;
+    Some((super::depthwise::Plane::new(&geom)?, out))
+}
+
+/// The geometry of a `k x k` window (stride `s`, dilation `d`) over `h x w`, and
+/// its output size; `None` when the output would be empty.
+fn square_geometry(
+    k: usize,
+    s: usize,
+    d: usize,
+    pads: Vec<usize>,
+    h: usize,
+    w: usize,
+) -> Option<(crate::ir::window::Geometry, Vec<usize>)> {
     let window = Window {
         kernel_shape: vec![k, k],
         strides: vec![s, s],
-        dilations: vec![1, 1],
+        dilations: vec![d, d],
         pads,
         auto_pad: AutoPad::NotSet,
     };
@@ -883,7 +900,7 @@ fn square_plane(
         return None;
     }
     let geom = crate::ir::window::Geometry::new(&window, &[h, w], &[k, k], false, &out).ok()?;
-    Some((super::depthwise::Plane::new(&geom)?, out))
+    Some((geom, out))
 }
 
 #[test]
@@ -1119,6 +1136,7 @@ fn indirect_pair_tile_matches_the_definition() {
 fn depthwise_speed() {
     use super::depthwise::{plane, scratch_len};
     use super::depthwise_blocked::ChannelBlocked;
+    use super::depthwise_nhwc::{ChannelsLastDepthwise, Terms};
     use super::PlaneEpilogue;
     use crate::backend::cpu::kernels::gemm::micro::Isa;
 
@@ -1138,7 +1156,7 @@ fn depthwise_speed() {
         let (p, out) = square_plane(3, s, vec![1; 4], size, size).unwrap();
         let (in_len, out_len) = (size * size, out[0] * out[1]);
         let (x, w, bias) = (
-            rng.vec(channels * in_len),
+            rng.vec(channels * in_len + 64),
             rng.vec(channels * 9),
             rng.vec(channels),
         );
@@ -1157,8 +1175,19 @@ fn depthwise_speed() {
         let mut y = vec![0.0; channels * out_len];
         let scratch_floats = scratch_len(&p).max(narrow.scratch_len()).max(wide.scratch_len());
         let mut scratch = vec![0.0; scratch_floats];
-        let mut best = [f64::INFINITY; 3];
+        let (geom, _) = square_geometry(3, s, 1, vec![1; 4], size, size).unwrap();
+        let channels_last = ChannelsLastDepthwise::with_isa(Isa::Avx512F, &geom, channels, &w).unwrap();
+        let terms = Terms {
+            bias: Some(&bias),
+            residual: None,
+            activation: Activation::Clamp { min: 0.0, max: 6.0 },
+        };
+        let mut best = [f64::INFINITY; 4];
         for _ in 0..200 {
+            let t = std::time::Instant::now();
+            let off: usize = std::env::var("OFF").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+            channels_last.run(&x[off..], &mut y, &terms, false);
+            best[3] = best[3].min(t.elapsed().as_secs_f64());
             let t = std::time::Instant::now();
             for (c, yc) in y.chunks_exact_mut(out_len).enumerate() {
                 plane(
@@ -1183,11 +1212,12 @@ fn depthwise_speed() {
             }
         }
         println!(
-            "depthwise {channels}x{size}x{size} s{s}: plane {:.1} us, channel-blocked {:.1} us ({} wide: {:.1} us)",
+            "depthwise {channels}x{size}x{size} s{s}: plane {:.1} us, channel-blocked {:.1} us ({} wide: {:.1} us), channels-last {:.1} us",
             best[0] * 1e6,
             best[1] * 1e6,
             wide.width(),
-            best[2] * 1e6
+            best[2] * 1e6,
+            best[3] * 1e6
         );
     }
 }
