@@ -366,8 +366,8 @@ fn prepare_weights(
             Some(blocked) => Weights::ChannelBlocked(Box::new(blocked)),
             None => Weights::Copied(v.to_vec()),
         },
-        (Some(v), Algo::Winograd) => Weights::Winograd(Box::new(Winograd::new(&geom, c_in, c_out, v)?)),
-        (Some(v), Algo::Indirect) => match Indirect::new(&geom, c_in, c_out, group, v)? {
+        (Some(v), Algo::Winograd) => Weights::Winograd(Box::new(Winograd::new(geom, c_in, c_out, v)?)),
+        (Some(v), Algo::Indirect) => match Indirect::new(geom, c_in, c_out, group, v)? {
             Some(ind) => Weights::Indirect(Box::new(ind)),
             None => {
                 return Err(Error::shape(
@@ -376,7 +376,7 @@ fn prepare_weights(
                 ))
             }
         },
-        (Some(v), Algo::Stem) => match Plane::new(&geom).and_then(|p| Stem::new(p, c_in, c_out, v)) {
+        (Some(v), Algo::Stem) => match Plane::new(geom).and_then(|p| Stem::new(p, c_in, c_out, v)) {
             Some(stem) => Weights::Stem(Box::new(stem)),
             None => {
                 return Err(Error::shape(
@@ -460,7 +460,9 @@ impl Kernel for ConvKernel {
                 "pointwise gemm (swapped, nhwc in and out)"
             }
             Algo::Pointwise if channels_last.0 == Layout::ChannelsLast => "pointwise gemm (swapped, nhwc in)",
-            Algo::Pointwise if channels_last.1 == Layout::ChannelsLast => "pointwise gemm (swapped, nhwc out)",
+            Algo::Pointwise if channels_last.1 == Layout::ChannelsLast => {
+                "pointwise gemm (swapped, nhwc out)"
+            }
             Algo::Pointwise if swapped => "pointwise gemm (swapped)",
             Algo::Pointwise => "pointwise gemm",
             Algo::Im2col if swapped => "im2col+gemm (swapped)",
@@ -700,7 +702,16 @@ impl ConvKernel {
                     activation: self.activation,
                     ..Epilogue::default()
                 };
-                gemm(LhsSource::Mat(a), RhsSource::Packed(w_t), y, m, 1.0, 0.0, &epilogue, parallel)
+                gemm(
+                    LhsSource::Mat(a),
+                    RhsSource::Packed(w_t),
+                    y,
+                    m,
+                    1.0,
+                    0.0,
+                    &epilogue,
+                    parallel,
+                )
             }
         }
     }
@@ -755,7 +766,9 @@ impl ConvKernel {
                 activation: self.activation,
             };
             match &self.weights {
-                Weights::Swapped(w_t) if (self.x_layout, self.y_layout) != (Layout::AsShape, Layout::AsShape) => {
+                Weights::Swapped(w_t)
+                    if (self.x_layout, self.y_layout) != (Layout::AsShape, Layout::AsShape) =>
+                {
                     let bias = bias.map(|b| &b[g * m_g..][..m_g]);
                     let residual = residual.map(|r| &r[j * m_g * out_len..][..m_g * out_len]);
                     return self.channels_last_pointwise(&w_t[g], x_job, y_job, bias, residual, parallel);
