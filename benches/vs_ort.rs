@@ -114,6 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     optimize: full || args.ab != Ab::Optimizer,
                     cpu: CpuOptions {
                         winograd: full || args.ab != Ab::Winograd,
+                        ..CpuOptions::default()
                     },
                     ..SessionOptions::default()
                 };

@@ -89,6 +89,9 @@ pub struct EngineArgs {
     /// Never use Winograd for 3x3 convolutions (less weight memory, im2col's rounding).
     #[arg(long)]
     no_winograd: bool,
+    /// Keep every value NCHW (no channels-last values around depthwise convolutions).
+    #[arg(long)]
+    no_channels_last: bool,
 }
 
 impl EngineArgs {
@@ -101,6 +104,7 @@ impl EngineArgs {
             precision: self.precision.parse()?,
             cpu: kiln::CpuOptions {
                 winograd: !self.no_winograd,
+                channels_last: !self.no_channels_last,
             },
             ..SessionOptions::default()
         })

@@ -37,6 +37,7 @@ pub fn fold_constants(g: &mut Graph) -> Result<usize> {
                 f.concrete_shape().map(|shape| OutputDesc {
                     dtype: f.dtype,
                     shape,
+                    layout: Default::default(),
                 })
             })
             .collect::<Option<Vec<_>>>()

@@ -34,6 +34,18 @@ pub enum Loc {
     Slot { slot: usize, shape: Vec<usize> },
 }
 
+/// How a value's elements lie in memory. Shapes are always the ONNX ones
+/// (`[N, C, H, W]`); a backend may ask for some values to be stored channels-last
+/// between two of its own kernels (see [`Prepare::layouts`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Row-major in the order of the shape.
+    #[default]
+    AsShape,
+    /// A 4-D `[N, C, H, W]` value stored as `[N, H, W, C]`.
+    ChannelsLast,
+}
+
 /// What a backend may know about one input when it prepares a kernel.
 #[derive(Copy, Clone, Debug)]
 pub struct InputDesc<'a> {
@@ -41,13 +53,17 @@ pub struct InputDesc<'a> {
     pub shape: &'a [usize],
     /// The input's contents when it is a constant (weights, folded shape tensors).
     pub value: Option<&'a Tensor>,
+    /// How the input lies in memory (constants always [`Layout::AsShape`]).
+    pub layout: Layout,
 }
 
-/// dtype and shape of one output, as computed by shape inference.
+/// dtype and shape of one output, as computed by shape inference, and the layout
+/// the kernel must write it in.
 #[derive(Clone, Debug)]
 pub struct OutputDesc {
     pub dtype: DType,
     pub shape: Vec<usize>,
+    pub layout: Layout,
 }
 
 /// A backend's kernel preparation: called once per step while a plan is built, with
@@ -57,6 +73,16 @@ pub struct OutputDesc {
 pub trait Prepare {
     type Kernel;
     fn prepare(&self, op: &Op, inputs: &[Option<InputDesc>], outputs: &[OutputDesc]) -> Result<Self::Kernel>;
+
+    /// The layout of each of `graph`'s values (indexed by value id) once concrete
+    /// shapes are known (`facts`). A value the backend lays out otherwise than
+    /// [`Layout::AsShape`] must be produced and consumed only by its own kernels
+    /// that accept that layout: never a graph input or output, a constant, or the
+    /// input of a reshape. By default every value is laid out as its shape says.
+    fn layouts(&self, graph: &Graph, facts: &[Fact]) -> Vec<Layout> {
+        let _ = facts;
+        vec![Layout::AsShape; graph.values.len()]
+    }
 
     /// The input a prepared kernel can find in its first output's buffer instead
     /// (see `cpu::kernel::Kernel::in_place_input`); the memory planner decides
@@ -135,7 +161,9 @@ pub fn build<P: Prepare>(
         });
     }
 
-    let mut steps = Vec::new();
+    // First every value's concrete shape, folding what constants determine; then
+    // the backend's layouts (which may look at any consumer's shapes); then kernels.
+    let mut pending = Vec::new();
     for (index, node) in graph.nodes.iter().enumerate() {
         let err = |m: String| Error::shape(&node.name, m);
         let in_facts: Vec<Option<&Fact>> = node.inputs.iter().map(|i| i.map(|i| &facts[i])).collect();
@@ -158,15 +186,6 @@ pub fn build<P: Prepare>(
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-
-        let out_descs: Vec<OutputDesc> = out_facts
-            .iter()
-            .zip(&out_shapes)
-            .map(|(f, s)| OutputDesc {
-                dtype: f.dtype,
-                shape: s.clone(),
-            })
-            .collect();
         let all_constant = node.inputs.iter().flatten().all(|&i| facts[i].value.is_some());
         let shape_only = matches!(node.op, Op::Shape { .. } | Op::Size);
         if all_constant || shape_only {
@@ -179,6 +198,15 @@ pub fn build<P: Prepare>(
                     .iter()
                     .map(|i| i.and_then(|i| facts[i].value.as_ref()))
                     .collect();
+                let out_descs: Vec<OutputDesc> = out_facts
+                    .iter()
+                    .zip(&out_shapes)
+                    .map(|(f, s)| OutputDesc {
+                        dtype: f.dtype,
+                        shape: s.clone(),
+                        layout: Layout::AsShape,
+                    })
+                    .collect();
                 cpu::evaluate(&node.op, &values, &out_descs).map_err(|e| annotate(e, &node.name))?
             };
             for ((&out, fact), value) in node.outputs.iter().zip(&mut out_facts).zip(values) {
@@ -189,15 +217,6 @@ pub fn build<P: Prepare>(
             let src = node.inputs[0].ok_or_else(|| err("missing input".into()))?;
             locs[node.outputs[0]] = Some(relabel(&locs[src], &out_shapes[0], &mut constants)?);
         } else {
-            let descs = descs(&node.inputs, &facts);
-            let kernel = backend
-                .prepare(&node.op, &as_input_descs(&descs), &out_descs)
-                .map_err(|e| annotate(e, &node.name))?;
-            let inputs = node
-                .inputs
-                .iter()
-                .map(|i| i.and_then(|i| locs[i].clone()))
-                .collect();
             for (&out, s) in node.outputs.iter().zip(&out_shapes) {
                 // Slot numbers are assigned by the memory planner below.
                 locs[out] = Some(Loc::Slot {
@@ -205,17 +224,43 @@ pub fn build<P: Prepare>(
                     shape: s.clone(),
                 });
             }
-            steps.push(Step {
-                node: index,
-                in_place: backend.in_place_input(&kernel),
-                kernel,
-                inputs,
-                outputs: node.outputs.iter().copied().zip(out_shapes).collect(),
-            });
+            pending.push((index, out_shapes));
         }
         for (&out, f) in node.outputs.iter().zip(out_facts) {
             facts[out] = f;
         }
+    }
+
+    let layouts = backend.layouts(graph, &facts);
+    let mut steps = Vec::new();
+    for (index, out_shapes) in pending {
+        let node = &graph.nodes[index];
+        let out_descs: Vec<OutputDesc> = node
+            .outputs
+            .iter()
+            .zip(&out_shapes)
+            .map(|(&out, s)| OutputDesc {
+                dtype: facts[out].dtype,
+                shape: s.clone(),
+                layout: layouts[out],
+            })
+            .collect();
+        let descs = descs(&node.inputs, &facts, &layouts);
+        let kernel = backend
+            .prepare(&node.op, &as_input_descs(&descs), &out_descs)
+            .map_err(|e| annotate(e, &node.name))?;
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|i| i.and_then(|i| locs[i].clone()))
+            .collect();
+        steps.push(Step {
+            node: index,
+            in_place: backend.in_place_input(&kernel),
+            kernel,
+            inputs,
+            outputs: node.outputs.iter().copied().zip(out_shapes).collect(),
+        });
     }
 
     let outputs: Vec<Loc> = graph
@@ -246,7 +291,7 @@ pub fn build<P: Prepare>(
     Ok(plan)
 }
 
-fn descs<'f>(inputs: &[Option<usize>], facts: &'f [Fact]) -> Vec<Option<OwnedDesc<'f>>> {
+fn descs<'f>(inputs: &[Option<usize>], facts: &'f [Fact], layouts: &[Layout]) -> Vec<Option<OwnedDesc<'f>>> {
     inputs
         .iter()
         .map(|i| {
@@ -254,6 +299,7 @@ fn descs<'f>(inputs: &[Option<usize>], facts: &'f [Fact]) -> Vec<Option<OwnedDes
                 dtype: facts[i].dtype,
                 shape: facts[i].concrete_shape().unwrap_or_default(),
                 value: facts[i].value.as_ref(),
+                layout: layouts[i],
             })
         })
         .collect()
@@ -264,6 +310,7 @@ struct OwnedDesc<'f> {
     dtype: DType,
     shape: Vec<usize>,
     value: Option<&'f Tensor>,
+    layout: Layout,
 }
 
 fn as_input_descs<'a>(d: &'a [Option<OwnedDesc<'a>>]) -> Vec<Option<InputDesc<'a>>> {
@@ -273,6 +320,7 @@ fn as_input_descs<'a>(d: &'a [Option<OwnedDesc<'a>>]) -> Vec<Option<InputDesc<'a
                 dtype: d.dtype,
                 shape: &d.shape,
                 value: d.value,
+                layout: d.layout,
             })
         })
         .collect()

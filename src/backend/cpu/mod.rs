@@ -2,13 +2,14 @@
 
 pub mod affinity;
 pub mod awake;
+mod channels_last;
 pub mod executor;
 pub mod kernel;
 pub mod kernels;
 
 use crate::error::Result;
-use crate::ir::Op;
-use crate::plan::{Plan, Prepare};
+use crate::ir::{Fact, Graph, Op};
+use crate::plan::{Layout, Plan, Prepare};
 use crate::tensor::{Data, Tensor, ViewMut};
 use kernel::{InputDesc, Kernel, OutputDesc};
 
@@ -22,11 +23,17 @@ pub struct CpuOptions {
     /// quarter of the multiply-adds, at 4x those layers' weight memory and about 8x
     /// their (still ~1e-6 relative) rounding error.
     pub winograd: bool,
+    /// Store the values between depthwise and pointwise convolutions channels-last
+    /// (see `channels_last.rs`; with AVX-512 only).
+    pub channels_last: bool,
 }
 
 impl Default for CpuOptions {
     fn default() -> Self {
-        CpuOptions { winograd: true }
+        CpuOptions {
+            winograd: true,
+            channels_last: true,
+        }
     }
 }
 
@@ -39,6 +46,14 @@ impl Prepare for CpuOptions {
         outputs: &[OutputDesc],
     ) -> Result<Box<dyn Kernel>> {
         kernels::prepare(op, inputs, outputs, self)
+    }
+
+    fn layouts(&self, graph: &Graph, facts: &[Fact]) -> Vec<Layout> {
+        if self.channels_last {
+            channels_last::layouts(graph, facts)
+        } else {
+            vec![Layout::AsShape; graph.values.len()]
+        }
     }
 
     fn in_place_input(&self, kernel: &Box<dyn Kernel>) -> Option<usize> {
@@ -56,6 +71,7 @@ pub fn evaluate(op: &Op, inputs: &[Option<&Tensor>], outputs: &[OutputDesc]) -> 
                 dtype: t.dtype(),
                 shape: t.shape(),
                 value: Some(t),
+                layout: Default::default(),
             })
         })
         .collect();

@@ -101,6 +101,7 @@ pub fn run_op(
                 dtype: t.dtype(),
                 shape: t.shape(),
                 value: constant.get(i).copied().unwrap_or(false).then_some(t),
+                layout: Default::default(),
             })
         })
         .collect();
@@ -109,6 +110,7 @@ pub fn run_op(
         .map(|(dtype, shape)| OutputDesc {
             dtype: *dtype,
             shape: shape.clone(),
+            layout: Default::default(),
         })
         .collect();
     let kernel = prepare(op, &descs, &out_descs)?;

@@ -4,6 +4,7 @@
 pub mod columns;
 pub mod depthwise;
 mod depthwise_blocked;
+mod depthwise_nhwc;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_rows;
 mod forward;
@@ -15,6 +16,8 @@ mod swapped;
 mod tests;
 mod transpose;
 mod winograd;
+
+pub(crate) use depthwise_nhwc::MAX_TAP_ROWS;
 
 use rayon::prelude::*;
 

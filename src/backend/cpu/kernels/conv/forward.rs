@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use super::columns::{gather_row, tap_offsets, GatherPlan, Mapping};
 use super::depthwise::{self, Plane};
 use super::depthwise_blocked::ChannelBlocked;
+use super::depthwise_nhwc::{self, ChannelsLastDepthwise};
 use super::indirect::{self, Indirect};
 use super::stem::{self, Stem};
 use super::swapped::{self, im2col_prefers_swapped, prefers_swapped, RowEpilogue};
@@ -30,6 +31,7 @@ use crate::backend::cpu::kernels::gemm::{
 use crate::error::{Error, Result};
 use crate::ir::ops::{Activation, FusedConv};
 use crate::ir::window::{conv_kernel_shape, Geometry};
+use crate::plan::Layout;
 use crate::tensor::{View, ViewMut};
 
 const NAME: &str = "Conv";
@@ -69,6 +71,8 @@ enum Algo {
     Indirect,
     /// Needs constant weights: [`Weights::Stem`].
     Stem,
+    /// Channels-last input and output: [`Weights::ChannelsLast`].
+    ChannelsLastDepthwise,
 }
 
 /// When a convolution that Winograd can compute should use it.
@@ -218,6 +222,8 @@ enum Weights {
     Copied(Vec<f32>),
     /// Interleaved for the channel-blocked depthwise kernel (no channel multiplier).
     ChannelBlocked(Box<ChannelBlocked>),
+    /// Interleaved tap-major for the channels-last depthwise kernel.
+    ChannelsLast(Box<ChannelsLastDepthwise>),
     /// Read input 1 at run time (weights computed by the graph).
     Input,
 }
@@ -239,6 +245,9 @@ struct ConvKernel {
     activation: Activation,
     /// Whether input 3, shaped like the output, is added before the activation.
     residual: bool,
+    /// How the input and the output (and the residual, like it) lie in memory.
+    x_layout: Layout,
+    y_layout: Layout,
 }
 
 /// `winograd` comes from the session's options.
@@ -295,12 +304,59 @@ pub(super) fn prepare(
     numel(NAME, w.shape)?;
     numel(NAME, &y.shape)?;
     let bias = Bias::prepare(NAME, inputs.get(2).copied().flatten(), c_out)?;
-    // Per group: input channels, output channels, and the reduction (channels x taps).
+    let const_weights = const_f32(&w);
+    let (x_layout, y_layout) = (x.layout, y.layout);
+    if fused.residual && required_desc(inputs, 3)?.layout != y_layout {
+        return Err(Error::shape(NAME, "the residual is laid out unlike the output"));
+    }
+    let (algo, weights) = if x_layout == Layout::AsShape && y_layout == Layout::AsShape {
+        let algo = choose_algo(&geom, c_in, c_out, group, const_weights.is_some(), winograd);
+        let weights = prepare_weights(&geom, &algo, const_weights, c_in, c_out, group)?;
+        (algo, weights)
+    } else {
+        prepare_channels_last(&geom, const_weights, (c_in, c_out, group), (x_layout, y_layout))?
+    };
+    let pads: Vec<isize> = geom.pads_begin.iter().map(|&p| p as isize).collect();
+    let taps = tap_offsets(&geom.kernel, &geom.dilations, &pads);
+    let gather = match algo {
+        Algo::Im2col => {
+            let maps = taps
+                .chunks_exact(geom.rank())
+                .map(|offsets| im2col_mapping(&geom, offsets));
+            GatherPlan::new(maps, geom.output_len())
+        }
+        _ => None,
+    };
+    Ok(Box::new(ConvKernel {
+        geom,
+        taps,
+        gather,
+        batch,
+        c_in,
+        c_out,
+        group,
+        algo,
+        weights,
+        bias,
+        activation: fused.activation,
+        residual: fused.residual,
+        x_layout,
+        y_layout,
+    }))
+}
+
+/// Packs (or copies) constant weights for `algo`.
+fn prepare_weights(
+    geom: &Geometry,
+    algo: &Algo,
+    const_weights: Option<&[f32]>,
+    c_in: usize,
+    c_out: usize,
+    group: usize,
+) -> Result<Weights> {
     let (c_g, m_g) = (c_in / group, c_out / group);
     let k_g = c_g * geom.kernel_len();
-    let const_weights = const_f32(&w);
-    let algo = choose_algo(&geom, c_in, c_out, group, const_weights.is_some(), winograd);
-    let weights = match (const_weights, &algo) {
+    Ok(match (const_weights, algo) {
         (None, _) => Weights::Input,
         (Some(v), Algo::Depthwise(plane)) => match (c_out == c_in
             && geom.output_len() <= CHANNEL_BLOCKED_MAX_POSITIONS)
@@ -310,8 +366,8 @@ pub(super) fn prepare(
             Some(blocked) => Weights::ChannelBlocked(Box::new(blocked)),
             None => Weights::Copied(v.to_vec()),
         },
-        (Some(v), Algo::Winograd) => Weights::Winograd(Box::new(Winograd::new(&geom, c_in, c_out, v)?)),
-        (Some(v), Algo::Indirect) => match Indirect::new(&geom, c_in, c_out, group, v)? {
+        (Some(v), Algo::Winograd) => Weights::Winograd(Box::new(Winograd::new(geom, c_in, c_out, v)?)),
+        (Some(v), Algo::Indirect) => match Indirect::new(geom, c_in, c_out, group, v)? {
             Some(ind) => Weights::Indirect(Box::new(ind)),
             None => {
                 return Err(Error::shape(
@@ -320,7 +376,7 @@ pub(super) fn prepare(
                 ))
             }
         },
-        (Some(v), Algo::Stem) => match Plane::new(&geom).and_then(|p| Stem::new(p, c_in, c_out, v)) {
+        (Some(v), Algo::Stem) => match Plane::new(geom).and_then(|p| Stem::new(p, c_in, c_out, v)) {
             Some(stem) => Weights::Stem(Box::new(stem)),
             None => {
                 return Err(Error::shape(
@@ -347,32 +403,31 @@ pub(super) fn prepare(
                 .collect::<Result<Vec<_>>>()?;
             Weights::Packed(packed)
         }
-    };
-    let pads: Vec<isize> = geom.pads_begin.iter().map(|&p| p as isize).collect();
-    let taps = tap_offsets(&geom.kernel, &geom.dilations, &pads);
-    let gather = match algo {
-        Algo::Im2col => {
-            let maps = taps
-                .chunks_exact(geom.rank())
-                .map(|offsets| im2col_mapping(&geom, offsets));
-            GatherPlan::new(maps, geom.output_len())
-        }
-        _ => None,
-    };
-    Ok(Box::new(ConvKernel {
-        geom,
-        taps,
-        gather,
-        batch,
-        c_in,
-        c_out,
-        group,
-        algo,
-        weights,
-        bias,
-        activation: fused.activation,
-        residual: fused.residual,
-    }))
+    })
+}
+
+/// The algorithm and weights of a convolution reading or writing channels-last
+/// values (see `backend/cpu/channels_last.rs`, which lays values out so only
+/// these two kinds meet them): a depthwise convolution (channels-last on both
+/// sides), or a pointwise one (either side), computed swapped: positions on the
+/// tile rows, channels on the lanes, which is the channels-last order.
+fn prepare_channels_last(
+    geom: &Geometry,
+    const_weights: Option<&[f32]>,
+    (c_in, c_out, group): (usize, usize, usize),
+    (x_layout, y_layout): (Layout, Layout),
+) -> Result<(Algo, Weights)> {
+    let unsupported = || Error::shape(NAME, "no channels-last kernel for this convolution");
+    let w = const_weights.ok_or_else(unsupported)?;
+    if group == c_in && c_out == c_in && x_layout == y_layout {
+        let dw = ChannelsLastDepthwise::new(geom, c_out, w).ok_or_else(unsupported)?;
+        return Ok((Algo::ChannelsLastDepthwise, Weights::ChannelsLast(Box::new(dw))));
+    }
+    if group == 1 && geom.is_pointwise() {
+        let weights = swapped::pack_weights(w, 1, c_out, c_in)?;
+        return Ok((Algo::Pointwise, Weights::Swapped(weights)));
+    }
+    Err(unsupported())
 }
 
 impl Kernel for ConvKernel {
@@ -398,13 +453,22 @@ impl Kernel for ConvKernel {
     fn label(&self) -> &'static str {
         let swapped = matches!(self.weights, Weights::Swapped(_));
         let blocked = matches!(self.weights, Weights::ChannelBlocked(_));
+        let channels_last = (self.x_layout, self.y_layout);
         match self.algo {
             Algo::Depthwise(_) if blocked => "channel-blocked depthwise",
+            Algo::Pointwise if channels_last == (Layout::ChannelsLast, Layout::ChannelsLast) => {
+                "pointwise gemm (swapped, nhwc in and out)"
+            }
+            Algo::Pointwise if channels_last.0 == Layout::ChannelsLast => "pointwise gemm (swapped, nhwc in)",
+            Algo::Pointwise if channels_last.1 == Layout::ChannelsLast => {
+                "pointwise gemm (swapped, nhwc out)"
+            }
             Algo::Pointwise if swapped => "pointwise gemm (swapped)",
             Algo::Pointwise => "pointwise gemm",
             Algo::Im2col if swapped => "im2col+gemm (swapped)",
             Algo::Im2col => "im2col+gemm",
             Algo::Depthwise(_) => "direct depthwise",
+            Algo::ChannelsLastDepthwise => "channels-last depthwise",
             Algo::Winograd => "winograd f(4x4,3x3)",
             Algo::Indirect => "indirect gemm",
             Algo::Stem => "direct stem",
@@ -456,7 +520,8 @@ impl ConvKernel {
             | Weights::Winograd(_)
             | Weights::Indirect(_)
             | Weights::Stem(_)
-            | Weights::ChannelBlocked(_) => None,
+            | Weights::ChannelBlocked(_)
+            | Weights::ChannelsLast(_) => None,
         };
         let bias = self.bias.get(NAME, inputs, self.c_out)?;
         let residual = match (self.residual, residual_at) {
@@ -469,6 +534,11 @@ impl ConvKernel {
         };
         let accumulate = self.residual && residual_at == Residual::InOutput;
         match (&self.algo, &self.weights) {
+            (Algo::ChannelsLastDepthwise, Weights::ChannelsLast(dw)) => {
+                self.channels_last_depthwise(dw, x, bias, residual, y);
+                Ok(())
+            }
+            (Algo::ChannelsLastDepthwise, _) => Err(Error::shape(NAME, "channels-last weights missing")),
             (Algo::Depthwise(_), Weights::ChannelBlocked(blocked)) => {
                 self.channel_blocked(blocked, x, bias, residual, y);
                 Ok(())
@@ -571,6 +641,81 @@ impl ConvKernel {
             });
     }
 
+    /// One image at a time, output rows in parallel.
+    fn channels_last_depthwise(
+        &self,
+        dw: &ChannelsLastDepthwise,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        let (in_len, out_len) = (
+            self.c_in * self.geom.input_len(),
+            self.c_out * self.geom.output_len(),
+        );
+        if out_len == 0 {
+            return;
+        }
+        for (n, y_n) in y.chunks_exact_mut(out_len).enumerate() {
+            let terms = depthwise_nhwc::Terms {
+                bias,
+                residual: residual.map(|r| &r[n * out_len..][..out_len]),
+                activation: self.activation,
+            };
+            dw.run(&x[n * in_len..][..in_len], y_n, &terms, true);
+        }
+    }
+
+    /// A pointwise convolution reading or writing channels-last, for one image:
+    /// the swapped GEMM, whose left operand (positions x input channels) a
+    /// channels-last input is as it lies, and whose product (positions x output
+    /// channels) a channels-last output is.
+    #[allow(clippy::too_many_arguments)]
+    fn channels_last_pointwise(
+        &self,
+        w_t: &PackedB,
+        x: &[f32],
+        y: &mut [f32],
+        bias: Option<&[f32]>,
+        residual: Option<&[f32]>,
+        parallel: bool,
+    ) -> Result<()> {
+        let (positions, k, m) = (self.geom.output_len(), self.c_in, self.c_out);
+        let a = match self.x_layout {
+            Layout::AsShape => MatRef::row_major(x, k, positions)?.t(),
+            Layout::ChannelsLast => MatRef::row_major(x, positions, k)?,
+        };
+        match self.y_layout {
+            Layout::AsShape => {
+                let epilogue = RowEpilogue {
+                    bias,
+                    residual,
+                    activation: self.activation,
+                };
+                swapped::conv_gemm_from(w_t, a, y, &epilogue, parallel)
+            }
+            Layout::ChannelsLast => {
+                let epilogue = Epilogue {
+                    col_bias: bias,
+                    residual: residual.map(|r| MatRef::row_major(r, positions, m)).transpose()?,
+                    activation: self.activation,
+                    ..Epilogue::default()
+                };
+                gemm(
+                    LhsSource::Mat(a),
+                    RhsSource::Packed(w_t),
+                    y,
+                    m,
+                    1.0,
+                    0.0,
+                    &epilogue,
+                    parallel,
+                )
+            }
+        }
+    }
+
     /// One image at a time; each is parallel inside (over channels and the 36 GEMMs).
     fn winograd(
         &self,
@@ -621,6 +766,13 @@ impl ConvKernel {
                 activation: self.activation,
             };
             match &self.weights {
+                Weights::Swapped(w_t)
+                    if (self.x_layout, self.y_layout) != (Layout::AsShape, Layout::AsShape) =>
+                {
+                    let bias = bias.map(|b| &b[g * m_g..][..m_g]);
+                    let residual = residual.map(|r| &r[j * m_g * out_len..][..m_g * out_len]);
+                    return self.channels_last_pointwise(&w_t[g], x_job, y_job, bias, residual, parallel);
+                }
                 Weights::Swapped(w_t) if matches!(self.algo, Algo::Im2col) => {
                     let cols = Im2col {
                         conv: self,

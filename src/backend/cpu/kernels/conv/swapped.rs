@@ -137,6 +137,20 @@ pub(super) fn conv_gemm(
     let (k_g, m_g) = (w_t.rows(), w_t.cols());
     let positions = y.len() / m_g.max(1);
     let a = MatRef::row_major(&cols[..k_g * positions], k_g, positions)?.t();
+    conv_gemm_from(w_t, a, y, epilogue, parallel)
+}
+
+/// [`conv_gemm`] from the `[positions, Kg]` left operand `a` (the column matrix
+/// transposed, or a channels-last image itself).
+pub(super) fn conv_gemm_from(
+    w_t: &PackedB,
+    a: MatRef<'_>,
+    y: &mut [f32],
+    epilogue: &RowEpilogue<'_>,
+    parallel: bool,
+) -> Result<()> {
+    let m_g = w_t.cols();
+    let positions = a.rows();
     with_scratch(Slot::Staging, positions * m_g, |t| {
         gemm(
             LhsSource::Mat(a),

@@ -114,6 +114,7 @@ pub(crate) fn run(
                 } else {
                     None
                 },
+                layout: Default::default(),
             })
         })
         .collect();
@@ -122,6 +123,7 @@ pub(crate) fn run(
         .map(|(dtype, shape)| OutputDesc {
             dtype: *dtype,
             shape: shape.clone(),
+            layout: Default::default(),
         })
         .collect();
     let kernel = prepare(op, &descs, &out_descs)?;

@@ -148,6 +148,7 @@ pub fn run(
                 dtype: i.t.dtype(),
                 shape: i.t.shape(),
                 value: if i.constant { Some(&i.t) } else { None },
+                layout: Default::default(),
             })
         })
         .collect();
@@ -156,6 +157,7 @@ pub fn run(
         .map(|(d, s)| OutputDesc {
             dtype: *d,
             shape: s.clone(),
+            layout: Default::default(),
         })
         .collect();
     let kernel = prepare(op, &descs, &outs)?;

@@ -440,6 +440,7 @@ fn bad_inputs_are_errors_not_panics() {
         dtype: DType::F32,
         shape: &[3],
         value: None,
+        layout: Default::default(),
     };
     let k = p(
         &add,
@@ -447,6 +448,7 @@ fn bad_inputs_are_errors_not_panics() {
         &[OutputDesc {
             dtype: DType::F32,
             shape: vec![3],
+            layout: Default::default(),
         }],
     )
     .unwrap();
