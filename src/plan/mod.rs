@@ -232,6 +232,15 @@ pub fn build<P: Prepare>(
     }
 
     let layouts = backend.layouts(graph, &facts);
+    let fixed =
+        |v: usize| graph.inputs.contains(&v) || graph.outputs.contains(&v) || facts[v].value.is_some();
+    if layouts.len() != graph.values.len()
+        || (0..layouts.len()).any(|v| layouts[v] != Layout::AsShape && fixed(v))
+    {
+        return Err(Error::invalid(
+            "internal: a backend laid out a graph input, output or constant otherwise than its shape",
+        ));
+    }
     let mut steps = Vec::new();
     for (index, out_shapes) in pending {
         let node = &graph.nodes[index];
