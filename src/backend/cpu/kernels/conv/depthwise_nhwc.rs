@@ -283,6 +283,8 @@ mod avx512 {
                     // SAFETY: as the assertion above says.
                     let w = unsafe { _mm512_loadu_ps(w_row.add(kx * dw.padded)) };
                     for (p, acc) in acc.iter_mut().enumerate() {
+                        // SAFETY: a pixel at most `reach` floats past `first`, as
+                        // asserted above.
                         let v = unsafe { _mm512_maskz_loadu_ps(self.mask, x.add((kx * dil + p * sw) * c)) };
                         *acc = _mm512_fmadd_ps(w, v, *acc);
                     }
