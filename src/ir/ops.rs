@@ -339,6 +339,9 @@ pub struct FusedConv {
 }
 
 impl FusedConv {
+    /// The input that holds the residual, when `residual` is set.
+    pub const RESIDUAL_INPUT: usize = 3;
+
     /// A convolution with nothing fused into it.
     pub fn plain(conv: Conv) -> FusedConv {
         FusedConv {

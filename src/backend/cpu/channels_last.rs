@@ -15,7 +15,7 @@
 use crate::backend::cpu::kernels::conv::MAX_TAP_ROWS;
 #[cfg(target_arch = "x86_64")]
 use crate::backend::cpu::kernels::gemm::micro::Isa;
-use crate::ir::ops::{Conv, Op};
+use crate::ir::ops::{Conv, FusedConv, Op};
 use crate::ir::window::{conv_kernel_shape, Geometry};
 use crate::ir::{Fact, Graph};
 use crate::plan::Layout;
@@ -30,9 +30,6 @@ use crate::tensor::DType;
 /// expansion and depthwise 0.07 each.
 const MAX_POSITIONS: usize = 28 * 28;
 
-/// Input index of a fused convolution's residual.
-const RESIDUAL: usize = 3;
-
 /// What a convolution can do with channels-last values.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Role {
@@ -46,9 +43,8 @@ enum Role {
 /// The layout of every value of `graph` (see the module docs). `facts` hold the
 /// concrete shapes and constants of the plan being built.
 pub(crate) fn layouts(graph: &Graph, facts: &[Fact]) -> Vec<Layout> {
-    let mut layouts = vec![Layout::AsShape; graph.values.len()];
     if !wide_vectors() {
-        return layouts;
+        return vec![Layout::AsShape; graph.values.len()];
     }
     let roles: Vec<Option<Role>> = graph
         .nodes
@@ -63,7 +59,7 @@ pub(crate) fn layouts(graph: &Graph, facts: &[Fact]) -> Vec<Layout> {
             touches_depthwise[out] |= *role == Role::Depthwise;
         }
     }
-    for &v in graph.inputs.iter().chain(&graph.outputs) {
+    for &v in &graph.outputs {
         candidate[v] = false;
     }
     // Every reader must be a convolution with a role, reading it as its image or
@@ -72,7 +68,7 @@ pub(crate) fn layouts(graph: &Graph, facts: &[Fact]) -> Vec<Layout> {
         for (slot, v) in node.inputs.iter().enumerate() {
             let Some(v) = *v else { continue };
             match role {
-                Some(r) if slot == 0 || slot == RESIDUAL => {
+                Some(r) if slot == 0 || slot == FusedConv::RESIDUAL_INPUT => {
                     touches_depthwise[v] |= *r == Role::Depthwise && slot == 0
                 }
                 _ => candidate[v] = false,
@@ -96,7 +92,7 @@ pub(crate) fn layouts(graph: &Graph, facts: &[Fact]) -> Vec<Layout> {
                 continue;
             };
             let input = node.inputs.first().copied().flatten();
-            let residual = node.inputs.get(RESIDUAL).copied().flatten();
+            let residual = node.inputs.get(FusedConv::RESIDUAL_INPUT).copied().flatten();
             let mut tied: Vec<usize> = Vec::new();
             if *role == Role::Depthwise {
                 tied.extend(input);
@@ -111,12 +107,10 @@ pub(crate) fn layouts(graph: &Graph, facts: &[Fact]) -> Vec<Layout> {
             }
         }
     }
-    for (layout, &c) in layouts.iter_mut().zip(&candidate) {
-        if c {
-            *layout = Layout::ChannelsLast;
-        }
-    }
-    layouts
+    candidate
+        .into_iter()
+        .map(|c| if c { Layout::ChannelsLast } else { Layout::AsShape })
+        .collect()
 }
 
 /// Channels-last kernels exist in AVX-512 form only (sixteen channels per tap

@@ -393,24 +393,14 @@ mod avx512 {
                         unsafe { _mm512_mask_storeu_ps(out[at..].as_mut_ptr(), mask, v) };
                     }
                 };
+                let mut batch_done =
+                    |vs: &[__m512]| vs.iter().enumerate().for_each(|(p, &v)| finish(ox + p, v));
                 // SAFETY (each arm): AVX-512F per the caller.
                 match (batch, three) {
-                    (WIDE_BATCH, true) => unsafe { block.inside::<WIDE_BATCH, 3>(ox) }
-                        .into_iter()
-                        .enumerate()
-                        .for_each(|(p, v)| finish(ox + p, v)),
-                    (WIDE_BATCH, false) => unsafe { block.inside::<WIDE_BATCH, 0>(ox) }
-                        .into_iter()
-                        .enumerate()
-                        .for_each(|(p, v)| finish(ox + p, v)),
-                    (BATCH, true) => unsafe { block.inside::<BATCH, 3>(ox) }
-                        .into_iter()
-                        .enumerate()
-                        .for_each(|(p, v)| finish(ox + p, v)),
-                    (BATCH, false) => unsafe { block.inside::<BATCH, 0>(ox) }
-                        .into_iter()
-                        .enumerate()
-                        .for_each(|(p, v)| finish(ox + p, v)),
+                    (WIDE_BATCH, true) => batch_done(&unsafe { block.inside::<WIDE_BATCH, 3>(ox) }),
+                    (WIDE_BATCH, false) => batch_done(&unsafe { block.inside::<WIDE_BATCH, 0>(ox) }),
+                    (BATCH, true) => batch_done(&unsafe { block.inside::<BATCH, 3>(ox) }),
+                    (BATCH, false) => batch_done(&unsafe { block.inside::<BATCH, 0>(ox) }),
                     _ => finish(ox, unsafe { block.edge(ox) }),
                 }
             }

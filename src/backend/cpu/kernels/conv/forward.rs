@@ -49,7 +49,7 @@ const DEPTHWISE_TASK_MACS: usize = 32 * 1024;
 const CHANNEL_BLOCKED_MAX_POSITIONS: usize = 28 * 28;
 
 /// Input index of the fused residual.
-const RESIDUAL_INPUT: usize = 3;
+const RESIDUAL_INPUT: usize = FusedConv::RESIDUAL_INPUT;
 
 /// Where a fused residual is found.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -287,7 +287,7 @@ pub(super) fn prepare(
         ));
     }
     if fused.residual {
-        let r = required_desc(inputs, 3)?;
+        let r = required_desc(inputs, RESIDUAL_INPUT)?;
         if r.shape != y.shape.as_slice() {
             return Err(Error::shape(
                 NAME,
@@ -296,6 +296,9 @@ pub(super) fn prepare(
                     r.shape, y.shape
                 ),
             ));
+        }
+        if r.layout != y.layout {
+            return Err(Error::shape(NAME, "the residual is laid out unlike the output"));
         }
     }
     let kernel = conv_kernel_shape(&conv.window, w.shape)?;
@@ -306,9 +309,6 @@ pub(super) fn prepare(
     let bias = Bias::prepare(NAME, inputs.get(2).copied().flatten(), c_out)?;
     let const_weights = const_f32(&w);
     let (x_layout, y_layout) = (x.layout, y.layout);
-    if fused.residual && required_desc(inputs, 3)?.layout != y_layout {
-        return Err(Error::shape(NAME, "the residual is laid out unlike the output"));
-    }
     let (algo, weights) = if x_layout == Layout::AsShape && y_layout == Layout::AsShape {
         let algo = choose_algo(&geom, c_in, c_out, group, const_weights.is_some(), winograd);
         let weights = prepare_weights(&geom, &algo, const_weights, c_in, c_out, group)?;
