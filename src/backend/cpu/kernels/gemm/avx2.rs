@@ -1,5 +1,5 @@
-//! The AVX2 + FMA micro-kernel (x86-64 only, chosen at run time), and the tile
-//! store code the AVX-512 products (`avx512`) share.
+//! The AVX2 + FMA micro-kernel (x86-64 only, chosen at run time), and the
+//! direct-store entry points that hand AVX-512 tiles on to `avx512`.
 
 use std::arch::x86_64::{
     __m256, _mm256_add_ps, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
@@ -51,36 +51,21 @@ unsafe fn product<const R: usize>(k: usize, a: &[f32], b: &[f32]) -> [[__m256; 2
     c
 }
 
-/// The first `R` rows of the tile's product, computed in zmm registers when
-/// `AVX512` (see [`Isa::Avx512F`](super::micro::Isa)), else in ymm.
+/// `out = A_panel * B_panel` over `k` steps, in zmm registers when `AVX512` (see
+/// [`Isa::Avx512F`](super::micro::Isa)), else in ymm.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and AVX-512F when `AVX512`. This is inlined
 /// into its caller, which must be compiled with those features.
 #[inline(always)]
-unsafe fn tile_product<const R: usize, const AVX512: bool>(
-    k: usize,
-    a: &[f32],
-    b: &[f32],
-) -> [[__m256; 2]; R] {
-    // SAFETY: the caller guarantees the features of the chosen product.
-    unsafe {
-        if AVX512 {
-            super::avx512::product::<R>(k, a, b)
-        } else {
-            product::<R>(k, a, b)
-        }
-    }
-}
-
-/// `out = A_panel * B_panel` over `k` steps.
-///
-/// # Safety
-/// As [`tile_product`].
-#[inline(always)]
 pub(crate) unsafe fn micro_6x16<const AVX512: bool>(k: usize, a: &[f32], b: &[f32], out: &mut Tile) {
+    if AVX512 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { super::avx512::tile_into(k, a, b, out) };
+        return;
+    }
     // SAFETY: the caller guarantees the features.
-    let c = unsafe { tile_product::<MR, AVX512>(k, a, b) };
+    let c = unsafe { product::<MR>(k, a, b) };
     let dst = out.as_mut_ptr();
     for (i, v) in c.iter().flatten().enumerate() {
         // SAFETY: `out` holds MR * NR = 12 * 8 floats; vector i goes to floats 8i..8i+8.
@@ -93,9 +78,9 @@ pub(crate) unsafe fn micro_6x16<const AVX512: bool>(k: usize, a: &[f32], b: &[f3
 /// and whose residual rows are contiguous. Indices are the GEMM call's, as there.
 #[derive(Copy, Clone)]
 pub(crate) struct TileTerms<'a> {
-    row_bias: Option<&'a [f32]>,
-    col_bias: Option<&'a [f32]>,
-    residual: Option<MatRef<'a>>,
+    pub(super) row_bias: Option<&'a [f32]>,
+    pub(super) col_bias: Option<&'a [f32]>,
+    pub(super) residual: Option<MatRef<'a>>,
     pub(super) activation: RegisterActivation,
 }
 
@@ -117,10 +102,11 @@ impl<'a> TileTerms<'a> {
 /// with `accumulate`, then `terms` (row `r` of the tile is row `i + r` of the
 /// call): the tile goes from registers straight to the output, skipping the copy
 /// through a [`Tile`] (a tenth of the time of a small-K product) and the separate
-/// epilogue pass over the block (5 % of MobileNetV2).
+/// epilogue pass over the block (5 % of MobileNetV2). With `AVX512`, the
+/// [`avx512`](super::avx512) instance.
 ///
 /// # Safety
-/// As [`tile_product`].
+/// As [`micro_6x16`].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) unsafe fn micro_rows_into<const R: usize, const AVX512: bool>(
@@ -133,9 +119,14 @@ pub(crate) unsafe fn micro_rows_into<const R: usize, const AVX512: bool>(
     accumulate: bool,
     terms: Option<&TileTerms<'_>>,
 ) {
+    if AVX512 {
+        // SAFETY: the caller guarantees AVX-512F.
+        unsafe { super::avx512::rows_into::<R>(k, a, b, rows, i, j, accumulate, terms) };
+        return;
+    }
     prefetch_tile_rows(&rows[..R], j, NR);
     // SAFETY: the caller guarantees the features.
-    let c = unsafe { tile_product::<R, AVX512>(k, a, b) };
+    let c = unsafe { product::<R>(k, a, b) };
     // One instance of the store loop per kind of activation, so none has a `match`
     // per vector. SAFETY (all arms): AVX2 + FMA per the caller.
     unsafe {
@@ -172,7 +163,7 @@ pub(super) fn prefetch_tile_rows(rows: &[&mut [f32]], j: usize, width: usize) {
 /// The CPU must support AVX2 and FMA. This is inlined into its caller, which must
 /// be compiled with them.
 #[inline(always)]
-pub(super) unsafe fn store_rows<const R: usize, A: Activate>(
+unsafe fn store_rows<const R: usize, A: Activate>(
     c: [[__m256; 2]; R],
     rows: &mut [&mut [f32]; MR],
     i: usize,
@@ -217,17 +208,20 @@ pub(super) unsafe fn store_rows<const R: usize, A: Activate>(
     }
 }
 
-/// [`micro_rows_into`] for a partial tile's `rows_in_tile` (1 to MR - 1) rows.
-/// (A full tile calls `micro_rows_into::<MR, _>` directly: through this dispatch
-/// it would pay a second call per tile. Partial tiles take the call, to one
-/// out-of-line function per instruction set.)
+/// [`micro_rows_into`] for a tile that is not a full 6x16 one: `rows_in_tile`
+/// (1 to MR) rows, `width` (1 to NR) columns. Without AVX-512 only whole 16-column
+/// tiles are stored directly (`width` is NR). (A full tile calls
+/// `micro_rows_into::<MR, _>` directly: through this dispatch it would pay a
+/// second call per tile. Partial tiles take the call, to one out-of-line function
+/// per instruction set.)
 ///
 /// # Safety
-/// As [`tile_product`].
+/// As [`micro_6x16`].
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn micro_into<const AVX512: bool>(
     rows_in_tile: usize,
+    width: usize,
     k: usize,
     a: &[f32],
     b: &[f32],
@@ -240,8 +234,9 @@ pub(crate) unsafe fn micro_into<const AVX512: bool>(
     // SAFETY: the caller guarantees the features of the chosen instance.
     unsafe {
         if AVX512 {
-            super::avx512::partial_rows_into(rows_in_tile, k, a, b, rows, i, j, accumulate, terms)
+            super::avx512::partial_rows_into(rows_in_tile, width, k, a, b, rows, i, j, accumulate, terms)
         } else {
+            assert_eq!(width, NR, "AVX2 tiles are stored directly only when whole");
             partial_rows_into(rows_in_tile, k, a, b, rows, i, j, accumulate, terms)
         }
     }
@@ -264,36 +259,16 @@ unsafe fn partial_rows_into(
     accumulate: bool,
     terms: Option<&TileTerms<'_>>,
 ) {
-    // SAFETY: AVX2 + FMA per the caller.
-    unsafe { dispatch_rows::<false>(rows_in_tile, k, a, b, rows, i, j, accumulate, terms) }
-}
-
-/// Calls [`micro_rows_into`] for `rows_in_tile` rows.
-///
-/// # Safety
-/// As [`tile_product`].
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn dispatch_rows<const AVX512: bool>(
-    rows_in_tile: usize,
-    k: usize,
-    a: &[f32],
-    b: &[f32],
-    rows: &mut [&mut [f32]; MR],
-    i: usize,
-    j: usize,
-    accumulate: bool,
-    terms: Option<&TileTerms<'_>>,
-) {
-    // SAFETY (all arms): the caller guarantees the features.
+    // SAFETY (all arms): AVX2 + FMA per the caller.
     unsafe {
         match rows_in_tile {
-            5 => micro_rows_into::<5, AVX512>(k, a, b, rows, i, j, accumulate, terms),
-            4 => micro_rows_into::<4, AVX512>(k, a, b, rows, i, j, accumulate, terms),
-            3 => micro_rows_into::<3, AVX512>(k, a, b, rows, i, j, accumulate, terms),
-            2 => micro_rows_into::<2, AVX512>(k, a, b, rows, i, j, accumulate, terms),
-            1 => micro_rows_into::<1, AVX512>(k, a, b, rows, i, j, accumulate, terms),
-            _ => unreachable!("a partial tile has 1 to {} rows", MR - 1),
+            6 => micro_rows_into::<6, false>(k, a, b, rows, i, j, accumulate, terms),
+            5 => micro_rows_into::<5, false>(k, a, b, rows, i, j, accumulate, terms),
+            4 => micro_rows_into::<4, false>(k, a, b, rows, i, j, accumulate, terms),
+            3 => micro_rows_into::<3, false>(k, a, b, rows, i, j, accumulate, terms),
+            2 => micro_rows_into::<2, false>(k, a, b, rows, i, j, accumulate, terms),
+            1 => micro_rows_into::<1, false>(k, a, b, rows, i, j, accumulate, terms),
+            _ => unreachable!("a tile has 1 to {MR} rows"),
         }
     }
 }

@@ -1,36 +1,39 @@
-//! The AVX-512F tile products (x86-64 only, chosen at run time).
+//! The AVX-512F tile kernels (x86-64 only, chosen at run time).
 //!
 //! The tiles keep the AVX2 kernel's packing (6-row A panels, 16-column B panels):
 //! one zmm accumulator per row and B panel, the A value broadcast straight from
-//! memory into the FMAs. The finished rows leave as ymm halves, so bias, residual,
-//! activation and the stores are the AVX2 code in `avx2`.
+//! memory into the FMAs. Finished rows are stored as they are, one zmm per tile
+//! row, with bias, residual and activation applied on the way (as ymm halves
+//! through the AVX2 store code, a 16-deep product spent a fifth of its time on the
+//! extra splits, adds and stores). A tile short of 16 columns, the last one of a
+//! row whose length is not a multiple of 16 (a 14x14 or 7x7 plane), is stored
+//! through a mask.
 //!
 //! Where two full B panels lie side by side the tile is 6x32 ([`wide_rows_into`]):
 //! a CPU with two 512-bit FMA units (Zen 5) keeps eight FMAs in flight (two units,
 //! four cycles each), which the 6x16 tile's six accumulators cannot feed, and
 //! each step's two B loads then serve twelve FMAs instead of six.
 
-use crate::backend::cpu::kernels::numeric::vector_activation::{with_activation, NoActivation};
+use crate::backend::cpu::kernels::numeric::vector_activation::{with_activation, Activate, NoActivation};
 use std::arch::x86_64::{
-    __m256, __m512, _mm256_castpd_ps, _mm256_setzero_ps, _mm512_add_ps, _mm512_castps512_ps256,
-    _mm512_castps_pd, _mm512_extractf64x4_pd, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps,
-    _mm512_setzero_ps,
+    __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps,
+    _mm512_maskz_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps, _mm_prefetch, _MM_HINT_T1,
 };
 
-use super::avx2::{dispatch_rows, prefetch_tile_rows, store_rows, TileTerms};
-use super::micro::{MR, NR};
+use super::avx2::{prefetch_tile_rows, TileTerms};
+use super::driver::STREAM_EVERY;
+use super::micro::{Tile, MR, NR};
 
 // One zmm register holds a tile row.
 const _: () = assert!(NR == 16);
 
-/// The first `R` rows of `A_panel * B_panel` over `k` steps, as `[low, high]`
-/// ymm halves of each row.
+/// The first `R` rows of `A_panel * B_panel` over `k` steps, one zmm per row.
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
 #[inline]
-pub(super) unsafe fn product<const R: usize>(k: usize, a: &[f32], b: &[f32]) -> [[__m256; 2]; R] {
+unsafe fn product<const R: usize>(k: usize, a: &[f32], b: &[f32]) -> [__m512; R] {
     const { assert!(R >= 1 && R <= MR) };
     // Slicing checks the panels really hold `k` steps, so the pointer walk below
     // stays inside them.
@@ -79,29 +82,31 @@ pub(super) unsafe fn product<const R: usize>(k: usize, a: &[f32], b: &[f32]) -> 
             *row = _mm512_add_ps(*row, odd);
         }
     }
-    halves(c)
+    c
 }
 
-/// The rows as `[low, high]` ymm halves, for the AVX2 store code.
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[inline]
-fn halves<const R: usize>(rows: [__m512; R]) -> [[__m256; 2]; R] {
-    let mut halves = [[_mm256_setzero_ps(); 2]; R];
-    for (h, v) in halves.iter_mut().zip(rows) {
-        let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
-        *h = [_mm512_castps512_ps256(v), _mm256_castpd_ps(high)];
+/// Prefetches (into L2) the line at `p`, then returns the next one, up to `last`.
+#[inline(always)]
+fn stream_line(p: *const f32, last: *const f32) -> *const f32 {
+    // SAFETY: a prefetch is a hint and never faults; `p` lies in the stream.
+    unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) };
+    if p < last {
+        p.wrapping_add(16)
+    } else {
+        p
     }
-    halves
 }
 
 /// The first `R` rows of the 6x32 tile `A_panel * [B_0 B_1]` over `k` steps, as
-/// the two 6x16 tiles' rows in ymm halves. Step `p` reads `b0[p * b_step..][..NR]`
-/// and `b1[p * b_step..][..NR]`: `b_step` is NR for packed panels, B's row stride
-/// where B is read in place (see `driver::BRows`).
+/// the two 6x16 tiles' rows. Step `p` reads `b0[p * b_step..][..NR]` and
+/// `b1[p * b_step..][..NR]`: `b_step` is NR for packed panels, B's row stride
+/// where B is read in place (see `driver::BRows`). The cache lines of `stream`
+/// are prefetched on the way, one every [`STREAM_EVERY`] steps, as many as fit
+/// (full tiles only: partial ones are given none).
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn product_wide<const R: usize>(
     k: usize,
@@ -109,7 +114,8 @@ unsafe fn product_wide<const R: usize>(
     b0: &[f32],
     b1: &[f32],
     b_step: usize,
-) -> [[[__m256; 2]; R]; 2] {
+    stream: &[f32],
+) -> [[__m512; R]; 2] {
     const { assert!(R >= 1 && R <= MR) };
     // Slicing checks the operands really hold `k` steps, so the pointer walk below
     // stays inside them.
@@ -146,20 +152,40 @@ unsafe fn product_wide<const R: usize>(
         }
         steps = k % 2;
     }
-    for _ in 0..steps {
-        // SAFETY: each step reads R <= MR floats at `pa` and NR floats at `pb0` and
-        // `pb1`, then advances by MR and `b_step`; `k` steps fit in the slices
-        // checked above.
-        unsafe {
-            let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
-            for (i, (l, r)) in left.iter_mut().zip(&mut right).enumerate() {
-                let av = _mm512_set1_ps(*pa.add(i));
-                *l = _mm512_fmadd_ps(av, v0, *l);
-                *r = _mm512_fmadd_ps(av, v1, *r);
+    // A macro, not a closure: a closure would not inherit the target feature.
+    macro_rules! step {
+        () => {
+            // SAFETY: each step reads R <= MR floats at `pa` and NR floats at `pb0`
+            // and `pb1`, then advances by MR and `b_step`; `k` steps fit in the
+            // slices checked above.
+            unsafe {
+                let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
+                for (i, (l, r)) in left.iter_mut().zip(&mut right).enumerate() {
+                    let av = _mm512_set1_ps(*pa.add(i));
+                    *l = _mm512_fmadd_ps(av, v0, *l);
+                    *r = _mm512_fmadd_ps(av, v1, *r);
+                }
+                pa = pa.add(MR);
+                pb0 = pb0.add(b_step);
+                pb1 = pb1.add(b_step);
             }
-            pa = pa.add(MR);
-            pb0 = pb0.add(b_step);
-            pb1 = pb1.add(b_step);
+        };
+    }
+    if split || stream.is_empty() {
+        for _ in 0..steps {
+            step!();
+        }
+    } else {
+        let lines = stream.len().div_ceil(16).min(k / STREAM_EVERY).max(1);
+        let (mut p, last) = (stream.as_ptr(), stream[(lines - 1) * 16..].as_ptr());
+        for _ in 0..k / STREAM_EVERY {
+            p = stream_line(p, last);
+            for _ in 0..STREAM_EVERY {
+                step!();
+            }
+        }
+        for _ in 0..k % STREAM_EVERY {
+            step!();
         }
     }
     if split {
@@ -168,57 +194,144 @@ unsafe fn product_wide<const R: usize>(
             right[i] = _mm512_add_ps(right[i], odd_right[i]);
         }
     }
-    [halves(left), halves(right)]
+    [left, right]
 }
 
-/// [`avx2::micro_rows_into`](super::avx2::micro_rows_into) for the first `R` rows
-/// of a 6x32 tile: `rows[r][j..j + 2 * NR]` from `A_panel * [B_0 B_1]` (`b0`, `b1`:
-/// columns `j..j + NR` and `j + NR..j + 2 * NR`, steps `b_step` apart, as in
-/// [`product_wide`]).
+/// `out = A_panel * B_panel` over `k` steps.
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA. This is inlined into its caller,
-/// which must be compiled with them.
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn tile_into(k: usize, a: &[f32], b: &[f32], out: &mut Tile) {
+    // SAFETY: AVX-512F per the caller.
+    let c = unsafe { product::<MR>(k, a, b) };
+    for (dst, v) in out.chunks_exact_mut(NR).zip(c) {
+        // SAFETY: each chunk is NR = 16 floats.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
+    }
+}
+
+/// The first `width` (1 to NR) floats of a row as a vector: loaded whole when
+/// `MASKED` is false (then `width` is NR), else through a mask, the rest zero.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[inline(always)]
+unsafe fn load_row<const MASKED: bool>(s: &[f32], width: usize) -> __m512 {
+    let s = &s[..width];
+    // SAFETY: `s` holds `width` floats (checked by the slice above); the masked
+    // load touches only those, the whole one `width` = NR of them.
+    unsafe {
+        if MASKED {
+            _mm512_maskz_loadu_ps(first(width), s.as_ptr())
+        } else {
+            _mm512_loadu_ps(s.as_ptr())
+        }
+    }
+}
+
+/// The mask of the first `width` (below NR) lanes.
+#[inline(always)]
+fn first(width: usize) -> __mmask16 {
+    ((1u32 << width) - 1) as __mmask16
+}
+
+/// `rows[r][j..j + width] = c[r]` for the first `R` rows, or `+=` with
+/// `accumulate`, then `terms` (row `r` of the tile is row `i + r` of the call),
+/// with `terms`' activation as `act`. `width` is NR unless `MASKED`. Always
+/// inlined: as a call, the accumulators went through the stack.
+///
+/// # Safety
+/// The CPU must support AVX-512F. This is inlined into its caller, which must be
+/// compiled with it.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) unsafe fn wide_rows_into<const R: usize>(
-    k: usize,
-    a: &[f32],
-    b0: &[f32],
-    b1: &[f32],
-    b_step: usize,
+unsafe fn store_rows<const R: usize, const MASKED: bool, A: Activate>(
+    c: [__m512; R],
     rows: &mut [&mut [f32]; MR],
     i: usize,
     j: usize,
+    width: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+    act: A,
+) {
+    debug_assert!(MASKED || width == NR);
+    // SAFETY (all loads): AVX-512F per the caller; `load_row` bounds-checks.
+    let col_bias = terms
+        .and_then(|t| t.col_bias)
+        .map(|cb| unsafe { load_row::<MASKED>(&cb[j..], width) });
+    for (r, (row, mut v)) in rows[..R].iter_mut().zip(c).enumerate() {
+        let dst = &mut row[j..j + width];
+        if accumulate {
+            v = _mm512_add_ps(v, unsafe { load_row::<MASKED>(dst, width) });
+        }
+        if let Some(t) = terms {
+            if let Some(rb) = t.row_bias {
+                v = _mm512_add_ps(v, _mm512_set1_ps(rb[i + r]));
+            }
+            if let Some(cb) = col_bias {
+                v = _mm512_add_ps(v, cb);
+            }
+            if let Some(res) = t.residual {
+                v = _mm512_add_ps(v, unsafe {
+                    load_row::<MASKED>(res.row_slice(i + r, j, width), width)
+                });
+            }
+            // SAFETY: AVX-512F per the caller.
+            v = unsafe { act.apply512(v) };
+        }
+        // SAFETY: `dst` is `width` floats of the row (bounds-checked above), all 16
+        // of them unless `MASKED`, when the mask stores only the first `width`.
+        unsafe {
+            if MASKED {
+                _mm512_mask_storeu_ps(dst.as_mut_ptr(), first(width), v);
+            } else {
+                _mm512_storeu_ps(dst.as_mut_ptr(), v);
+            }
+        }
+    }
+}
+
+/// [`store_rows`] with `terms`' activation, one instance per kind of activation,
+/// so none has a `match` per vector.
+///
+/// # Safety
+/// As [`store_rows`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn store_rows_with<const R: usize, const MASKED: bool>(
+    c: [__m512; R],
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    width: usize,
     accumulate: bool,
     terms: Option<&TileTerms<'_>>,
 ) {
-    prefetch_tile_rows(&rows[..R], j, 2 * NR);
-    // SAFETY: the caller guarantees the features.
-    let [left, right] = unsafe { product_wide::<R>(k, a, b0, b1, b_step) };
-    // SAFETY (all arms): AVX2 + FMA per the caller.
+    // SAFETY (all arms): AVX-512F per the caller.
     unsafe {
         match terms {
-            None => {
-                store_rows(left, rows, i, j, accumulate, None, NoActivation);
-                store_rows(right, rows, i, j + NR, accumulate, None, NoActivation);
-            }
+            None => store_rows::<R, MASKED, _>(c, rows, i, j, width, accumulate, None, NoActivation),
             Some(t) => with_activation!(t.activation, act => {
-                store_rows(left, rows, i, j, accumulate, Some(t), act);
-                store_rows(right, rows, i, j + NR, accumulate, Some(t), act);
+                store_rows::<R, MASKED, _>(c, rows, i, j, width, accumulate, Some(t), act)
             }),
         }
     }
 }
 
-/// `avx2::micro_into`'s AVX-512 instance.
+/// `rows[r][j..j + NR] = (A_panel * B_panel)[r]` for the first `R` rows, or `+=`
+/// with `accumulate`, then `terms` (row `r` of the tile is row `i + r` of the
+/// call): the tile goes from registers straight to the output, skipping the copy
+/// through a [`Tile`] and the separate epilogue pass over the block.
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512F. This is inlined into its caller, which must be
+/// compiled with it.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn partial_rows_into(
-    rows_in_tile: usize,
+#[inline(always)]
+pub(super) unsafe fn rows_into<const R: usize>(
     k: usize,
     a: &[f32],
     b: &[f32],
@@ -228,16 +341,105 @@ pub(super) unsafe fn partial_rows_into(
     accumulate: bool,
     terms: Option<&TileTerms<'_>>,
 ) {
-    // SAFETY: AVX-512F, AVX2 and FMA per the caller.
-    unsafe { dispatch_rows::<true>(rows_in_tile, k, a, b, rows, i, j, accumulate, terms) }
+    prefetch_tile_rows(&rows[..R], j, NR);
+    // SAFETY: the caller guarantees the feature.
+    unsafe { store_rows_with::<R, false>(product::<R>(k, a, b), rows, i, j, NR, accumulate, terms) }
+}
+
+/// [`rows_into`] for a tile of `rows_in_tile` (1 to MR) rows and `width` (1 to NR)
+/// columns that is not a full 6x16 one, out of line: a partial last row panel, or
+/// the last column panel of a row whose length is not a multiple of NR (its
+/// packed B panel is zero-padded, only the store is cut short).
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn partial_rows_into(
+    rows_in_tile: usize,
+    width: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+) {
+    macro_rules! rows {
+        ($r:literal) => {{
+            prefetch_tile_rows(&rows[..$r], j, width);
+            let c = product::<$r>(k, a, b);
+            if width == NR {
+                store_rows_with::<$r, false>(c, rows, i, j, width, accumulate, terms)
+            } else {
+                store_rows_with::<$r, true>(c, rows, i, j, width, accumulate, terms)
+            }
+        }};
+    }
+    assert!((1..=NR).contains(&width), "a tile is 1 to {NR} columns wide");
+    // SAFETY (all arms): AVX-512F per the caller.
+    unsafe {
+        match rows_in_tile {
+            6 => rows!(6),
+            5 => rows!(5),
+            4 => rows!(4),
+            3 => rows!(3),
+            2 => rows!(2),
+            1 => rows!(1),
+            _ => unreachable!("a tile has 1 to {MR} rows"),
+        }
+    }
+}
+
+/// [`rows_into`] for the first `R` rows of a 6x32 tile: `rows[r][j..j + 2 * NR]`
+/// from `A_panel * [B_0 B_1]` (`b0`, `b1`: columns `j..j + NR` and
+/// `j + NR..j + 2 * NR`, steps `b_step` apart, as in [`product_wide`]),
+/// prefetching `stream` on the way.
+///
+/// # Safety
+/// The CPU must support AVX-512F. This is inlined into its caller, which must be
+/// compiled with it.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) unsafe fn wide_rows_into<const R: usize>(
+    k: usize,
+    a: &[f32],
+    b0: &[f32],
+    b1: &[f32],
+    b_step: usize,
+    stream: &[f32],
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+) {
+    prefetch_tile_rows(&rows[..R], j, 2 * NR);
+    // SAFETY: the caller guarantees the feature.
+    let [left, right] = unsafe { product_wide::<R>(k, a, b0, b1, b_step, stream) };
+    // SAFETY (all arms): AVX-512F per the caller.
+    unsafe {
+        match terms {
+            None => {
+                store_rows::<R, false, _>(left, rows, i, j, NR, accumulate, None, NoActivation);
+                store_rows::<R, false, _>(right, rows, i, j + NR, NR, accumulate, None, NoActivation);
+            }
+            Some(t) => with_activation!(t.activation, act => {
+                store_rows::<R, false, _>(left, rows, i, j, NR, accumulate, Some(t), act);
+                store_rows::<R, false, _>(right, rows, i, j + NR, NR, accumulate, Some(t), act);
+            }),
+        }
+    }
 }
 
 /// [`wide_rows_into`] for a partial tile's `rows_in_tile` (1 to MR - 1) rows, out
 /// of line like [`partial_rows_into`].
 ///
 /// # Safety
-/// The CPU must support AVX-512F, AVX2 and FMA.
-#[target_feature(enable = "avx512f,avx2,fma")]
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn partial_wide_rows_into(
     rows_in_tile: usize,
@@ -252,14 +454,14 @@ pub(super) unsafe fn partial_wide_rows_into(
     accumulate: bool,
     terms: Option<&TileTerms<'_>>,
 ) {
-    // SAFETY (all arms): AVX-512F, AVX2 and FMA per the caller.
+    // SAFETY (all arms): AVX-512F per the caller.
     unsafe {
         match rows_in_tile {
-            5 => wide_rows_into::<5>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
-            4 => wide_rows_into::<4>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
-            3 => wide_rows_into::<3>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
-            2 => wide_rows_into::<2>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
-            1 => wide_rows_into::<1>(k, a, b0, b1, b_step, rows, i, j, accumulate, terms),
+            5 => wide_rows_into::<5>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            4 => wide_rows_into::<4>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            3 => wide_rows_into::<3>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            2 => wide_rows_into::<2>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            1 => wide_rows_into::<1>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
             _ => unreachable!("a partial tile has 1 to {} rows", MR - 1),
         }
     }

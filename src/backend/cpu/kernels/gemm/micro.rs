@@ -25,7 +25,7 @@ pub enum Isa {
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
     /// AVX-512F products (one 16-float zmm register per tile row and B panel, 6x32
-    /// tiles where two B panels are full), stored with the AVX2 code. Zen 4 runs a
+    /// tiles where two B panels are full), stored from zmm registers. Zen 4 runs a
     /// zmm FMA as two halves, so its peak is the AVX2 one, but each step issues half
     /// the instructions (L1-resident tile, 1 thread: 96 -> 114 GFLOP/s); Zen 5 has
     /// two 512-bit FMA units and twice the AVX2 peak (245 against 122 GFLOP/s).

@@ -4,8 +4,10 @@
 //! store.
 
 use std::arch::x86_64::{
-    __m256, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_fmadd_ps, _mm256_max_ps, _mm256_min_ps, _mm256_mul_ps,
-    _mm256_set1_ps, _mm256_setzero_ps, _CMP_LT_OQ,
+    __m256, __m512, _mm256_blendv_ps, _mm256_cmp_ps, _mm256_fmadd_ps, _mm256_max_ps, _mm256_min_ps,
+    _mm256_mul_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps,
+    _mm512_mask_blend_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    _CMP_LT_OQ,
 };
 
 use crate::ir::ops::Activation;
@@ -85,6 +87,41 @@ impl RegisterActivation {
             }
         }
     }
+
+    /// The activation of sixteen values, as [`apply_avx2`](Self::apply_avx2) does
+    /// eight.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn apply_avx512(self, x: __m512) -> __m512 {
+        match self {
+            RegisterActivation::None => x,
+            RegisterActivation::Clamp { min, max } => clamp_avx512(x, min, max),
+            RegisterActivation::LeakyRelu { alpha } => {
+                let scaled = _mm512_mul_ps(x, _mm512_set1_ps(alpha));
+                let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
+                _mm512_mask_blend_ps(negative, x, scaled)
+            }
+            RegisterActivation::HardSigmoid { alpha, beta, times_x } => {
+                let y = _mm512_fmadd_ps(x, _mm512_set1_ps(alpha), _mm512_set1_ps(beta));
+                let y = clamp_avx512(y, 0.0, 1.0);
+                if times_x {
+                    _mm512_mul_ps(x, y)
+                } else {
+                    y
+                }
+            }
+        }
+    }
+}
+
+/// `min(max(x, lo), hi)`, ordered as [`RegisterActivation::apply_avx2`]'s clamp.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn clamp_avx512(x: __m512, lo: f32, hi: f32) -> __m512 {
+    _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(lo)), _mm512_set1_ps(hi))
 }
 
 /// An activation applied to a vector register.
@@ -92,6 +129,10 @@ pub(crate) trait Activate: Copy {
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     unsafe fn apply(self, v: __m256) -> __m256;
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    unsafe fn apply512(self, v: __m512) -> __m512;
 }
 
 #[derive(Copy, Clone)]
@@ -100,6 +141,11 @@ pub(crate) struct NoActivation;
 impl Activate for NoActivation {
     #[inline(always)]
     unsafe fn apply(self, v: __m256) -> __m256 {
+        v
+    }
+
+    #[inline(always)]
+    unsafe fn apply512(self, v: __m512) -> __m512 {
         v
     }
 }
@@ -120,6 +166,12 @@ impl Activate for Clamp {
         // SAFETY: AVX2 + FMA per the caller.
         unsafe { RegisterActivation::Clamp { min, max }.apply_avx2(v) }
     }
+
+    #[inline(always)]
+    unsafe fn apply512(self, v: __m512) -> __m512 {
+        // SAFETY: AVX-512F per the caller.
+        unsafe { clamp_avx512(v, self.min, self.max) }
+    }
 }
 
 impl Activate for RegisterActivation {
@@ -127,6 +179,12 @@ impl Activate for RegisterActivation {
     unsafe fn apply(self, v: __m256) -> __m256 {
         // SAFETY: AVX2 + FMA per the caller.
         unsafe { self.apply_avx2(v) }
+    }
+
+    #[inline(always)]
+    unsafe fn apply512(self, v: __m512) -> __m512 {
+        // SAFETY: AVX-512F per the caller.
+        unsafe { self.apply_avx512(v) }
     }
 }
 
