@@ -125,6 +125,26 @@ pub fn top1(values: &[f32], shape: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// The rows whose top-1 class in `got` differs from `want`'s by more than a near
+/// tie: `want` ranks `got`'s pick more than `2 * error` below its own (each logit
+/// may be off by `error`, the run's max-abs error). A reduced-precision run may
+/// swap two classes `want` separates by less than its error; that is rounding,
+/// not a wrong result. Returns `(row, got's class, want's class)`.
+pub fn top1_mismatches(got: &[f32], want: &[f32], shape: &[usize], error: f64) -> Vec<(usize, usize, usize)> {
+    let rows = shape.first().copied().unwrap_or(1).max(1);
+    let cols = want.len() / rows;
+    let (tg, tw) = (top1(got, shape), top1(want, shape));
+    tg.into_iter()
+        .zip(tw)
+        .enumerate()
+        .filter(|&(r, (g, w))| {
+            let row = &want[r * cols..][..cols];
+            g != w && f64::from(row[w]) - f64::from(row[g]) > 2.0 * error
+        })
+        .map(|(r, (g, w))| (r, g, w))
+        .collect()
+}
+
 /// The values of a float32 tensor (panics with context for other dtypes).
 pub fn f32s<'a>(t: &'a Tensor, what: &str) -> &'a [f32] {
     t.as_slice::<f32>()
@@ -166,5 +186,10 @@ mod tests {
         assert!((rel_l2(&[0.0, 0.0], &[3.0, 4.0]) - 1.0).abs() < 1e-12);
         assert_eq!(max_abs(&[1.0, 5.0], &[1.5, 4.0]), 1.0);
         assert_eq!(top1(&[0.0, 3.0, 1.0, 9.0, 2.0, 1.0], &[2, 3]), vec![1, 0]);
+        // Row 0 swaps a near tie (1.00 vs 0.99, error 0.01): accepted. Row 1 picks a
+        // class 1.0 below the best: a mismatch.
+        let want = [1.0, 0.99, 0.0, 2.0, 1.0, 0.0];
+        let got = [0.98, 1.0, 0.0, 1.0, 2.0, 0.0];
+        assert_eq!(top1_mismatches(&got, &want, &[2, 3], 0.01), vec![(1, 1, 0)]);
     }
 }

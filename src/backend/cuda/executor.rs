@@ -23,7 +23,7 @@ use crate::backend::gpu::codes::UnaryCode;
 use crate::backend::gpu::program::grid_1d;
 use crate::backend::gpu::{Bind, BufferId, GpuKernel};
 use crate::error::{Error, Result};
-use crate::plan::{Loc, Plan};
+use crate::plan::{Loc, Plan, Step};
 use crate::tensor::{DType, Tensor};
 
 /// A plan whose steps run on CUDA.
@@ -161,6 +161,24 @@ impl Layout {
     }
 }
 
+/// The inputs of `step` its device code reads: a library kernel's bound inputs
+/// (a `Split`'s sizes or a `Reshape`'s shape is an int64 constant read at
+/// prepare, which stays on the host), or all of a cuDNN or cuBLAS call's.
+fn device_inputs(step: &Step<CudaKernel>) -> Vec<&Loc> {
+    match &step.kernel {
+        CudaKernel::Library(k) => k
+            .dispatches
+            .iter()
+            .flat_map(|d| d.reads.iter().chain(&d.writes))
+            .filter_map(|b| match b {
+                Bind::Input(i) => step.inputs.get(*i)?.as_ref(),
+                _ => None,
+            })
+            .collect(),
+        CudaKernel::Conv(_) | CudaKernel::Gemm(_) => step.inputs.iter().flatten().collect(),
+    }
+}
+
 /// f32 data as stored on the device in `precision`.
 fn encode(precision: Precision, data: &[f32], out: &mut [u8]) {
     if precision.stores_f16() {
@@ -220,7 +238,7 @@ impl CudaProgram {
         at.insert(BufferId::Dummy, layout.take(ALIGN));
         let mut uploads: Vec<(usize, Vec<f32>)> = Vec::new();
         for (s, step) in plan.steps.iter().enumerate() {
-            for loc in step.inputs.iter().flatten() {
+            for loc in device_inputs(step) {
                 match loc {
                     Loc::Input { index, .. } if !at.contains_key(&BufferId::Input(*index)) => {
                         let t = inputs
