@@ -110,18 +110,27 @@ fn stream_line(p: *const f32, last: *const f32) -> *const f32 {
 /// prefetch stream made it larger, `#[inline]` left it a call: 38 % of
 /// MobileNetV2's time in one out-of-line function).
 #[inline(always)]
-unsafe fn product_wide<const R: usize>(
+unsafe fn product_wide<const R: usize, const A_IN_PLACE: bool>(
     k: usize,
     a: &[f32],
+    a_ld: usize,
     b0: &[f32],
     b1: &[f32],
     b_step: usize,
     stream: &[f32],
 ) -> [[__m512; R]; 2] {
     const { assert!(R >= 1 && R <= MR) };
+    // Step `p` of row `i` is `a[p * a_step + i * a_row]`: a packed panel holds each
+    // step's MR values together, A read in place its rows `a_ld` apart.
+    let (a_step, a_row) = if A_IN_PLACE { (1, a_ld) } else { (MR, 1) };
     // Slicing checks the operands really hold `k` steps, so the pointer walk below
     // stays inside them.
-    let a = &a[..k * MR];
+    let a_len = match k {
+        0 => 0,
+        _ if A_IN_PLACE => (R - 1) * a_ld + k,
+        _ => k * MR,
+    };
+    let a = &a[..a_len];
     let b_len = if k == 0 { 0 } else { (k - 1) * b_step + NR };
     let (b0, b1) = (&b0[..b_len], &b1[..b_len]);
     let (mut pa, mut pb0, mut pb1) = (a.as_ptr(), b0.as_ptr(), b1.as_ptr());
@@ -141,13 +150,16 @@ unsafe fn product_wide<const R: usize>(
                 let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
                 let (w0, w1) = (_mm512_loadu_ps(pb0.add(b_step)), _mm512_loadu_ps(pb1.add(b_step)));
                 for i in 0..R {
-                    let (even, odd) = (_mm512_set1_ps(*pa.add(i)), _mm512_set1_ps(*pa.add(MR + i)));
+                    let (even, odd) = (
+                        _mm512_set1_ps(*pa.add(i * a_row)),
+                        _mm512_set1_ps(*pa.add(a_step + i * a_row)),
+                    );
                     left[i] = _mm512_fmadd_ps(even, v0, left[i]);
                     right[i] = _mm512_fmadd_ps(even, v1, right[i]);
                     odd_left[i] = _mm512_fmadd_ps(odd, w0, odd_left[i]);
                     odd_right[i] = _mm512_fmadd_ps(odd, w1, odd_right[i]);
                 }
-                pa = pa.add(2 * MR);
+                pa = pa.add(2 * a_step);
                 pb0 = pb0.add(2 * b_step);
                 pb1 = pb1.add(2 * b_step);
             }
@@ -157,17 +169,17 @@ unsafe fn product_wide<const R: usize>(
     // A macro, not a closure: a closure would not inherit the target feature.
     macro_rules! step {
         () => {
-            // SAFETY: each step reads R <= MR floats at `pa` and NR floats at `pb0`
-            // and `pb1`, then advances by MR and `b_step`; `k` steps fit in the
-            // slices checked above.
+            // SAFETY: each step reads R floats `a_row` apart from `pa` and NR floats
+            // at `pb0` and `pb1`, then advances by `a_step` and `b_step`; `k` steps
+            // fit in the slices checked above.
             unsafe {
                 let (v0, v1) = (_mm512_loadu_ps(pb0), _mm512_loadu_ps(pb1));
                 for (i, (l, r)) in left.iter_mut().zip(&mut right).enumerate() {
-                    let av = _mm512_set1_ps(*pa.add(i));
+                    let av = _mm512_set1_ps(*pa.add(i * a_row));
                     *l = _mm512_fmadd_ps(av, v0, *l);
                     *r = _mm512_fmadd_ps(av, v1, *r);
                 }
-                pa = pa.add(MR);
+                pa = pa.add(a_step);
                 pb0 = pb0.add(b_step);
                 pb1 = pb1.add(b_step);
             }
@@ -398,7 +410,8 @@ pub(super) unsafe fn partial_rows_into(
 /// [`rows_into`] for the first `R` rows of a 6x32 tile: `rows[r][j..j + 2 * NR]`
 /// from `A_panel * [B_0 B_1]` (`b0`, `b1`: columns `j..j + NR` and
 /// `j + NR..j + 2 * NR`, steps `b_step` apart, as in [`product_wide`]),
-/// prefetching `stream` on the way.
+/// prefetching `stream` on the way. `a` is a packed A panel, or with `a_ld` A's
+/// first tile row where it lies, its rows `a_ld` apart.
 ///
 /// # Safety
 /// The CPU must support AVX-512F. This is inlined into its caller, which must be
@@ -408,6 +421,7 @@ pub(super) unsafe fn partial_rows_into(
 pub(super) unsafe fn wide_rows_into<const R: usize>(
     k: usize,
     a: &[f32],
+    a_ld: Option<usize>,
     b0: &[f32],
     b1: &[f32],
     b_step: usize,
@@ -420,7 +434,12 @@ pub(super) unsafe fn wide_rows_into<const R: usize>(
 ) {
     prefetch_tile_rows(&rows[..R], j, 2 * NR);
     // SAFETY: the caller guarantees the feature.
-    let [left, right] = unsafe { product_wide::<R>(k, a, b0, b1, b_step, stream) };
+    let [left, right] = unsafe {
+        match a_ld {
+            None => product_wide::<R, false>(k, a, 0, b0, b1, b_step, stream),
+            Some(ld) => product_wide::<R, true>(k, a, ld, b0, b1, b_step, stream),
+        }
+    };
     // SAFETY (all arms): AVX-512F per the caller.
     unsafe {
         match terms {
@@ -447,6 +466,7 @@ pub(super) unsafe fn partial_wide_rows_into(
     rows_in_tile: usize,
     k: usize,
     a: &[f32],
+    a_ld: Option<usize>,
     b0: &[f32],
     b1: &[f32],
     b_step: usize,
@@ -459,11 +479,11 @@ pub(super) unsafe fn partial_wide_rows_into(
     // SAFETY (all arms): AVX-512F per the caller.
     unsafe {
         match rows_in_tile {
-            5 => wide_rows_into::<5>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
-            4 => wide_rows_into::<4>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
-            3 => wide_rows_into::<3>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
-            2 => wide_rows_into::<2>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
-            1 => wide_rows_into::<1>(k, a, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            5 => wide_rows_into::<5>(k, a, a_ld, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            4 => wide_rows_into::<4>(k, a, a_ld, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            3 => wide_rows_into::<3>(k, a, a_ld, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            2 => wide_rows_into::<2>(k, a, a_ld, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
+            1 => wide_rows_into::<1>(k, a, a_ld, b0, b1, b_step, &[], rows, i, j, accumulate, terms),
             _ => unreachable!("a partial tile has 1 to {} rows", MR - 1),
         }
     }

@@ -298,8 +298,16 @@ fn sequential<C: OutRows + ?Sized>(
         RhsSource::Mat(mat) if reads_b_in_place(isa, m, &scale) => mat.contiguous_rows(),
         _ => None,
     };
+    let a_in_place = match a.src {
+        LhsSource::Mat(mat) if reads_a_in_place(isa, n, &scale) => mat.contiguous_rows(),
+        _ => None,
+    };
     let b_scratch = packed_b_len(KC.min(k), NC.min(n));
-    let a_scratch = packed_a_len(MC.min(m), KC.min(k));
+    let a_scratch = if a_in_place.is_some() {
+        0
+    } else {
+        packed_a_len(MC.min(m), KC.min(k))
+    };
     let row_scratch = if let RhsSource::Rows(_) = b.src {
         row_scratch_len(NC.min(n))
     } else {
@@ -346,12 +354,17 @@ fn sequential<C: OutRows + ?Sized>(
                         };
                         for ic in (0..m).step_by(MC) {
                             let mc = MC.min(m - ic);
-                            let a_block: &[f32] = match a.src {
-                                LhsSource::Mat(mat) => {
-                                    pack_a(mat.sub(ic, pc, mc, kc), a_buf);
-                                    a_buf
+                            let (a_block, a_rows): (&[f32], _) = match (a.src, a_in_place) {
+                                (LhsSource::Mat(_), Some((data, ld))) => {
+                                    (&data[ic * ld + pc..], ARows::InPlace { ld })
                                 }
-                                LhsSource::Packed(p) => p.block(a.row0 + ic, mc, pc, kc),
+                                (LhsSource::Mat(mat), None) => {
+                                    pack_a(mat.sub(ic, pc, mc, kc), a_buf);
+                                    (a_buf, ARows::Packed)
+                                }
+                                (LhsSource::Packed(p), _) => {
+                                    (p.block(a.row0 + ic, mc, pc, kc), ARows::Packed)
+                                }
                             };
                             // A's blocks are read ic within pc within jc.
                             let a_next = match a.src {
@@ -367,6 +380,7 @@ fn sequential<C: OutRows + ?Sized>(
                             if let Some((data, ld)) = b_rows_in_place.filter(|_| nc_in_place > 0) {
                                 let block = Block {
                                     a: a_block,
+                                    a_rows,
                                     b: data,
                                     b_rows: BRows::InPlace { ld },
                                     a_next,
@@ -382,6 +396,7 @@ fn sequential<C: OutRows + ?Sized>(
                             if nc_packed > 0 {
                                 let block = Block {
                                     a: a_block,
+                                    a_rows,
                                     b: b_block,
                                     b_rows: BRows::Packed,
                                     a_next,
@@ -437,6 +452,35 @@ fn reads_b_in_place(isa: Isa, m: usize, scale: &Scale<'_, '_>) -> bool {
     wide && direct && m <= IN_PLACE_MAX_ROWS
 }
 
+/// Whether [`sequential`] reads a row-major A where it lies instead of packing it:
+/// with AVX-512, when tiles store straight from registers, and when every tile is
+/// a 6x32 one (`n` a multiple of 32; the narrower tiles take packed A panels).
+/// A channels-last image is such an A, the left operand of its pointwise
+/// convolutions: packing gathered six of its rows per step, copying the whole
+/// image once per call for as few as one or two column pairs of reuse.
+fn reads_a_in_place(isa: Isa, n: usize, scale: &Scale<'_, '_>) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let wide = matches!(isa, Isa::Avx512F) && isa.is_supported();
+    #[cfg(not(target_arch = "x86_64"))]
+    let wide = {
+        let _ = isa;
+        false
+    };
+    let direct = scale.alpha == 1.0 && (scale.beta == 0.0 || scale.beta == 1.0);
+    const { assert!(NC.is_multiple_of(2 * NR)) };
+    wide && direct && n.is_multiple_of(2 * NR)
+}
+
+/// How a block's A is laid out.
+#[derive(Copy, Clone, Debug)]
+enum ARows {
+    /// KC x MR panels, packed one after another.
+    Packed,
+    /// Read where it lies: rows `ld` floats apart, steps contiguous. Such blocks
+    /// are computed in 6x32 tiles only (see [`reads_a_in_place`]).
+    InPlace { ld: usize },
+}
+
 /// Rows of A up to which B is read in place. Packing copies every B element once
 /// per call, and earns it back as B's panels are reread, once per six rows of A,
 /// from contiguous memory (a panel read in place is `kc` rows a whole matrix row
@@ -461,6 +505,7 @@ enum BRows {
 /// One packed MC x KC block of A against one KC x NC block of B.
 struct Block<'p> {
     a: &'p [f32],
+    a_rows: ARows,
     b: &'p [f32],
     b_rows: BRows,
     /// The prepacked A block this thread reads next (empty when A is packed per
@@ -576,7 +621,7 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
         if wide {
             let (mut rows, count) = c.tile_rows(blk.i0 + i);
             let rows_in_tile = count.min(blk.mc - i);
-            let a_panel = &blk.a[ip * kc * MR..][..kc * MR];
+            let (a_panel, a_ld) = blk.a_panel(ip, rows_in_tile);
             let (b0, b1, b_step) = blk.b_pair(jp);
             let (i, j, accumulate) = (blk.i0 + i, blk.j0 + jp * NR, how.beta == 1.0);
             let terms = in_registers.as_ref();
@@ -585,7 +630,7 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
             if rows_in_tile == MR {
                 unsafe {
                     super::avx512::wide_rows_into::<MR>(
-                        kc, a_panel, b0, b1, b_step, stream, &mut rows, i, j, accumulate, terms,
+                        kc, a_panel, a_ld, b0, b1, b_step, stream, &mut rows, i, j, accumulate, terms,
                     )
                 };
                 continue;
@@ -596,6 +641,7 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
                         rows_in_tile,
                         kc,
                         a_panel,
+                        a_ld,
                         b0,
                         b1,
                         b_step,
@@ -629,6 +675,21 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
 }
 
 impl Block<'_> {
+    /// Row panel `ip`'s A (its first `rows` rows, for A read in place) and the
+    /// distance between its rows: MR values per step from a packed panel, the
+    /// rows' own stride where A is read in place (then a step is one float).
+    #[inline(always)]
+    fn a_panel(&self, ip: usize, rows: usize) -> (&[f32], Option<usize>) {
+        let kc = self.kc;
+        match self.a_rows {
+            ARows::Packed => (&self.a[ip * kc * MR..][..kc * MR], None),
+            ARows::InPlace { ld } => {
+                let len = if rows == 0 { 0 } else { (rows - 1) * ld + kc };
+                (&self.a[ip * MR * ld..][..len], Some(ld))
+            }
+        }
+    }
+
     /// B's columns `jp * NR..(jp + 1) * NR` and the next NR, and the distance
     /// between their steps.
     #[inline(always)]
@@ -759,10 +820,10 @@ fn one_tile<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
     acc: &mut Tile,
 ) {
     let kc = blk.kc;
-    // B read in place comes only in whole 6x32 tiles, which never get here.
+    // A or B read in place come only in whole 6x32 tiles, which never get here.
     assert!(
-        matches!(blk.b_rows, BRows::Packed),
-        "B read in place outside a 6x32 tile"
+        matches!((blk.a_rows, blk.b_rows), (ARows::Packed, BRows::Packed)),
+        "an operand read in place outside a 6x32 tile"
     );
     let b_panel = &blk.b[jp * kc * NR..][..kc * NR];
     let a_panel = &blk.a[ip * kc * MR..][..kc * MR];

@@ -317,6 +317,47 @@ fn right_operand_read_in_place_is_exact() {
 }
 
 #[test]
+fn left_operand_read_in_place_is_exact() {
+    // A row-major A (a channels-last image) with every tile 6x32 (`n` a multiple
+    // of 32): the AVX-512 driver reads its rows where they lie. Shapes cross MR,
+    // MC and KC; some have few enough rows for B to be read in place too, and 33
+    // columns fall back to packing. Beta 0 and 1 both store tiles directly.
+    let mut rng = Rng::new(8);
+    let shapes = [
+        (1, 32, 1),
+        (5, 64, 16),
+        (49, 96, 576),
+        (MC + 7, 32, KC + 9),
+        (196, 2 * NC, 40),
+        (30, 33, 20),
+    ];
+    for (m, n, k) in shapes {
+        for beta in [0.0, 1.0] {
+            let mut case = Case::random(&mut rng, m, n, k);
+            case.a = Operand::padded(&mut rng, m, k, 3);
+            if rng.range(0, 1) == 1 {
+                case.b = Operand::padded(&mut rng, k, n, 5);
+            }
+            case.alpha = 1.0;
+            case.beta = beta;
+            case.c0 = rng.vec(m * case.ldc);
+            if beta == 0.0 {
+                // C must not be read when beta is 0.
+                case.c0.iter_mut().for_each(|x| *x = f32::NAN);
+            }
+            let (want, scale) = case.reference();
+            for isa in Isa::supported() {
+                for par in [false, true] {
+                    let got = case.run(isa, false, rng.range(0, 1) == 1, par);
+                    let what = format!("{isa:?} {m}x{n}x{k} beta={beta} par={par}");
+                    check(&got, &want, &scale, case.ldc, n, &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn empty_inner_dimension_gives_beta_c_plus_epilogue() {
     let mut rng = Rng::new(3);
     for beta in [0.0, 1.0, 0.5] {
