@@ -467,9 +467,13 @@ fn reads_a_in_place(isa: Isa, n: usize, scale: &Scale<'_, '_>) -> bool {
         false
     };
     let direct = scale.alpha == 1.0 && (scale.beta == 0.0 || scale.beta == 1.0);
-    const { assert!(NC.is_multiple_of(2 * NR)) };
-    wide && direct && n.is_multiple_of(2 * NR)
+    const { assert!(NC.is_multiple_of(A_IN_PLACE_COLUMNS)) };
+    wide && direct && n.is_multiple_of(A_IN_PLACE_COLUMNS)
 }
+
+/// A product whose column count is a multiple of this reads a row-major A in place
+/// (with AVX-512; see [`reads_a_in_place`]): the width of a 6x32 tile.
+pub const A_IN_PLACE_COLUMNS: usize = 2 * NR;
 
 /// How a block's A is laid out.
 #[derive(Copy, Clone, Debug)]
