@@ -117,7 +117,10 @@ pub(crate) fn gemm_with(
         beta,
         epilogue,
     };
-    match parallel.then(|| split_plan(m, n, k, &a, &b)).flatten() {
+    match parallel
+        .then(|| split_plan(isa, m, n, k, &a, &b, &scale))
+        .flatten()
+    {
         Some((row_cuts, col_cuts)) => {
             let tasks = split_rows(dense.rows_mut(), &row_cuts, &col_cuts);
             run_tasks(isa, a, b, tasks, &row_cuts, &col_cuts, scale);
@@ -217,13 +220,16 @@ fn run_tasks(
 
 /// How to cut an `m x n` output into blocks for parallel work, or `None` when the
 /// problem is too small to be worth it. Chooses the grid minimising the slowest
-/// thread's time: its tile-rounded multiply-adds plus the packing it repeats.
+/// thread's time: its tile-rounded multiply-adds plus the packing it repeats (a
+/// row-major A read in place costs none: see [`reads_a_in_place`]).
 fn split_plan(
+    isa: Isa,
     m: usize,
     n: usize,
     k: usize,
     a: &LhsSource<'_>,
     b: &RhsSource<'_>,
+    scale: &Scale<'_, '_>,
 ) -> Option<(Vec<usize>, Vec<usize>)> {
     let threads = rayon::current_num_threads();
     if threads < 2 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
@@ -231,14 +237,21 @@ fn split_plan(
     }
     // Copying one element while packing costs about as much as this many multiply-adds.
     const PACK_COST: usize = 8;
-    let pack_a = matches!(a, LhsSource::Mat(_));
+    // A is packed per call but where a row-major A is read in place; then column
+    // blocks are whole 32-column pairs, so every block keeps reading it so.
+    let a_in_place = match a {
+        LhsSource::Mat(mat) => mat.contiguous_rows().is_some() && reads_a_in_place(isa, n, scale),
+        LhsSource::Packed(_) => false,
+    };
+    let pack_a = matches!(a, LhsSource::Mat(_)) && !a_in_place;
+    let col_step = if a_in_place { A_IN_PLACE_COLUMNS } else { NR };
     let pack_b = !matches!(b, RhsSource::Packed(_));
-    let (max_mt, max_nt) = (m.div_ceil(MR).min(threads), n.div_ceil(NR).min(threads));
+    let (max_mt, max_nt) = (m.div_ceil(MR).min(threads), n.div_ceil(col_step).min(threads));
     let mut best: Option<(usize, usize, usize)> = None;
     for mt in 1..=max_mt {
         for nt in 1..=max_nt {
             let rows = m.div_ceil(mt).div_ceil(MR) * MR;
-            let cols = n.div_ceil(nt).div_ceil(NR) * NR;
+            let cols = n.div_ceil(nt).div_ceil(col_step) * col_step;
             let (tasks, rounds) = (mt * nt, (mt * nt).div_ceil(threads));
             let packing = (if pack_a { rows } else { 0 } + if pack_b { cols } else { 0 }) * k * PACK_COST;
             let cost = rounds * (rows * cols * k + packing);
@@ -441,15 +454,25 @@ fn next_block(
 /// so a packed panel is only a copy), when tiles store straight from registers,
 /// and for at most [`IN_PLACE_MAX_ROWS`] rows of A.
 fn reads_b_in_place(isa: Isa, m: usize, scale: &Scale<'_, '_>) -> bool {
+    wide_tiles(isa) && stores_directly(scale) && m <= IN_PLACE_MAX_ROWS
+}
+
+/// Whether `isa` computes 6x32 tiles (AVX-512).
+fn wide_tiles(isa: Isa) -> bool {
     #[cfg(target_arch = "x86_64")]
-    let wide = matches!(isa, Isa::Avx512F) && isa.is_supported();
+    {
+        matches!(isa, Isa::Avx512F) && isa.is_supported()
+    }
     #[cfg(not(target_arch = "x86_64"))]
-    let wide = {
+    {
         let _ = isa;
         false
-    };
-    let direct = scale.alpha == 1.0 && (scale.beta == 0.0 || scale.beta == 1.0);
-    wide && direct && m <= IN_PLACE_MAX_ROWS
+    }
+}
+
+/// Whether full tiles go straight from registers to C (nothing to scale).
+fn stores_directly(scale: &Scale<'_, '_>) -> bool {
+    scale.alpha == 1.0 && (scale.beta == 0.0 || scale.beta == 1.0)
 }
 
 /// Whether [`sequential`] reads a row-major A where it lies instead of packing it:
@@ -459,16 +482,8 @@ fn reads_b_in_place(isa: Isa, m: usize, scale: &Scale<'_, '_>) -> bool {
 /// convolutions: packing gathered six of its rows per step, copying the whole
 /// image once per call for as few as one or two column pairs of reuse.
 fn reads_a_in_place(isa: Isa, n: usize, scale: &Scale<'_, '_>) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    let wide = matches!(isa, Isa::Avx512F) && isa.is_supported();
-    #[cfg(not(target_arch = "x86_64"))]
-    let wide = {
-        let _ = isa;
-        false
-    };
-    let direct = scale.alpha == 1.0 && (scale.beta == 0.0 || scale.beta == 1.0);
     const { assert!(NC.is_multiple_of(A_IN_PLACE_COLUMNS)) };
-    wide && direct && n.is_multiple_of(A_IN_PLACE_COLUMNS)
+    wide_tiles(isa) && stores_directly(scale) && n.is_multiple_of(A_IN_PLACE_COLUMNS)
 }
 
 /// A product whose column count is a multiple of this reads a row-major A in place
