@@ -161,21 +161,21 @@ impl Layout {
     }
 }
 
-/// The inputs of `step` its device code reads: a library kernel's bound inputs
-/// (a `Split`'s sizes or a `Reshape`'s shape is an int64 constant read at
-/// prepare, which stays on the host), or all of a cuDNN or cuBLAS call's.
-fn device_inputs(step: &Step<CudaKernel>) -> Vec<&Loc> {
+/// The buffers of step number `s` that its device code reads or writes: a library
+/// kernel's bindings (resolved as at launch, so a `Split`'s sizes or a `Reshape`'s
+/// shape, int64 constants read at prepare, stay on the host), or every input of
+/// a cuDNN or cuBLAS call.
+fn device_buffers(s: usize, step: &Step<CudaKernel>) -> Result<Vec<BufferId>> {
     match &step.kernel {
         CudaKernel::Library(k) => k
             .dispatches
             .iter()
             .flat_map(|d| d.reads.iter().chain(&d.writes))
-            .filter_map(|b| match b {
-                Bind::Input(i) => step.inputs.get(*i)?.as_ref(),
-                _ => None,
-            })
+            .map(|&b| BufferId::of_bind(b, s, step))
             .collect(),
-        CudaKernel::Conv(_) | CudaKernel::Gemm(_) => step.inputs.iter().flatten().collect(),
+        CudaKernel::Conv(_) | CudaKernel::Gemm(_) => {
+            Ok(step.inputs.iter().flatten().map(BufferId::of_loc).collect())
+        }
     }
 }
 
@@ -238,23 +238,28 @@ impl CudaProgram {
         at.insert(BufferId::Dummy, layout.take(ALIGN));
         let mut uploads: Vec<(usize, Vec<f32>)> = Vec::new();
         for (s, step) in plan.steps.iter().enumerate() {
-            for loc in device_inputs(step) {
-                match loc {
-                    Loc::Input { index, .. } if !at.contains_key(&BufferId::Input(*index)) => {
+            for id in device_buffers(s, step)? {
+                if at.contains_key(&id) {
+                    continue;
+                }
+                match id {
+                    BufferId::Input(index) => {
                         let t = inputs
-                            .get(*index)
+                            .get(index)
                             .ok_or_else(|| Error::invalid("internal: missing plan input"))?;
-                        at.insert(BufferId::Input(*index), layout.take(t.len() * esize));
+                        at.insert(id, layout.take(t.len() * esize));
                     }
-                    Loc::Const(c) if !at.contains_key(&BufferId::Const(*c)) => {
-                        let t = &plan.constants[*c];
+                    BufferId::Const(c) => {
+                        let t = &plan.constants[c];
                         let data = t.typed::<f32>().map_err(|_| {
                             Error::invalid(format!("internal: a {} constant bound on the GPU", t.dtype()))
                         })?;
                         let off = layout.take(data.len() * esize);
-                        at.insert(BufferId::Const(*c), off);
+                        at.insert(id, off);
                         uploads.push((off, data.to_vec()));
                     }
+                    // Slots and the dummy are laid out above, a library kernel's
+                    // weights and scratch just below.
                     _ => {}
                 }
             }
