@@ -147,10 +147,14 @@ pub(crate) unsafe fn micro_rows_into<const R: usize, const AVX512: bool>(
 pub(super) fn prefetch_tile_rows(rows: &[&mut [f32]], j: usize, width: usize) {
     for row in rows {
         let tile_row = &row[j..j + width];
-        for at in (0..width).step_by(NR).chain([width - 1]) {
-            // SAFETY: prefetching is a hint that never faults; every address lies
-            // inside the (bounds-checked) row.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(tile_row.as_ptr().add(at).cast()) };
+        // Every cache line the span touches: one more than `width` covers when it
+        // starts inside a line. (A plain loop: chaining the last element onto a
+        // stepped range cost a shallow tile 2 % in iterator state.)
+        let start = tile_row.as_ptr().cast::<i8>();
+        let into_line = start as usize % 64;
+        for line in 0..(into_line + 4 * width).div_ceil(64) {
+            // SAFETY: prefetching is a hint that never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_sub(into_line).wrapping_add(64 * line)) };
         }
     }
 }

@@ -488,3 +488,130 @@ pub(super) unsafe fn partial_wide_rows_into(
         }
     }
 }
+
+/// Where a row sweep finds B's 32-column groups ([`wide_sweep_into`]): group `g`'s
+/// two panels start at `g * group` and `g * group + half`, and a step is `step`
+/// floats (packed panels: `2 kc NR`, `kc NR` and NR; B read in place: 32, 16 and
+/// its row stride).
+#[derive(Copy, Clone, Debug)]
+pub(super) struct SweepB<'b> {
+    pub data: &'b [f32],
+    pub group: usize,
+    pub half: usize,
+    pub step: usize,
+}
+
+/// The 6x32 tiles `0..groups` of one row panel, left to right: `rows[r][j + 32 g..]
+/// [..32]` from `A_panel * B`'s group `g`, as [`wide_rows_into`] would store them
+/// one call at a time. A shallow product's tile is a few hundred cycles of
+/// arithmetic, and the per-tile work of the block loop (slicing the operands and
+/// C's rows again, prefetch bookkeeping, dispatching the activation) cost it a
+/// third of its time: here the activation is chosen once per sweep, A's panel and
+/// C's rows stay put, and only B and the columns move. The next tile's part of C
+/// is fetched while a tile computes.
+///
+/// # Safety
+/// The CPU must support AVX-512F. This is inlined into its caller, which must be
+/// compiled with it.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) unsafe fn wide_sweep_into<const R: usize>(
+    k: usize,
+    a: &[f32],
+    a_ld: Option<usize>,
+    b: SweepB<'_>,
+    groups: usize,
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+) {
+    macro_rules! sweep {
+        ($in_place:literal, $ld:expr) => {
+            // SAFETY (both arms): AVX-512F per the caller.
+            unsafe {
+                match terms {
+                    None => sweep::<R, $in_place, _>(k, a, $ld, b, groups, rows, i, j, accumulate, None, NoActivation),
+                    Some(t) => with_activation!(t.activation, act => {
+                        sweep::<R, $in_place, _>(k, a, $ld, b, groups, rows, i, j, accumulate, Some(t), act)
+                    }),
+                }
+            }
+        };
+    }
+    match a_ld {
+        None => sweep!(false, 0),
+        Some(ld) => sweep!(true, ld),
+    }
+}
+
+/// [`wide_sweep_into`] with A's layout and the activation fixed.
+///
+/// # Safety
+/// As [`wide_sweep_into`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn sweep<const R: usize, const A_IN_PLACE: bool, A: Activate>(
+    k: usize,
+    a: &[f32],
+    a_ld: usize,
+    b: SweepB<'_>,
+    groups: usize,
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+    act: A,
+) {
+    if groups > 0 {
+        prefetch_tile_rows(&rows[..R], j, 2 * NR);
+    }
+    for g in 0..groups {
+        let (jg, bg) = (j + g * 2 * NR, &b.data[g * b.group..]);
+        if g + 1 < groups {
+            prefetch_tile_rows(&rows[..R], jg + 2 * NR, 2 * NR);
+        }
+        // SAFETY (all): AVX-512F per the caller; `product_wide` and `store_rows`
+        // bounds-check the operands and rows they are given.
+        unsafe {
+            let [left, right] = product_wide::<R, A_IN_PLACE>(k, a, a_ld, bg, &bg[b.half..], b.step, &[]);
+            store_rows::<R, false, A>(left, rows, i, jg, NR, accumulate, terms, act);
+            store_rows::<R, false, A>(right, rows, i, jg + NR, NR, accumulate, terms, act);
+        }
+    }
+}
+
+/// [`wide_sweep_into`] for a partial row panel's `rows_in_tile` (1 to MR - 1)
+/// rows, out of line like [`partial_rows_into`].
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn partial_wide_sweep_into(
+    rows_in_tile: usize,
+    k: usize,
+    a: &[f32],
+    a_ld: Option<usize>,
+    b: SweepB<'_>,
+    groups: usize,
+    rows: &mut [&mut [f32]; MR],
+    i: usize,
+    j: usize,
+    accumulate: bool,
+    terms: Option<&TileTerms<'_>>,
+) {
+    // SAFETY (all arms): AVX-512F per the caller.
+    unsafe {
+        match rows_in_tile {
+            5 => wide_sweep_into::<5>(k, a, a_ld, b, groups, rows, i, j, accumulate, terms),
+            4 => wide_sweep_into::<4>(k, a, a_ld, b, groups, rows, i, j, accumulate, terms),
+            3 => wide_sweep_into::<3>(k, a, a_ld, b, groups, rows, i, j, accumulate, terms),
+            2 => wide_sweep_into::<2>(k, a, a_ld, b, groups, rows, i, j, accumulate, terms),
+            1 => wide_sweep_into::<1>(k, a, a_ld, b, groups, rows, i, j, accumulate, terms),
+            _ => unreachable!("a partial tile has 1 to {} rows", MR - 1),
+        }
+    }
+}

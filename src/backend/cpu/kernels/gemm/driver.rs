@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Products at most `SHALLOW_KC` deep swap the two innermost loops (see
-//! [`macro_loop`]).
+//! [`macro_loop`]); with AVX-512 each row panel's full 6x32 tiles then go in one
+//! call, a sweep.
 
 use rayon::prelude::*;
 
@@ -619,7 +620,61 @@ fn macro_loop<C: OutRows + ?Sized, const AVX2: bool, const AVX512: bool>(
     };
     let tiles = (0..outer).flat_map(|o| (0..inner).map(move |q| (o, q)));
     let ahead = Ahead::new(blk, row_panels, col_groups, pair, rows_outer);
+    // Along row panels, the full 6x32 tiles of each go in one sweep (see
+    // `avx512::wide_sweep_into`); the loop below skips them.
+    let swept_groups = if cfg!(target_arch = "x86_64") && AVX512 && direct && rows_outer {
+        blk.nc / (2 * NR)
+    } else {
+        0
+    };
     for (t, (o, q)) in tiles.enumerate() {
+        #[cfg(target_arch = "x86_64")]
+        if q < swept_groups {
+            if q == 0 {
+                ahead.before_tiles(blk, t, swept_groups);
+                let i = o * MR;
+                let (mut rows, count) = c.tile_rows(blk.i0 + i);
+                let rows_in_tile = count.min(blk.mc - i);
+                let (a_panel, a_ld) = blk.a_panel(o, rows_in_tile);
+                let (i, j, accumulate) = (blk.i0 + i, blk.j0, how.beta == 1.0);
+                let (b, terms) = (blk.b_sweep(), in_registers.as_ref());
+                // SAFETY (both): `AVX512` is true only in `macro_avx512`, which
+                // requires AVX-512F, AVX2 and FMA.
+                if rows_in_tile == MR {
+                    unsafe {
+                        super::avx512::wide_sweep_into::<MR>(
+                            kc,
+                            a_panel,
+                            a_ld,
+                            b,
+                            swept_groups,
+                            &mut rows,
+                            i,
+                            j,
+                            accumulate,
+                            terms,
+                        )
+                    };
+                } else if rows_in_tile > 0 {
+                    unsafe {
+                        super::avx512::partial_wide_sweep_into(
+                            rows_in_tile,
+                            kc,
+                            a_panel,
+                            a_ld,
+                            b,
+                            swept_groups,
+                            &mut rows,
+                            i,
+                            j,
+                            accumulate,
+                            terms,
+                        )
+                    };
+                }
+            }
+            continue;
+        }
         let b_ahead = ahead.before_tile(blk, t, o, q);
         let (ip, group) = if rows_outer { (o, q) } else { (q, o) };
         let jp = group * pair;
@@ -721,6 +776,22 @@ impl Block<'_> {
             BRows::InPlace { ld } => (&self.b[jp * NR..], &self.b[(jp + 1) * NR..], ld),
         }
     }
+
+    /// B's column groups as a row sweep walks them (see [`Block::b_pair`]).
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn b_sweep(&self) -> super::avx512::SweepB<'_> {
+        let (group, half, step) = match self.b_rows {
+            BRows::Packed => (2 * self.kc * NR, self.kc * NR, NR),
+            BRows::InPlace { ld } => (2 * NR, NR, ld),
+        };
+        super::avx512::SweepB {
+            data: self.b,
+            group,
+            half,
+            step,
+        }
+    }
 }
 
 /// Pulls prepacked weights into L2 ahead of use. Prepacked blocks are read
@@ -778,6 +849,16 @@ impl Ahead {
             a_lines,
             b_lines,
             b_group,
+        }
+    }
+
+    /// Prefetches A's lines for tiles `t..t + count`, which take no B lines (a row
+    /// sweep).
+    #[inline(always)]
+    fn before_tiles(&self, blk: &Block<'_>, t: usize, count: usize) {
+        debug_assert_eq!(self.b_lines, 0);
+        if self.a_lines > 0 {
+            prefetch_lines(blk.a_next, t * self.a_lines, count * self.a_lines);
         }
     }
 
