@@ -2,10 +2,11 @@
 //! channels on the vector lanes, see [`super::swapped`]) with its left operand read
 //! straight from a zero-padded copy of the input instead of an im2col matrix.
 //!
-//! A micro-tile of 6 positions x 16 channels keeps one pointer per position (the
-//! top-left of its window in the padded input); every step of the reduction over
-//! (input channel, tap) adds one precomputed offset to all six and broadcasts the
-//! values found there. No column matrix is built or packed: im2col cost more than
+//! A micro-tile of 6 positions x 16 channels (twelve positions with AVX-512,
+//! whose 32 registers hold that many accumulators) keeps one pointer per position
+//! (the top-left of its window in the padded input); every step of the reduction
+//! over (input channel, tap) adds one precomputed offset to all of them and
+//! broadcasts the values found there. No column matrix is built or packed: im2col cost more than
 //! the arithmetic on convolutions with few output channels per group (RegNet's
 //! 16-channel groups, 3-channel stems), where each column element feeds only
 //! `Mg` multiply-adds. The weights are packed once, transposed, as the swapped
@@ -153,7 +154,8 @@ impl Indirect {
     fn panel(&self, isa: Isa, g: usize, j: usize, padded: &[f32], rows: &mut [f32], e: &RowEpilogue<'_>) {
         let positions = self.out_hw.0 * self.out_hw.1;
         let k_g = self.offsets.steps.len();
-        let mut tile: Tile = [0.0; MR * NR];
+        let mut tiles: [Tile; 2] = [[0.0; MR * NR]; 2];
+        let twelve = wide_tiles(isa);
         for q0 in (0..positions).step_by(EPILOGUE_POSITIONS) {
             let q1 = (q0 + EPILOGUE_POSITIONS).min(positions);
             // KC steps of weights (16 KiB) stay in L1 while every tile of the chunk
@@ -162,18 +164,30 @@ impl Indirect {
                 let k1 = (k0 + KC).min(k_g);
                 let offsets = self.offsets.slice(k0..k1);
                 let weights = self.panels[g].block(j * NR, NR, k0, k1 - k0);
-                for p0 in (q0..q1).step_by(MR) {
-                    let n = MR.min(q1 - p0);
+                let mut p0 = q0;
+                while p0 < q1 {
+                    // Twelve positions at a time where the CPU has the registers
+                    // (see `tile_pair_with`), else six.
+                    let span = if twelve && q1 - p0 > MR { 2 * MR } else { MR };
+                    let n = span.min(q1 - p0);
                     // Past the last position, repeat it: a valid read, never stored.
-                    let bases: [usize; MR] = std::array::from_fn(|i| self.window_base(p0 + i.min(n - 1)));
-                    tile_with(isa, padded, &bases, offsets, weights, &mut tile);
+                    let base = |i: usize| self.window_base(p0 + i.min(n - 1));
+                    if span == MR {
+                        let bases: [usize; MR] = std::array::from_fn(base);
+                        tile_with(isa, padded, &bases, offsets, weights, &mut tiles[0]);
+                    } else {
+                        let bases: [usize; 2 * MR] = std::array::from_fn(base);
+                        tile_pair_with(isa, padded, &bases, offsets, weights, &mut tiles);
+                    }
                     for (l, row) in rows.chunks_exact_mut(positions).enumerate() {
                         let dst = row[p0..p0 + n].iter_mut().enumerate();
+                        let at = |i: usize| tiles[i / MR][i % MR * NR + l];
                         match k0 {
-                            0 => dst.for_each(|(i, d)| *d = tile[i * NR + l]),
-                            _ => dst.for_each(|(i, d)| *d += tile[i * NR + l]),
+                            0 => dst.for_each(|(i, d)| *d = at(i)),
+                            _ => dst.for_each(|(i, d)| *d += at(i)),
                         }
                     }
+                    p0 += n;
                 }
             }
             for (l, row) in rows.chunks_exact_mut(positions).enumerate() {
@@ -286,6 +300,37 @@ pub(super) fn tile_with(
         // SAFETY: as above.
         Isa::Avx2Fma if isa.is_supported() => unsafe { tile_avx2(x, bases, offsets, b, out) },
         _ => tile_generic(x, bases, offsets, b, out),
+    }
+}
+
+/// [`tile_with`] for twelve positions (`bases`), into `out[0]` (the first six) and
+/// `out[1]`. With AVX-512 they share each step's weight load in one kernel of
+/// twelve accumulators: six, one per position, leave the FMA units waiting on
+/// their latency (RegNet's 16-channel groups, one panel per group).
+pub(super) fn tile_pair_with(
+    isa: Isa,
+    x: &[f32],
+    bases: &[usize; 2 * MR],
+    offsets: OffsetSlice<'_>,
+    b: &[f32],
+    out: &mut [Tile; 2],
+) {
+    let halves = |i: usize| -> [usize; MR] { std::array::from_fn(|r| bases[i * MR + r]) };
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512F if isa.is_supported() => {
+            // Every read is checked here, once: no offset exceeds `offsets.max`.
+            assert!(bases.iter().all(|&base| base + offsets.max < x.len()));
+            assert!(b.len() >= offsets.steps.len() * NR);
+            // SAFETY: the guard checks the CPU's features; the reads are in bounds
+            // per the asserts above.
+            unsafe { tile12_avx512(x, bases, offsets.steps, b, out) }
+        }
+        _ => {
+            let [first, second] = out;
+            tile_with(isa, x, &halves(0), offsets, b, first);
+            tile_with(isa, x, &halves(1), offsets, b, second);
+        }
     }
 }
 
@@ -419,6 +464,45 @@ unsafe fn tile_avx512(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f3
     for (i, v) in c.iter().enumerate() {
         // SAFETY: `out` holds MR * NR floats; row i goes to 16i..16i+16.
         unsafe { _mm512_storeu_ps(dst.add(NR * i), *v) };
+    }
+}
+
+/// [`tile_pair_with`]'s twelve positions x 16 channels, one zmm per position.
+///
+/// # Safety
+/// AVX-512F; `bases[i] + o < x.len()` for every offset `o`, and `b` holds
+/// `offsets.len() * NR` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile12_avx512(
+    x: &[f32],
+    bases: &[usize; 2 * MR],
+    offsets: &[usize],
+    b: &[f32],
+    out: &mut [Tile; 2],
+) {
+    use std::arch::x86_64::{
+        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+    const { assert!(NR == 16) };
+    let x = x.as_ptr();
+    let mut pb = b.as_ptr();
+    let mut c: [__m512; 2 * MR] = [_mm512_setzero_ps(); 2 * MR];
+    for &o in offsets {
+        // SAFETY: `bases[i] + o` is inside `x` and `pb` walks `b` NR floats per
+        // step, per this function's contract.
+        unsafe {
+            let bv = _mm512_loadu_ps(pb);
+            for (row, &base) in c.iter_mut().zip(bases) {
+                *row = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(base + o)), bv, *row);
+            }
+            pb = pb.add(NR);
+        }
+    }
+    for (i, v) in c.iter().enumerate() {
+        // SAFETY: each tile holds MR * NR floats; position i goes to row i % MR of
+        // tile i / MR.
+        unsafe { _mm512_storeu_ps(out[i / MR].as_mut_ptr().add(NR * (i % MR)), *v) };
     }
 }
 

@@ -1053,7 +1053,7 @@ fn channel_blocked_depthwise_matches_plane_kernel() {
 
 #[test]
 fn indirect_simd_tile_matches_generic() {
-    use super::indirect::{tile_with, Offsets};
+    use super::indirect::{tile_pair_with, tile_with, Offsets};
     use crate::backend::cpu::kernels::gemm::micro::{Isa, MR, NR};
 
     let simd: Vec<Isa> = Isa::supported()
@@ -1077,12 +1077,40 @@ fn indirect_simd_tile_matches_generic() {
             out
         };
         let want: Vec<f64> = run(Isa::Generic).iter().map(|&v| v as f64).collect();
+        // Twelve positions: the first six as above, six more after them.
+        let more: [usize; MR] = std::array::from_fn(|_| rng.range(0, 1999));
+        let twelve: [usize; 2 * MR] = std::array::from_fn(|i| if i < MR { bases[i] } else { more[i - MR] });
+        let run_pair = |isa| {
+            let mut out = [[f32::NAN; MR * NR]; 2];
+            tile_pair_with(isa, &x, &twelve, offsets.slice(0..steps), &b, &mut out);
+            out
+        };
+        let mut want_more = [f32::NAN; MR * NR];
+        tile_with(
+            Isa::Generic,
+            &x,
+            &more,
+            offsets.slice(0..steps),
+            &b,
+            &mut want_more,
+        );
+        let want_pair: Vec<f64> = want
+            .iter()
+            .copied()
+            .chain(want_more.iter().map(|&v| v as f64))
+            .collect();
         for &isa in &simd {
             assert_close(
                 &run(isa),
                 &want,
                 1e-5,
                 &format!("indirect tile trial {trial} {isa:?}, {steps} steps"),
+            );
+            assert_close(
+                run_pair(isa).as_flattened(),
+                &want_pair,
+                1e-5,
+                &format!("indirect twelve-position tile trial {trial} {isa:?}, {steps} steps"),
             );
         }
     }
