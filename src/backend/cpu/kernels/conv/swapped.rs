@@ -17,8 +17,11 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::__m256;
 
+use rayon::prelude::*;
+
+use super::lanes::LANES;
 #[cfg(target_arch = "x86_64")]
-use super::lanes::{Avx2, Lanes, LANES};
+use super::lanes::{Avx2, Lanes};
 use crate::backend::cpu::kernels::gemm::buffers::{with_scratch, Slot};
 use crate::backend::cpu::kernels::gemm::micro::{MR, NR};
 use crate::backend::cpu::kernels::gemm::{gemm, Epilogue, LhsSource, MatRef, PackedB, RhsSource};
@@ -162,36 +165,76 @@ pub(super) fn conv_gemm_from(
             &Epilogue::default(),
             parallel,
         )?;
-        store_transposed(t, positions, m_g, y, epilogue);
+        store_transposed(t, positions, m_g, y, epilogue, parallel);
         Ok(())
     })
 }
 
+/// Output values from which [`store_transposed`] splits its blocks of channels over
+/// threads, when the product did: below, a task costs more than its share. (At 2
+/// threads the serial store was a sixth of a 7x7 layer's time: RegNet's 400 -> 400
+/// convs, 49 positions, ~35 us each.)
+const PARALLEL_STORE_MIN: usize = 4096;
+
 /// `y[c, p] = act(t[p, c] + bias[c] + residual[c, p])`, `t` being `positions x m`
-/// row-major and `y` `m x positions`.
-fn store_transposed(t: &[f32], positions: usize, m: usize, y: &mut [f32], e: &RowEpilogue<'_>) {
-    #[cfg(target_arch = "x86_64")]
-    let done = match (Avx2::detect(), RegisterActivation::of(e.activation)) {
-        (Some(avx2), Some(act)) => transposed_blocks(avx2, t, positions, m, y, e, act),
-        _ => 0,
+/// row-major and `y` `m x positions`: blocks of [`LANES`] channels, in parallel
+/// with `parallel`.
+fn store_transposed(
+    t: &[f32],
+    positions: usize,
+    m: usize,
+    y: &mut [f32],
+    e: &RowEpilogue<'_>,
+    parallel: bool,
+) {
+    if positions == 0 || m == 0 {
+        return;
+    }
+    let y = &mut y[..m * positions];
+    let blocks = |c0: usize, rows: &mut [f32]| {
+        for (b, rows) in rows.chunks_mut(LANES * positions).enumerate() {
+            store_channels(t, positions, m, c0 + b * LANES, rows, e);
+        }
     };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = 0;
-    store_transposed_rows(t, positions, m, done, y, e);
+    if parallel && m * positions >= PARALLEL_STORE_MIN {
+        // One task per thread: the blocks are too small to schedule one by one.
+        let per_task = m.div_ceil(LANES).div_ceil(rayon::current_num_threads()) * LANES;
+        y.par_chunks_mut(per_task * positions)
+            .enumerate()
+            .for_each(|(i, rows)| blocks(i * per_task, rows));
+    } else {
+        blocks(0, y);
+    }
 }
 
-/// [`store_transposed`] for channels `c0..m`, one output row at a time: neighbouring
-/// channels read the same cache lines of `t` (a few hundred KiB at most, in L2),
-/// and each output row is written once, in order.
+/// [`store_transposed`] for channels `c0..` (`rows`: their output rows, at most
+/// [`LANES`]): through a register transpose where they are a whole block and the
+/// activation has a register form, else row by row.
+fn store_channels(t: &[f32], positions: usize, m: usize, c0: usize, rows: &mut [f32], e: &RowEpilogue<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if rows.len() == LANES * positions {
+        if let (Some(avx2), Some(act)) = (Avx2::detect(), RegisterActivation::of(e.activation)) {
+            // SAFETY (all arms): the token proves AVX2 + FMA.
+            unsafe { with_activation!(act, a => transposed_block(avx2, t, positions, m, c0, rows, e, a)) };
+            return;
+        }
+    }
+    store_transposed_rows(t, positions, m, c0, rows, e);
+}
+
+/// [`store_channels`] one output row at a time: neighbouring channels read the
+/// same cache lines of `t` (a few hundred KiB at most, in L2), and each output row
+/// is written once, in order.
 fn store_transposed_rows(
     t: &[f32],
     positions: usize,
     m: usize,
     c0: usize,
-    y: &mut [f32],
+    rows: &mut [f32],
     e: &RowEpilogue<'_>,
 ) {
-    for (c, row) in y.chunks_exact_mut(positions).enumerate().take(m).skip(c0) {
+    for (i, row) in rows.chunks_exact_mut(positions).enumerate() {
+        let c = c0 + i;
         row.iter_mut()
             .zip(t[c..].iter().step_by(m))
             .for_each(|(d, &v)| *d = v);
@@ -199,62 +242,47 @@ fn store_transposed_rows(
     }
 }
 
-/// [`store_transposed`] for the whole blocks of eight channels, eight positions at a
+/// [`store_channels`] for a whole block of eight channels, eight positions at a
 /// time through an 8x8 register transpose, with the epilogue applied in registers
-/// (`act` is `e.activation`'s register form). Returns the channels it stored.
-/// (The row-at-a-time store was 9 % of MobileNetV2's swapped layers; this one made
-/// them 2-7 % faster, in-model A/B at 1 thread on a noisy machine.)
-#[cfg(target_arch = "x86_64")]
-fn transposed_blocks(
-    avx2: Avx2,
-    t: &[f32],
-    positions: usize,
-    m: usize,
-    y: &mut [f32],
-    e: &RowEpilogue<'_>,
-    act: RegisterActivation,
-) -> usize {
-    // SAFETY (all arms): the token proves AVX2 + FMA.
-    unsafe { with_activation!(act, a => transposed_blocks_with(avx2, t, positions, m, y, e, a)) }
-}
-
+/// (`act` is `e.activation`'s register form). (The row-at-a-time store was 9 % of
+/// MobileNetV2's swapped layers; this one made them 2-7 % faster, in-model A/B at
+/// 1 thread on a noisy machine.)
+///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn transposed_blocks_with<A: Activate>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn transposed_block<A: Activate>(
     avx2: Avx2,
     t: &[f32],
     positions: usize,
     m: usize,
-    y: &mut [f32],
+    c0: usize,
+    rows: &mut [f32],
     e: &RowEpilogue<'_>,
     act: A,
-) -> usize {
-    let blocks = m / LANES;
-    for c0 in (0..blocks).map(|b| b * LANES) {
-        for p0 in (0..positions).step_by(LANES) {
-            let n = LANES.min(positions - p0);
-            // Rows p0..p0 + n of `t`, channels c0..c0 + 8; then one vector per channel.
-            let rows: [__m256; LANES] = std::array::from_fn(|q| match q < n {
-                true => avx2.load(&t[(p0 + q) * m + c0..]),
-                false => avx2.splat(0.0),
-            });
-            for (l, mut v) in avx2.transpose8(rows).into_iter().enumerate() {
-                let c = c0 + l;
-                if let Some(b) = e.bias {
-                    v = avx2.add(v, avx2.splat(b[c]));
-                }
-                if let Some(r) = e.residual {
-                    v = avx2.add(v, avx2.load_first(&r[c * positions + p0..], n));
-                }
-                // SAFETY: AVX2 + FMA per the caller.
-                v = unsafe { act.apply(v) };
-                avx2.store_first(v, &mut y[c * positions + p0..], n);
+) {
+    for p0 in (0..positions).step_by(LANES) {
+        let n = LANES.min(positions - p0);
+        // Rows p0..p0 + n of `t`, channels c0..c0 + 8; then one vector per channel.
+        let inputs: [__m256; LANES] = std::array::from_fn(|q| match q < n {
+            true => avx2.load(&t[(p0 + q) * m + c0..]),
+            false => avx2.splat(0.0),
+        });
+        for (l, mut v) in avx2.transpose8(inputs).into_iter().enumerate() {
+            let c = c0 + l;
+            if let Some(b) = e.bias {
+                v = avx2.add(v, avx2.splat(b[c]));
             }
+            if let Some(r) = e.residual {
+                v = avx2.add(v, avx2.load_first(&r[c * positions + p0..], n));
+            }
+            // SAFETY: AVX2 + FMA per the caller.
+            v = unsafe { act.apply(v) };
+            avx2.store_first(v, &mut rows[l * positions + p0..], n);
         }
     }
-    blocks * LANES
 }
 
 #[cfg(test)]
