@@ -243,13 +243,17 @@ fn conv_matches_direct_definition_in_1d_2d_3d() {
 #[test]
 fn conv_large_enough_for_several_panels_and_threads() {
     let mut rng = Rng::new(11);
-    // (c_in, c_out, group, kernel, stride, input): im2col panels, pointwise, depthwise.
+    // (c_in, c_out, group, kernel, stride, input): im2col panels, pointwise, depthwise;
+    // 1x1/2 projections (im2col gathering every other column in long runs, odd and
+    // even input widths).
     let cases = [
         (64, 48, 1, 3, 1, 33),
         (32, 40, 1, 1, 1, 30),
         (24, 24, 24, 3, 2, 29),
         (16, 32, 16, 5, 1, 20),
         (8, 16, 2, 3, 2, 41),
+        (8, 24, 1, 1, 2, 70),
+        (8, 24, 1, 1, 2, 71),
     ];
     for (c_in, c_out, group, k, s, hw) in cases {
         let window = Window {
