@@ -295,7 +295,7 @@ pub(super) fn tile_with(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the guard checks the CPU's features; the reads are in bounds per
         // the asserts above.
-        Isa::Avx512F if isa.is_supported() => unsafe { tile_avx512(x, bases, offsets, b, out) },
+        Isa::Avx512F if isa.is_supported() => unsafe { tile_avx512::<MR>(x, bases, offsets, b, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Isa::Avx2Fma if isa.is_supported() => unsafe { tile_avx2(x, bases, offsets, b, out) },
@@ -324,7 +324,7 @@ pub(super) fn tile_pair_with(
             assert!(b.len() >= offsets.steps.len() * NR);
             // SAFETY: the guard checks the CPU's features; the reads are in bounds
             // per the asserts above.
-            unsafe { tile12_avx512(x, bases, offsets.steps, b, out) }
+            unsafe { tile_avx512::<{ 2 * MR }>(x, bases, offsets.steps, b, out.as_flattened_mut()) }
         }
         _ => {
             let [first, second] = out;
@@ -434,21 +434,29 @@ unsafe fn tile_avx2(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f32]
     }
 }
 
-/// [`tile_avx2`] with one zmm accumulator per position (the GEMM's AVX-512 tile).
+/// [`tile_with`]'s tile (`P` = 6 positions) or [`tile_pair_with`]'s (12) x 16
+/// channels, one zmm accumulator per position; position `i` goes to `out[16 i..]`.
 ///
 /// # Safety
 /// AVX-512F; `bases[i] + o < x.len()` for every offset `o`, and `b` holds
 /// `offsets.len() * NR` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_avx512(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f32], out: &mut Tile) {
+unsafe fn tile_avx512<const P: usize>(
+    x: &[f32],
+    bases: &[usize; P],
+    offsets: &[usize],
+    b: &[f32],
+    out: &mut [f32],
+) {
     use std::arch::x86_64::{
         __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
     const { assert!(NR == 16) };
+    let out = &mut out[..P * NR];
     let x = x.as_ptr();
     let mut pb = b.as_ptr();
-    let mut c: [__m512; MR] = [_mm512_setzero_ps(); MR];
+    let mut c: [__m512; P] = [_mm512_setzero_ps(); P];
     for &o in offsets {
         // SAFETY: `bases[i] + o` is inside `x` and `pb` walks `b` NR floats per
         // step, per this function's contract.
@@ -462,47 +470,8 @@ unsafe fn tile_avx512(x: &[f32], bases: &[usize; MR], offsets: &[usize], b: &[f3
     }
     let dst = out.as_mut_ptr();
     for (i, v) in c.iter().enumerate() {
-        // SAFETY: `out` holds MR * NR floats; row i goes to 16i..16i+16.
+        // SAFETY: `out` holds P * NR floats (sliced above); row i goes to 16i..16i+16.
         unsafe { _mm512_storeu_ps(dst.add(NR * i), *v) };
-    }
-}
-
-/// [`tile_pair_with`]'s twelve positions x 16 channels, one zmm per position.
-///
-/// # Safety
-/// AVX-512F; `bases[i] + o < x.len()` for every offset `o`, and `b` holds
-/// `offsets.len() * NR` floats.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn tile12_avx512(
-    x: &[f32],
-    bases: &[usize; 2 * MR],
-    offsets: &[usize],
-    b: &[f32],
-    out: &mut [Tile; 2],
-) {
-    use std::arch::x86_64::{
-        __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
-    };
-    const { assert!(NR == 16) };
-    let x = x.as_ptr();
-    let mut pb = b.as_ptr();
-    let mut c: [__m512; 2 * MR] = [_mm512_setzero_ps(); 2 * MR];
-    for &o in offsets {
-        // SAFETY: `bases[i] + o` is inside `x` and `pb` walks `b` NR floats per
-        // step, per this function's contract.
-        unsafe {
-            let bv = _mm512_loadu_ps(pb);
-            for (row, &base) in c.iter_mut().zip(bases) {
-                *row = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(base + o)), bv, *row);
-            }
-            pb = pb.add(NR);
-        }
-    }
-    for (i, v) in c.iter().enumerate() {
-        // SAFETY: each tile holds MR * NR floats; position i goes to row i % MR of
-        // tile i / MR.
-        unsafe { _mm512_storeu_ps(out[i / MR].as_mut_ptr().add(NR * (i % MR)), *v) };
     }
 }
 
