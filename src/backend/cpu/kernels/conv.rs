@@ -7,6 +7,8 @@ mod depthwise_blocked;
 mod depthwise_nhwc;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_rows;
+#[cfg(target_arch = "x86_64")]
+mod depthwise_rows_avx512;
 mod forward;
 mod indirect;
 mod lanes;

@@ -15,6 +15,8 @@
 #[cfg(target_arch = "x86_64")]
 use super::depthwise_rows::{self, RowLayout};
 #[cfg(target_arch = "x86_64")]
+use super::depthwise_rows_avx512::{self, RowMasks};
+#[cfg(target_arch = "x86_64")]
 use super::lanes::Avx2;
 use super::PlaneEpilogue;
 use crate::backend::cpu::kernels::gemm::micro::Isa;
@@ -41,6 +43,9 @@ pub(crate) struct Plane {
     /// The AVX2 row kernel's ring layout, for the windows it handles.
     #[cfg(target_arch = "x86_64")]
     rows: Option<RowLayout>,
+    /// The AVX-512 row kernel's edge masks, for the windows it handles.
+    #[cfg(target_arch = "x86_64")]
+    masks: Option<RowMasks>,
 }
 
 /// Layout of the flat path's scratch: `stride_h * stride_w` phase planes of
@@ -113,6 +118,8 @@ impl Plane {
                 flat: None,
                 #[cfg(target_arch = "x86_64")]
                 rows: None,
+                #[cfg(target_arch = "x86_64")]
+                masks: None,
             },
             2 => Plane {
                 in_h: g.input[0],
@@ -128,6 +135,8 @@ impl Plane {
                 flat: None,
                 #[cfg(target_arch = "x86_64")]
                 rows: None,
+                #[cfg(target_arch = "x86_64")]
+                masks: None,
             },
             _ => return None,
         };
@@ -145,6 +154,7 @@ impl Plane {
         #[cfg(target_arch = "x86_64")]
         {
             p.rows = RowLayout::new(&p);
+            p.masks = RowMasks::new(&p);
         }
         Some(p)
     }
@@ -171,9 +181,13 @@ pub(crate) fn scratch_len(p: &Plane) -> usize {
         None => p.in_w.div_ceil(p.stride.1) * p.stride.1,
     };
     #[cfg(target_arch = "x86_64")]
-    if let Some(rows) = &p.rows {
-        return generic.max(rows.scratch_len(p));
-    }
+    let generic = generic
+        .max(p.rows.as_ref().map_or(0, |rows| rows.scratch_len(p)))
+        .max(
+            p.masks
+                .as_ref()
+                .map_or(0, |_| depthwise_rows_avx512::scratch_len(p)),
+        );
     generic
 }
 
@@ -200,9 +214,15 @@ pub(crate) fn plane_with(
     phases: &mut [f32],
     out: &mut [f32],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Isa::Avx512F, Some(masks)) = (isa, &p.masks) {
+        if isa.is_supported() {
+            // SAFETY: the CPU supports AVX-512F (just checked).
+            return unsafe { depthwise_rows_avx512::plane(p, masks, x, w, epilogue, phases, out) };
+        }
+    }
     match isa {
-        // The depthwise kernels have no AVX-512 form (none was tried): AVX2 serves
-        // both.
+        // The flat path has no AVX-512 form: AVX2 serves both.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma | Isa::Avx512F if isa.is_supported() => match (&p.rows, Avx2::detect()) {
             (Some(rows), Some(avx2)) => depthwise_rows::plane(avx2, p, rows, x, w, epilogue, phases, out),
