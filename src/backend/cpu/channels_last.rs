@@ -12,7 +12,7 @@
 //! [`MAX_POSITIONS`] and [`MAX_POSITIONS_IN_PLACE`]). Everything else, graph
 //! inputs and outputs included, stays as its shape says.
 
-use crate::backend::cpu::kernels::conv::MAX_TAP_ROWS;
+use crate::backend::cpu::kernels::conv::{MAX_TAP_COLUMNS, MAX_TAP_ROWS};
 use crate::backend::cpu::kernels::gemm::driver::A_IN_PLACE_COLUMNS;
 #[cfg(target_arch = "x86_64")]
 use crate::backend::cpu::kernels::gemm::micro::Isa;
@@ -177,6 +177,7 @@ fn role(op: &Op, inputs: &[Option<usize>], outputs: &[usize], facts: &[Fact]) ->
     if conv.group == 1 && geom.is_pointwise() {
         return Some(Role::Pointwise);
     }
-    let depthwise = conv.group == c_in && c_out == c_in && w_shape[1] == 1 && kernel[0] <= MAX_TAP_ROWS;
+    let fits = kernel.len() == 2 && kernel[0] <= MAX_TAP_ROWS && kernel[1] <= MAX_TAP_COLUMNS;
+    let depthwise = conv.group == c_in && c_out == c_in && w_shape[1] == 1 && fits;
     depthwise.then_some(Role::Depthwise)
 }

@@ -19,7 +19,7 @@ mod tests;
 mod transpose;
 mod winograd;
 
-pub(crate) use depthwise_nhwc::MAX_TAP_ROWS;
+pub(crate) use depthwise_nhwc::{MAX_TAP_COLUMNS, MAX_TAP_ROWS};
 
 use rayon::prelude::*;
 

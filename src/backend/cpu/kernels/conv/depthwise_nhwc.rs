@@ -8,13 +8,15 @@
 //! eight (or four), each its own accumulator chain so the FMAs' latency overlaps,
 //! each tap's weights loaded once for the batch; for each batch every block of
 //! sixteen channels is done before the next batch, so the few input pixels it
-//! reads stay in L1. Outputs whose windows leave the row go one at a time. Bias,
-//! residual and ReLU / clamp are applied in registers, other activations in a pass
-//! over the finished row. The portable form is the tests' oracle and the fallback
-//! (the planner lays values out channels-last only where the AVX-512 form runs).
-//! `depthwise_speed` (1 thread, buffers on cache lines as in the arena), against
-//! the best NCHW kernel: 144x56x56 s1 143 against 190 us, 96x112x112 s2 110
-//! against 203, 192x28x28 s1 51 against 84, 576x14x14 s1 38 against 54.
+//! reads stay in L1. Outputs whose windows leave the row go one at a time, except
+//! in rows of at most eight outputs, which go as one batch with the window columns
+//! outside the row masked off. Bias, residual and ReLU / clamp are applied in
+//! registers, other activations in a pass over the finished row. The portable form
+//! is the tests' oracle and the fallback (the planner lays values out channels-last
+//! only where the AVX-512 form runs). `depthwise_speed` (1 thread, buffers on cache
+//! lines as in the arena), against the best NCHW kernel: 144x56x56 s1 143 against
+//! 190 us, 96x112x112 s2 110 against 203, 192x28x28 s1 51 against 84, 576x14x14 s1
+//! 38 against 54 (before the AVX-512 NCHW row kernel).
 
 use rayon::prelude::*;
 
@@ -68,7 +70,7 @@ impl ChannelsLastDepthwise {
         let pair = |v: &[usize]| -> Option<[usize; 2]> { v.try_into().ok() };
         let kernel = pair(&geom.kernel)?;
         let taps = kernel[0] * kernel[1];
-        if w.len() != channels * taps || kernel[0] > MAX_TAP_ROWS {
+        if w.len() != channels * taps || kernel[0] > MAX_TAP_ROWS || kernel[1] > MAX_TAP_COLUMNS {
             return None;
         }
         let padded = channels.div_ceil(LANES) * LANES;
@@ -215,6 +217,10 @@ impl ChannelsLastDepthwise {
 /// Tallest window the kernel takes (its rows are listed inline per output row).
 pub(crate) const MAX_TAP_ROWS: usize = 8;
 
+/// Widest window the kernel takes (a row end's window columns are bits of a `u64`,
+/// eight per column).
+pub(crate) const MAX_TAP_COLUMNS: usize = 8;
+
 /// The window rows inside the image for one output row: `(ky[r], iy[r])` for
 /// `r < len`.
 #[derive(Copy, Clone)]
@@ -322,6 +328,81 @@ mod avx512 {
             }
             acc
         }
+
+        /// Outputs `ox..ox + count` (`count <= P`) at a row's ends, computed like
+        /// [`Block::inside`]'s but with the window columns outside the row masked
+        /// off (read as zeros). Lanes `count..P` are garbage.
+        ///
+        /// Only for rows of at most eight outputs (MobileNetV2's 7x7 layers: 0.030
+        /// -> 0.025 ms each, one thread, where all but four of the row's seven
+        /// outputs went one at a time). In wider rows the batch at each end wasted
+        /// lanes and read slower than single outputs in-model (14x14: 0.028 ->
+        /// 0.034 ms), though not in `depthwise_speed`.
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn ends<const P: usize, const KW: usize>(&self, pixels: &EndPixels) -> [__m512; P] {
+            let dw = self.dw;
+            let (c, in_w) = (dw.channels, dw.input[1]);
+            let kw = if KW > 0 { KW } else { dw.kernel[1] };
+            let (sw, dil) = (dw.strides[1], dw.dilations[1]);
+            let mut acc = [self.start; P];
+            let weights = &dw.weights[..dw.kernel[0] * kw * dw.padded];
+            for r in 0..self.rows.len {
+                let ky = self.rows.ky[r];
+                // Every pixel read is inside the image (`iy < in_h`, `ix < in_w`):
+                // its sixteen lanes of `mask` are channels `c0..c` of it.
+                let row = &self.x[self.rows.iy[r] * in_w * c + self.c0..];
+                let first = row.as_ptr().wrapping_offset(pixels.first * c as isize);
+                let w_row = &weights[ky * kw * dw.padded + self.c0..];
+                for kx in 0..kw {
+                    let w_tap = &w_row[kx * dw.padded..][..LANES];
+                    // SAFETY: sixteen floats of `w_tap`.
+                    let w = unsafe { _mm512_loadu_ps(w_tap.as_ptr()) };
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        let inside = pixels.inside >> (kx * WIDE_BATCH + p) & 1 == 1;
+                        let mask = if inside { self.mask } else { 0 };
+                        // SAFETY: the lanes of `mask` are inside `row` (above); an
+                        // empty mask reads nothing.
+                        let at = match inside {
+                            true => first.wrapping_add((kx * dil + p * sw) * c),
+                            false => row.as_ptr(),
+                        };
+                        let v = unsafe { _mm512_maskz_loadu_ps(mask, at) };
+                        *acc = _mm512_fmadd_ps(w, v, *acc);
+                    }
+                }
+            }
+            acc
+        }
+    }
+
+    /// Which window columns of a row-end batch's outputs are inside the row, the
+    /// same for every block of channels: bit `kx * WIDE_BATCH + p` for column `kx`
+    /// of output `ox + p` (none for outputs past the batch).
+    struct EndPixels {
+        /// Input column of output `ox`'s window column 0 (negative in the padding).
+        first: isize,
+        inside: u64,
+    }
+
+    impl EndPixels {
+        fn new(dw: &ChannelsLastDepthwise, ox: usize, count: usize) -> EndPixels {
+            let mut inside = 0;
+            for kx in 0..dw.kernel[1] {
+                for p in 0..count {
+                    if dw.input_index(1, ox + p, kx).is_some() {
+                        inside |= 1 << (kx * WIDE_BATCH + p);
+                    }
+                }
+            }
+            EndPixels {
+                first: (ox * dw.strides[1]) as isize - dw.pads[1] as isize,
+                inside,
+            }
+        }
     }
 
     /// One output row, a block of sixteen channels at a time.
@@ -356,8 +437,15 @@ mod avx512 {
         let three = dw.kernel[1] == 3;
         let mut ox = 0;
         while ox < out_w {
+            // Whole windows in batches of eight or four; the other outputs one at a
+            // time, or, in a row of at most eight, together with the columns
+            // outside the row masked off.
             let inside = |n: usize| ox >= inside_from && ox + n <= inside_to;
-            let batch = [WIDE_BATCH, BATCH].into_iter().find(|&n| inside(n)).unwrap_or(1);
+            let (batch, ends) = match [WIDE_BATCH, BATCH].into_iter().find(|&n| inside(n)) {
+                Some(n) => (n, None),
+                None if out_w <= WIDE_BATCH => (out_w - ox, Some(EndPixels::new(dw, ox, out_w - ox))),
+                None => (1, None),
+            };
             for c0 in (0..c).step_by(LANES) {
                 let mask: __mmask16 = if c - c0 >= LANES {
                     !0
@@ -393,15 +481,21 @@ mod avx512 {
                         unsafe { _mm512_mask_storeu_ps(out[at..].as_mut_ptr(), mask, v) };
                     }
                 };
-                let mut batch_done =
-                    |vs: &[__m512]| vs.iter().enumerate().for_each(|(p, &v)| finish(ox + p, v));
+                let mut batch_done = |vs: &[__m512]| {
+                    vs.iter()
+                        .take(batch)
+                        .enumerate()
+                        .for_each(|(p, &v)| finish(ox + p, v))
+                };
                 // SAFETY (each arm): AVX-512F per the caller.
-                match (batch, three) {
-                    (WIDE_BATCH, true) => batch_done(&unsafe { block.inside::<WIDE_BATCH, 3>(ox) }),
-                    (WIDE_BATCH, false) => batch_done(&unsafe { block.inside::<WIDE_BATCH, 0>(ox) }),
-                    (BATCH, true) => batch_done(&unsafe { block.inside::<BATCH, 3>(ox) }),
-                    (BATCH, false) => batch_done(&unsafe { block.inside::<BATCH, 0>(ox) }),
-                    _ => finish(ox, unsafe { block.edge(ox) }),
+                match (&ends, batch, three) {
+                    (None, WIDE_BATCH, true) => batch_done(&unsafe { block.inside::<WIDE_BATCH, 3>(ox) }),
+                    (None, WIDE_BATCH, false) => batch_done(&unsafe { block.inside::<WIDE_BATCH, 0>(ox) }),
+                    (None, BATCH, true) => batch_done(&unsafe { block.inside::<BATCH, 3>(ox) }),
+                    (None, BATCH, false) => batch_done(&unsafe { block.inside::<BATCH, 0>(ox) }),
+                    (None, ..) => finish(ox, unsafe { block.edge(ox) }),
+                    (Some(e), _, true) => batch_done(&unsafe { block.ends::<WIDE_BATCH, 3>(e) }),
+                    (Some(e), _, false) => batch_done(&unsafe { block.ends::<WIDE_BATCH, 0>(e) }),
                 }
             }
             ox += batch;

@@ -1336,7 +1336,7 @@ fn channels_last_depthwise_matches_a_naive_convolution() {
         // pads cover edge outputs and the batched interior.
         let channels = rng.pick(&[1, 5, 16, 17, 40]);
         let (h, w) = (rng.range(1, 13), rng.range(1, 21));
-        let (k, s, d) = (rng.pick(&[1, 3, 5]), rng.range(1, 2), rng.range(1, 2));
+        let (k, s, d) = (rng.pick(&[1, 3, 5, 7]), rng.range(1, 2), rng.range(1, 2));
         let pads: Vec<usize> = (0..4).map(|_| rng.range(0, k / 2 + 1)).collect();
         let Some((geom, out)) = square_geometry(k, s, d, pads.clone(), h, w) else {
             continue;
