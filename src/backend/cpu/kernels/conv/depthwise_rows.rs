@@ -197,27 +197,40 @@ impl Job<'_> {
         // the slots are tracked by wrapping instead of dividing (a division per row
         // cost as much as a 7-wide row's taps).
         let (mut copied, mut copy_slot) = (0, 0);
-        let mut copy_until = |scratch: &mut [f32], end: usize| {
-            while copied < end {
-                let slot = &mut scratch[copy_slot * slot_len..][..slot_len];
-                let ih = copied.checked_sub(p.pad.0).filter(|&ih| ih < p.in_h);
-                let row = ih.map(|ih| &self.x[ih * p.in_w..][..p.in_w]);
-                // SAFETY: AVX2 per the caller.
-                unsafe { copy_row::<S>(avx2, p, layout, row, slot) };
-                copied += 1;
-                copy_slot = if copy_slot + 1 == slots { 0 } else { copy_slot + 1 };
-            }
-        };
+        // A macro, not a closure: a closure would not inherit AVX2, and the
+        // intrinsics `copy_row` inlines would stay calls (perf put a third of the
+        // kernel's time in the copy).
+        macro_rules! copy_until {
+            ($scratch:expr, $end:expr) => {{
+                let end = $end;
+                while copied < end {
+                    let slot = &mut $scratch[copy_slot * slot_len..][..slot_len];
+                    let ih = copied.checked_sub(p.pad.0).filter(|&ih| ih < p.in_h);
+                    let row = match ih {
+                        Some(ih) => Some(&self.x[ih * p.in_w..][..p.in_w]),
+                        None => None,
+                    };
+                    // SAFETY: AVX2 per the caller.
+                    unsafe { copy_row::<S>(avx2, p, layout, row, slot) };
+                    copied += 1;
+                    copy_slot = if copy_slot + 1 == slots {
+                        0
+                    } else {
+                        copy_slot + 1
+                    };
+                }
+            }};
+        }
         // The input rows of the pass starting at output row `oh`.
         let rows_of_pass = |oh: usize| (oh + 2).min(p.out_h).saturating_sub(1) * S + K;
-        copy_until(scratch, rows_of_pass(0));
+        copy_until!(scratch, rows_of_pass(0));
         let (mut oh, mut first) = (0, 0);
         while oh < p.out_h {
             let pair = oh + 1 < p.out_h;
             let next = oh + if pair { 2 } else { 1 };
             // The next pass's new input rows, before this pass reads the ring.
             if next < p.out_h {
-                copy_until(scratch, rows_of_pass(next));
+                copy_until!(scratch, rows_of_pass(next));
             }
             let wrap = |slot: usize| if slot < slots { slot } else { slot - slots };
             // (Rows `j >= S + K` are never read; `first + j < 2 * slots` below that.)
@@ -374,18 +387,24 @@ unsafe fn copy_row<const S: usize>(
     }
     // The `stores` vectors of each phase row from its offset: `offset + stores * 8 <=
     // pitch`. Loads are masked to the row, so columns past it read as zeros.
-    let load = |from: usize| match row.len().saturating_sub(from) {
-        0 => zero,
-        left => avx2.load_first(&row[from..], left.min(LANES)),
-    };
+    // (A macro, not a closure, for `load_first`'s intrinsics to inline.)
+    macro_rules! load {
+        ($from:expr) => {{
+            let from = $from;
+            match row.len().saturating_sub(from) {
+                0 => zero,
+                left => avx2.load_first(&row[from..], left.min(LANES)),
+            }
+        }};
+    }
     let at = |(phase, offset): (usize, usize), s: usize| phase * pitch + offset + s * LANES;
     for s in 0..layout.stores {
         // SAFETY (both arms): each store lands at `offset + s * 8` of its phase row,
         // and `offset + stores * 8 <= pitch`.
         match S {
-            1 => unsafe { _mm256_storeu_ps(dst.add(at(split.even, s)), load(s * LANES)) },
+            1 => unsafe { _mm256_storeu_ps(dst.add(at(split.even, s)), load!(s * LANES)) },
             _ => unsafe {
-                let (even, odd) = deinterleave(load(2 * s * LANES), load(2 * s * LANES + LANES));
+                let (even, odd) = deinterleave(load!(2 * s * LANES), load!(2 * s * LANES + LANES));
                 _mm256_storeu_ps(dst.add(at(split.even, s)), even);
                 _mm256_storeu_ps(dst.add(at(split.odd, s)), odd);
             },
