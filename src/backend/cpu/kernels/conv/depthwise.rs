@@ -158,6 +158,17 @@ impl Plane {
         }
         Some(p)
     }
+
+    /// Whether the row kernels (`depthwise_rows.rs` with AVX2,
+    /// `depthwise_rows_avx512.rs`) take this plane: a non-empty square 3x3, 5x5 or
+    /// 7x7 window, undilated, with equal strides of 1 or 2.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn streams_rows(&self) -> bool {
+        let (sh, sw) = self.stride;
+        let square = self.k_h == self.k_w && matches!(self.k_h, 3 | 5 | 7);
+        let empty = self.in_h == 0 || self.in_w == 0 || self.out_h == 0 || self.out_w == 0;
+        square && !empty && self.dilation == (1, 1) && sh == sw && matches!(sw, 1 | 2)
+    }
 }
 
 /// Output positions `o` in `0..out` whose input `o * stride + off` is in `0..input`.

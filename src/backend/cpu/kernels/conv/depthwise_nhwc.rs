@@ -329,12 +329,12 @@ mod avx512 {
             acc
         }
 
-        /// Outputs `ox..ox + count` (`count <= P`) at a row's ends, computed like
+        /// The outputs of `pixels`' batch (at most `P`), computed like
         /// [`Block::inside`]'s but with the window columns outside the row masked
-        /// off (read as zeros). Lanes `count..P` are garbage.
+        /// off (read as zeros). Lanes past the batch are garbage.
         ///
         /// Only for rows of at most eight outputs (MobileNetV2's 7x7 layers: 0.030
-        /// -> 0.025 ms each, one thread, where all but four of the row's seven
+        /// -> 0.027 ms each, one thread, where all but four of the row's seven
         /// outputs went one at a time). In wider rows the batch at each end wasted
         /// lanes and read slower than single outputs in-model (14x14: 0.028 ->
         /// 0.034 ms), though not in `depthwise_speed`.
@@ -363,13 +363,14 @@ mod avx512 {
                     let w = unsafe { _mm512_loadu_ps(w_tap.as_ptr()) };
                     for (p, acc) in acc.iter_mut().enumerate() {
                         let inside = pixels.inside >> (kx * WIDE_BATCH + p) & 1 == 1;
-                        let mask = if inside { self.mask } else { 0 };
+                        // Outside the row: an empty mask at the row's start. (At
+                        // its computed address, past the input, such a load stalled.)
+                        let (mask, at) = match inside {
+                            true => (self.mask, first.wrapping_add((kx * dil + p * sw) * c)),
+                            false => (0, row.as_ptr()),
+                        };
                         // SAFETY: the lanes of `mask` are inside `row` (above); an
                         // empty mask reads nothing.
-                        let at = match inside {
-                            true => first.wrapping_add((kx * dil + p * sw) * c),
-                            false => row.as_ptr(),
-                        };
                         let v = unsafe { _mm512_maskz_loadu_ps(mask, at) };
                         *acc = _mm512_fmadd_ps(w, v, *acc);
                     }

@@ -48,12 +48,10 @@ pub(crate) struct RowLayout {
 impl RowLayout {
     /// The layout for `p`, or `None` if the row kernel does not handle it.
     pub fn new(p: &Plane) -> Option<RowLayout> {
-        let (sh, sw) = p.stride;
-        let square = p.k_h == p.k_w && matches!(p.k_h, 3 | 5 | 7);
-        let empty = p.in_h == 0 || p.in_w == 0 || p.out_h == 0 || p.out_w == 0;
-        if !square || empty || p.dilation != (1, 1) || sh != sw || !matches!(sw, 1 | 2) {
+        if !p.streams_rows() {
             return None;
         }
+        let (sh, sw) = p.stride;
         let vectors = p.out_w.div_ceil(LANES);
         // A tap reads phase indices up to `vectors * 8 - 1 + (k_w - 1) / sw`: the
         // stores must write (zeros past the input) at least that far.

@@ -58,12 +58,10 @@ pub(crate) struct RowMasks {
 impl RowMasks {
     /// The masks for `p`, or `None` if this kernel does not compute it.
     pub fn new(p: &Plane) -> Option<RowMasks> {
-        let (sh, sw) = p.stride;
-        let square = p.k_h == p.k_w && matches!(p.k_h, 3 | 5 | 7);
-        let empty = p.in_h == 0 || p.in_w == 0 || p.out_h == 0 || p.out_w == 0;
-        if !square || empty || p.dilation != (1, 1) || sh != sw || !matches!(sw, 1 | 2) {
+        if !p.streams_rows() {
             return None;
         }
+        let sw = p.stride.1;
         let vectors = (0..p.out_w)
             .step_by(LANES)
             .map(|o| {
