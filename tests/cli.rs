@@ -35,7 +35,7 @@ fn profile_lists_algorithm_shape_and_rate_per_node() {
     for row in conv_rows {
         let fields: Vec<&str> = row.split_whitespace().collect();
         assert!(
-            ["gemm", "winograd", "depthwise", "direct stem"]
+            ["gemm", "winograd", "depthwise", "direct"]
                 .iter()
                 .any(|algo| row.contains(algo)),
             "no algorithm in {row}"

@@ -9,10 +9,10 @@ mod depthwise_nhwc;
 mod depthwise_rows;
 #[cfg(target_arch = "x86_64")]
 mod depthwise_rows_avx512;
+mod direct;
 mod forward;
 mod indirect;
 mod lanes;
-mod stem;
 mod swapped;
 #[cfg(test)]
 mod tests;

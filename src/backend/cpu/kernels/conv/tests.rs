@@ -744,13 +744,14 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     // ragged channel count (swapped GEMM); RegNet-like 16-channel groups at stride 1
     // and 2, a 3-channel 7x7/2 stem (direct with AVX-512), a 4-channel 7x7/2 one
     // (196 deep, indirect), 96 -> 60 channels at 7x7 (indirect); ResNet-like
-    // 3x3 layers with 7x7 outputs at stride 1 and 2 (swapped im2col); stems.
+    // 3x3 layers with 7x7 outputs at stride 1 and 2 (swapped im2col); stems;
+    // grouped direct.
     let (swapped, indirect) = ("pointwise gemm (swapped)", "indirect gemm");
-    let (swapped_im2col, stem) = ("im2col+gemm (swapped)", "direct stem");
+    let (swapped_im2col, direct) = ("im2col+gemm (swapped)", "direct");
     let wide = super::indirect::wide_tiles(crate::backend::cpu::kernels::gemm::micro::Isa::detect());
     let wide_or_im2col = if wide { indirect } else { "im2col+gemm" };
-    let wide_stem = super::stem::wide_steps(crate::backend::cpu::kernels::gemm::micro::Isa::detect());
-    let stem_or_indirect = if wide_stem { stem } else { indirect };
+    let wide_direct = super::direct::wide_steps(crate::backend::cpu::kernels::gemm::micro::Isa::detect());
+    let direct_or_indirect = if wide_direct { direct } else { indirect };
     let cases = [
         (64, 128, 1, 3, 1, 7, 2, swapped_im2col),
         (40, 96, 1, 3, 2, 13, 1, swapped_im2col),
@@ -758,7 +759,7 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
         (100, 45, 1, 1, 1, 7, 1, swapped),
         (32, 32, 2, 3, 1, 7, 1, indirect),
         (48, 48, 3, 3, 2, 14, 2, indirect),
-        (3, 20, 1, 7, 2, 23, 1, stem_or_indirect),
+        (3, 20, 1, 7, 2, 23, 1, direct_or_indirect),
         (4, 20, 1, 7, 2, 23, 1, indirect),
         (96, 60, 1, 3, 1, 7, 1, indirect),
         // 80 channels (two panel pairs and a single panel) at 14x14: indirect where
@@ -766,10 +767,17 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
         (64, 80, 1, 3, 2, 28, 1, wide_or_im2col),
         // Direct stem: MobileNet's 3x3/2 (19-wide rows: a partial step), ragged
         // output channel blocks, stride 3, a 1x1/2 window, 2 input channels.
-        (3, 32, 1, 3, 2, 37, 2, stem),
-        (2, 6, 1, 3, 1, 20, 1, stem),
-        (2, 9, 1, 5, 3, 29, 1, stem),
-        (3, 5, 1, 1, 2, 17, 1, stem),
+        (3, 32, 1, 3, 2, 37, 2, direct),
+        (2, 6, 1, 3, 1, 20, 1, direct),
+        (2, 9, 1, 5, 3, 29, 1, direct),
+        (3, 5, 1, 1, 2, 17, 1, direct),
+        // Grouped direct with AVX-512: 16-channel groups at 28x28/2 (14-wide rows,
+        // two per step), 8-channel ones with 19-wide rows at stride 1 (two
+        // segments, the second of 3 outputs: 19 of 32 lanes, so indirect) and
+        // 24-wide ones (24 of 32: direct).
+        (32, 32, 2, 3, 2, 28, 1, direct_or_indirect),
+        (24, 24, 3, 3, 1, 19, 1, indirect),
+        (24, 24, 3, 3, 1, 24, 2, direct_or_indirect),
     ];
     for (c_in, c_out, group, k, s, hw, batch, path) in cases {
         for residual in [false, true] {
@@ -810,59 +818,75 @@ fn swapped_and_indirect_gemm_match_direct_definition() {
     }
 }
 
+/// The direct kernel on every instruction set this CPU has (the portable one
+/// included) against the definition: stems of a few channels, and grouped
+/// convolutions (one run per group, each with its weights) of up to 20 channels
+/// per group; rows from 1 to 39 wide, so a plane's rows are one segment, several,
+/// and an odd number of segments in all.
 #[test]
-fn stem_simd_matches_portable() {
-    use super::stem::Stem;
+fn direct_kernel_matches_definition() {
+    use super::direct::Direct;
     use super::swapped::RowEpilogue;
     use crate::backend::cpu::kernels::gemm::micro::Isa;
 
-    let simd: Vec<Isa> = Isa::supported()
-        .into_iter()
-        .filter(|&i| i != Isa::Generic)
-        .collect();
-    if simd.is_empty() {
-        println!("skipped: this CPU has no SIMD stem kernel");
-        return;
-    }
     let mut rng = Rng::new(21);
     let mut checked = 0;
     // Miri (which checks the kernel's loads and stores) affords a few cases.
     let trials = if cfg!(miri) { 8 } else { 60 };
     for trial in 0..trials {
         let (k, s) = ([1, 3, 5, 7][trial % 4], 1 + trial / 4 % 3);
-        let (c_in, c_out) = (rng.range(1, 4), rng.range(1, 13));
+        let grouped = trial % 3 == 2;
+        let (group, c_g, m_g) = match grouped {
+            true => (rng.range(2, 4), rng.range(2, 21), rng.range(1, 21)),
+            false => (1, rng.range(1, 4), rng.range(1, 13)),
+        };
         let (h, w) = (rng.range(1, 30), rng.range(1, 40));
-        let pads = (0..4).map(|_| rng.range(0, k / 2)).collect();
+        let pads: Vec<usize> = (0..4).map(|_| rng.range(0, k / 2)).collect();
+        let pad = [pads[0] as isize, pads[1] as isize];
         let Some((plane, out)) = square_plane(k, s, pads, h, w) else {
             continue;
         };
-        let weights = rng.vec(c_out * c_in * k * k);
-        let Some(stem) = Stem::new(plane, c_in, c_out, &weights) else {
+        let x = rng.tensor(&[1, group * c_g, h, w]);
+        let weights = rng.tensor(&[group * m_g, c_g, k, k]);
+        let bias = rng.tensor(&[group * m_g]);
+        let out_len = out[0] * out[1];
+        let r = rng.vec(group * m_g * out_len);
+        let Some(direct) = Direct::new(plane, c_g, m_g, group, weights.as_slice::<f32>().unwrap()) else {
             continue;
         };
-        let (x, bias, r) = (
-            rng.vec(c_in * h * w),
-            rng.vec(c_out),
-            rng.vec(c_out * out[0] * out[1]),
+        let (with_bias, with_residual) = (trial % 3 != 0, trial % 2 == 0);
+        let act = Activation::Clamp { min: -1.0, max: 1.5 };
+        let conv = naive_conv(
+            &x,
+            &weights,
+            with_bias.then_some(&bias),
+            group,
+            &[s, s],
+            &[1, 1],
+            &pad,
+            &out,
         );
-        let epilogue = RowEpilogue {
-            bias: (trial % 3 != 0).then_some(&bias[..]),
-            residual: (trial % 2 == 0).then_some(&r[..]),
-            activation: Activation::Clamp { min: -1.0, max: 1.5 },
-        };
-        let run = |isa, parallel| {
-            let mut y = vec![f32::NAN; c_out * out[0] * out[1]];
-            stem.run_with(isa, &x, &mut y, &epilogue, parallel);
-            y
-        };
-        let want: Vec<f64> = run(Isa::Generic, false).iter().map(|&v| v as f64).collect();
-        assert!(
-            want.iter().all(|v| v.is_finite()),
-            "trial {trial}: unwritten output"
-        );
-        for &isa in &simd {
-            let what = format!("stem trial {trial} {isa:?}: {c_in}->{c_out} {h}x{w} k{k} s{s}");
-            assert_close(&run(isa, trial % 2 == 1), &want, 1e-5, &what);
+        let want: Vec<f64> = conv
+            .iter()
+            .zip(&r)
+            .map(|(&v, &rv)| (v + if with_residual { rv as f64 } else { 0.0 }).clamp(-1.0, 1.5))
+            .collect();
+        let (xs, bs) = (x.as_slice::<f32>().unwrap(), bias.as_slice::<f32>().unwrap());
+        for isa in Isa::supported() {
+            let mut y = vec![f32::NAN; group * m_g * out_len];
+            let planes = y.chunks_exact_mut(m_g * out_len).enumerate();
+            for (g, y_g) in planes {
+                let epilogue = RowEpilogue {
+                    bias: with_bias.then_some(&bs[g * m_g..][..m_g]),
+                    residual: with_residual.then_some(&r[g * m_g * out_len..][..m_g * out_len]),
+                    activation: act,
+                };
+                let x_g = &xs[g * c_g * h * w..][..c_g * h * w];
+                direct.run_with(isa, g, x_g, y_g, &epilogue, trial % 2 == 1);
+            }
+            let what = format!("direct trial {trial} {isa:?}: {group}x({c_g}->{m_g}) {h}x{w} k{k} s{s}");
+            assert!(y.iter().all(|v| v.is_finite()), "{what}: unwritten output");
+            assert_close(&y, &want, 1e-5, &what);
         }
         checked += 1;
     }

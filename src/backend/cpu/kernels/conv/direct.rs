@@ -1,18 +1,26 @@
-//! Direct convolution for layers with a few input channels and a short reduction:
-//! the 3-channel 3x3 stride-2 stems of MobileNet, RegNet and EfficientNet.
+//! Direct convolution, output positions on the vector lanes: image stems (a few
+//! input channels, a short reduction) and grouped convolutions with narrow groups.
 //!
-//! Such a window reduces over only `3 x 3 x 3 = 27` values. im2col builds (and the
-//! GEMM packs) a 27-row column matrix each of whose values feeds one multiply-add
-//! per output channel, so the copy costs as much as the arithmetic, and a 27-deep
-//! GEMM tile spends much of its time on its store. Here output positions run along
-//! the vector lanes and each weight is broadcast: the input is read in place from
-//! a zero-padded copy split by column phase (even and odd columns apart at stride
-//! 2), so a tap of sixteen neighbouring outputs is two contiguous loads, which
-//! [`CHANNELS`] output channels share. Output rows are stored straight into the
-//! NCHW output and get their epilogue while still in L1.
+//! A 3-channel 3x3 stem reduces over only `3 x 3 x 3 = 27` values. im2col builds
+//! (and the GEMM packs) a 27-row column matrix each of whose values feeds one
+//! multiply-add per output channel, so the copy costs as much as the arithmetic,
+//! and a 27-deep GEMM tile spends much of its time on its store. Here output
+//! positions run along the vector lanes and each weight is broadcast: the input
+//! is read in place from a zero-padded copy split by column phase (even and odd
+//! columns apart at stride 2), so a tap of sixteen neighbouring outputs is two
+//! contiguous loads, which [`CHANNELS`] output channels share. Output rows are
+//! stored straight into the NCHW output and get their epilogue while still in L1.
 //!
-//! With AVX-512 a step is twice as wide both ways: 32 outputs (two zmm vectors) of
+//! With AVX-512 a step is twice as wide both ways: two zmm vectors of outputs for
 //! two channel blocks, sixteen accumulators, each load shared by eight channels.
+//! Output rows are cut into segments of a vector and a step takes two segments,
+//! from different rows where a row is a single one (14x14), so narrow planes keep
+//! sixteen accumulators too.
+//!
+//! Grouped convolutions (RegNet's 8- to 64-channel groups) run one group at a
+//! time, each with its own weights: the GEMM kernels' tiles span 16 or 32 output
+//! channels and store through a transpose, where here eight channels and no
+//! transpose make a step.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_storeu_ps, _mm512_set1_ps};
@@ -39,24 +47,25 @@ const CHANNELS: usize = 4;
 /// Output positions per step: two vectors.
 const STEP: usize = 2 * LANES;
 
-/// Channel blocks per step of the AVX-512 kernel (so eight channels) ...
+/// Channel blocks per step of the AVX-512 kernel (so eight channels); its steps
+/// are two zmm vectors of outputs.
 const WIDE_BLOCKS: usize = 2;
-/// ... and its output positions per step: two zmm vectors. Phase rows are padded
-/// for this step, which covers [`STEP`]'s too.
-const WIDE_STEP: usize = 32;
 
-/// Floats per zmm vector.
-const ZMM_LANES: usize = 16;
+/// Floats per zmm vector: the AVX-512 kernel cuts output rows into segments of
+/// this many outputs. Phase rows are padded to whole segments, which covers
+/// [`STEP`] too.
+pub(super) const SEGMENT: usize = 16;
 
 /// Channels per step of the AVX-512 kernel.
 const WIDE: usize = WIDE_BLOCKS * CHANNELS;
 
 /// A prepared direct convolution (ungrouped, undilated, 1-D or 2-D window).
 #[derive(Debug)]
-pub(super) struct Stem {
+pub(super) struct Direct {
     plane: Plane,
     c_in: usize,
     c_out: usize,
+    groups: usize,
     /// Padded input rows the outputs reach: `(out_h - 1) * s_h + k_h`.
     rows: usize,
     /// Floats per phase row: every output's taps, rounded up to whole steps.
@@ -65,30 +74,40 @@ pub(super) struct Stem {
     /// padded row of the output row's window (precomputed: the division by the
     /// stride cost more than the tap's arithmetic).
     offsets: Vec<usize>,
-    /// `[c_out / CHANNELS, rounded up][c_in * k_h * k_w][CHANNELS]`, zero past
-    /// `c_out`.
+    /// The largest of `offsets`.
+    max_offset: usize,
+    /// How the AVX-512 copy splits each input row (strides 1 and 2).
+    split: Vec<SplitStep>,
+    /// `[groups][c_out / CHANNELS, rounded up][c_in * k_h * k_w][CHANNELS]`, zero
+    /// past `c_out` (`c_in` and `c_out` count one group's channels).
     weights: Vec<f32>,
 }
 
-impl Stem {
-    /// `None` for dilated or empty windows. `w` is `[c_out][c_in][k_h][k_w]`.
-    pub fn new(plane: Plane, c_in: usize, c_out: usize, w: &[f32]) -> Option<Stem> {
+impl Direct {
+    /// `None` for dilated or empty windows. `c_in` and `c_out` are one group's
+    /// channels; `w` is `[groups * c_out][c_in][k_h][k_w]`.
+    pub fn new(plane: Plane, c_in: usize, c_out: usize, groups: usize, w: &[f32]) -> Option<Direct> {
         let p = &plane;
         let taps = c_in * p.k_h * p.k_w;
-        let empty = p.out_h == 0 || p.out_w == 0 || taps == 0 || c_out == 0;
-        if empty || p.dilation != (1, 1) || w.len() != c_out * taps {
+        let empty = p.out_h == 0 || p.out_w == 0 || taps == 0 || c_out == 0 || groups == 0;
+        if empty || p.dilation != (1, 1) || w.len() != groups * c_out * taps {
             return None;
         }
         let rows = (p.out_h - 1) * p.stride.0 + p.k_h;
-        // Output `ow`'s tap `kw` reads phase `kw % s_w`, index `ow + kw / s_w`; the
-        // last step reads a whole step (at most `WIDE_STEP`) past its first output.
-        let pitch = p.out_w.div_ceil(WIDE_STEP) * WIDE_STEP + (p.k_w - 1) / p.stride.1;
-        let blocks = c_out.div_ceil(CHANNELS);
-        let mut weights = vec![0.0; blocks * taps * CHANNELS];
-        for (m, wm) in w.chunks_exact(taps).enumerate() {
-            let (b, c) = (m / CHANNELS, m % CHANNELS);
-            for (t, &v) in wm.iter().enumerate() {
-                weights[(b * taps + t) * CHANNELS + c] = v;
+        // Output `ow`'s tap `kw` reads phase `kw % s_w`, index `ow + kw / s_w`; a
+        // row's last segment reads a whole vector past its first output.
+        let pitch = p.out_w.div_ceil(SEGMENT) * SEGMENT + (p.k_w - 1) / p.stride.1;
+        let group_len = c_out.div_ceil(CHANNELS) * taps * CHANNELS;
+        let mut weights = vec![0.0; groups * group_len];
+        for (wg, dst) in w
+            .chunks_exact(c_out * taps)
+            .zip(weights.chunks_exact_mut(group_len))
+        {
+            for (m, wm) in wg.chunks_exact(taps).enumerate() {
+                let (b, c) = (m / CHANNELS, m % CHANNELS);
+                for (t, &v) in wm.iter().enumerate() {
+                    dst[(b * taps + t) * CHANNELS + c] = v;
+                }
             }
         }
         let (sw, row_len) = (p.stride.1, p.stride.1 * pitch);
@@ -100,12 +119,16 @@ impl Stem {
                 }
             }
         }
-        Some(Stem {
+        let split = SplitStep::plan(p.in_w, p.stride.1, p.pad.1, pitch);
+        Some(Direct {
             plane,
             c_in,
             c_out,
+            groups,
             rows,
             pitch,
+            max_offset: offsets.iter().copied().max().unwrap_or(0),
+            split,
             offsets,
             weights,
         })
@@ -115,29 +138,39 @@ impl Stem {
         self.c_in * self.rows * self.plane.stride.1 * self.pitch
     }
 
-    /// One image: `x` its `c_in` input planes, `y` its `c_out` output planes.
-    /// `parallel`: split the channel blocks over threads.
-    pub fn run(&self, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
-        self.run_with(Isa::detect(), x, y, epilogue, parallel)
+    /// One image and group `g`: `x` its `c_in` input planes, `y` its `c_out`
+    /// output planes. `parallel`: split the channel blocks over threads.
+    pub fn run(&self, g: usize, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
+        self.run_with(Isa::detect(), g, x, y, epilogue, parallel)
     }
 
-    /// [`Stem::run`] with an explicit instruction set (tests compare them).
-    pub fn run_with(&self, isa: Isa, x: &[f32], y: &mut [f32], epilogue: &RowEpilogue<'_>, parallel: bool) {
+    /// [`Direct::run`] with an explicit instruction set (tests compare them).
+    pub fn run_with(
+        &self,
+        isa: Isa,
+        g: usize,
+        x: &[f32],
+        y: &mut [f32],
+        epilogue: &RowEpilogue<'_>,
+        parallel: bool,
+    ) {
         let positions = self.plane.out_h * self.plane.out_w;
+        let group_len = self.weights.len() / self.groups;
+        let weights = &self.weights[g * group_len..][..group_len];
         let wide = wide_steps(isa);
         // A job is one step's channels: `WIDE_BLOCKS` blocks with AVX-512, else one.
         let blocks_per_job = if wide { WIDE_BLOCKS } else { 1 };
         with_scratch(Slot::Columns, self.scratch_len(), |padded| {
-            self.split_input(x, padded);
+            self.split_input(wide, x, padded);
             let padded: &[f32] = padded;
             let job = |(n, out): (usize, &mut [f32])| {
                 let b = n * blocks_per_job;
                 #[cfg(target_arch = "x86_64")]
                 if wide {
                     // SAFETY: `wide` holds only where the CPU supports AVX-512F.
-                    return unsafe { self.wide_avx512(b, padded, out, epilogue) };
+                    return unsafe { self.wide_avx512(weights, b, padded, out, epilogue) };
                 }
-                self.block(isa, b, padded, out, epilogue)
+                self.block(isa, weights, b, padded, out, epilogue)
             };
             let job_len = blocks_per_job * CHANNELS * positions;
             if parallel {
@@ -150,7 +183,8 @@ impl Stem {
 
     /// Copies the input into `padded` as `[c_in][rows][s_w phases][pitch]`: padded
     /// column `j * s_w + phase` at index `j` of its phase row, zero outside the input.
-    fn split_input(&self, x: &[f32], padded: &mut [f32]) {
+    /// `wide`: the CPU has AVX-512F.
+    fn split_input(&self, wide: bool, x: &[f32], padded: &mut [f32]) {
         let p = &self.plane;
         let (sw, in_len) = (p.stride.1, p.in_h * p.in_w);
         let padded = &mut padded[..self.scratch_len()];
@@ -162,9 +196,28 @@ impl Stem {
                     row.fill(0.0);
                     continue;
                 };
-                if sw == 2 {
-                    split_pairs(src, row, p.pad.1, self.pitch);
-                    continue;
+                match sw {
+                    #[cfg(target_arch = "x86_64")]
+                    1 | 2 if wide => {
+                        // SAFETY: `wide` holds only where the CPU supports AVX-512F.
+                        unsafe { split_row_avx512(src, row, sw, &self.split, self.pitch) };
+                        continue;
+                    }
+                    1 => {
+                        // One phase: the padded row itself (a strided walk of
+                        // stride 1 was a fifth of a 14x14 grouped conv's time).
+                        let (left, rest) = row.split_at_mut(p.pad.1.min(row.len()));
+                        left.fill(0.0);
+                        let n = src.len().min(rest.len());
+                        rest[..n].copy_from_slice(&src[..n]);
+                        rest[n..].fill(0.0);
+                        continue;
+                    }
+                    2 => {
+                        split_pairs(src, row, p.pad.1, self.pitch);
+                        continue;
+                    }
+                    _ => {}
                 }
                 for (phase, dst) in row.chunks_exact_mut(self.pitch).enumerate() {
                     // Index `j` holds padded column `j * sw + phase`, input column
@@ -193,7 +246,14 @@ impl Stem {
     /// The CPU must support AVX-512F.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn wide_avx512(&self, b: usize, padded: &[f32], out: &mut [f32], e: &RowEpilogue<'_>) {
+    unsafe fn wide_avx512(
+        &self,
+        weights: &[f32],
+        b: usize,
+        padded: &[f32],
+        out: &mut [f32],
+        e: &RowEpilogue<'_>,
+    ) {
         // The activation goes on in registers, on the way to the store, where it
         // has a register form and no residual comes before it; else on the stored
         // rows. (A second pass over the rows was a tenth of the stem's time.)
@@ -204,13 +264,13 @@ impl Stem {
         // SAFETY (all arms): AVX-512F per the caller.
         unsafe {
             match in_registers {
-                Some(act) => with_activation!(act, a => self.wide_rows(b, padded, out, e, Some(a))),
-                None => self.wide_rows::<NoActivation>(b, padded, out, e, None),
+                Some(act) => with_activation!(act, a => self.wide_rows(weights, b, padded, out, e, Some(a))),
+                None => self.wide_rows::<NoActivation>(weights, b, padded, out, e, None),
             }
         }
     }
 
-    /// [`Stem::wide_avx512`] with its activation `act` applied in registers (then
+    /// [`Direct::wide_avx512`] with its activation `act` applied in registers (then
     /// `e`'s activation is not applied again), or none.
     ///
     /// # Safety
@@ -219,6 +279,7 @@ impl Stem {
     #[inline(always)]
     unsafe fn wide_rows<A: Activate>(
         &self,
+        weights: &[f32],
         b: usize,
         padded: &[f32],
         out: &mut [f32],
@@ -230,7 +291,7 @@ impl Stem {
         let channels = WIDE.min(self.c_out - b * CHANNELS);
         let taps = self.offsets.len();
         // A missing second block computes the first one's weights again, unstored.
-        let block_weights = |b: usize| &self.weights[b * taps * CHANNELS..][..taps * CHANNELS];
+        let block_weights = |b: usize| &weights[b * taps * CHANNELS..][..taps * CHANNELS];
         let second = if channels > CHANNELS { b + 1 } else { b };
         let weights = [block_weights(b), block_weights(second)];
         let bias: [f32; WIDE] = std::array::from_fn(|c| match e.bias {
@@ -248,35 +309,42 @@ impl Stem {
         };
         let row_len = p.stride.1 * self.pitch;
         let padded = &padded[..self.scratch_len()];
-        for oh in 0..p.out_h {
-            for ow in (0..p.out_w).step_by(WIDE_STEP) {
-                let n = WIDE_STEP.min(p.out_w - ow);
-                let base = oh * p.stride.0 * row_len + ow;
-                let dst = |c: usize| (c * positions + oh * p.out_w + ow, n);
-                // SAFETY (both): AVX-512F per the caller.
-                unsafe {
-                    // The last step of a row whose width leaves at most 16 outputs
-                    // (112 = 3 x 32 + 16) computes one vector per channel, not two.
-                    if n > ZMM_LANES {
-                        let acc = self.wide_step::<2>(padded, base, &weights, &bias);
-                        store_wide(acc, out, channels, dst, act);
-                    } else {
-                        let acc = self.wide_step::<1>(padded, base, &weights, &bias);
-                        store_wide(acc, out, channels, dst, act);
-                    }
+        // The outputs go as segments of at most a vector, a row's in order, and a
+        // step computes two of them: on narrow planes (14x14) the two belong to
+        // different rows, so every step still has sixteen accumulators.
+        let per_row = p.out_w.div_ceil(SEGMENT);
+        let segments = p.out_h * per_row;
+        let segment = |s: usize| {
+            let (oh, ow) = (s / per_row, s % per_row * SEGMENT);
+            let base = oh * p.stride.0 * row_len + ow;
+            (base, oh * p.out_w + ow, SEGMENT.min(p.out_w - ow))
+        };
+        for s0 in (0..segments).step_by(2) {
+            let pair = [segment(s0), segment((s0 + 1).min(segments - 1))];
+            let dst = |c: usize, h: usize| (c * positions + pair[h].1, pair[h].2);
+            // SAFETY (both): AVX-512F per the caller.
+            unsafe {
+                if s0 + 1 < segments {
+                    let acc = self.wide_step::<2>(padded, pair.map(|s| s.0), &weights, &bias);
+                    store_wide(acc, out, channels, dst, act);
+                } else {
+                    let acc = self.wide_step::<1>(padded, [pair[0].0], &weights, &bias);
+                    store_wide(acc, out, channels, dst, act);
                 }
             }
             if rest.residual.is_some() || rest.activation != Activation::None {
-                let at = oh * p.out_w;
-                for (c, plane) in out.chunks_exact_mut(positions).take(channels).enumerate() {
-                    rest.apply(b * CHANNELS + c, &mut plane[at..at + p.out_w], positions, at);
+                for &(_, at, n) in &pair[..2.min(segments - s0)] {
+                    for (c, plane) in out.chunks_exact_mut(positions).take(channels).enumerate() {
+                        rest.apply(b * CHANNELS + c, &mut plane[at..at + n], positions, at);
+                    }
                 }
             }
         }
     }
 
-    /// One step of [`Stem::wide_rows`]: `H` vectors of outputs from `base` in the
-    /// padded input, for 8 channels (two blocks of `weights`), starting from `bias`.
+    /// One step of [`Direct::wide_rows`]: `H` vectors of outputs, vector `h`'s
+    /// windows starting at `bases[h]` in the padded input, for 8 channels (two
+    /// blocks of `weights`), starting from `bias`.
     ///
     /// # Safety
     /// The CPU must support AVX-512F. Inlined into a caller that has it.
@@ -285,20 +353,22 @@ impl Stem {
     unsafe fn wide_step<const H: usize>(
         &self,
         padded: &[f32],
-        base: usize,
+        bases: [usize; H],
         weights: &[&[f32]; WIDE_BLOCKS],
         bias: &[f32; WIDE],
     ) -> [[__m512; H]; WIDE] {
         let taps = self.offsets.len();
         let weights = weights.map(|w| &w[..taps * CHANNELS]);
+        // Every load below reads a vector from `base + offset`, no offset above
+        // `max_offset`: checked here once.
+        assert!(bases
+            .iter()
+            .all(|&b| b + self.max_offset + SEGMENT <= padded.len()));
         let mut acc: [[__m512; H]; WIDE] = std::array::from_fn(|c| [_mm512_set1_ps(bias[c]); H]);
         for (t, &offset) in self.offsets.iter().enumerate() {
-            // `pitch` leaves a whole `WIDE_STEP` after every step's first output,
-            // so the slice is inside `padded`.
-            let src = &padded[base + offset..][..WIDE_STEP];
-            // SAFETY: `src` holds `WIDE_STEP` = two vectors of floats.
+            // SAFETY: `bases[h] + offset + 16 <= padded.len()`, asserted above.
             let x: [__m512; H] =
-                std::array::from_fn(|h| unsafe { _mm512_loadu_ps(src.as_ptr().add(h * ZMM_LANES)) });
+                std::array::from_fn(|h| unsafe { _mm512_loadu_ps(padded.as_ptr().add(bases[h] + offset)) });
             // Indexed, not iterated in chunks: borrowing `acc` in pieces kept it
             // in memory.
             for c in 0..WIDE {
@@ -313,34 +383,58 @@ impl Stem {
 
     /// Output channels `CHANNELS * b ..` (`out`: their planes, fewer in the last
     /// block), every row.
-    fn block(&self, isa: Isa, b: usize, padded: &[f32], out: &mut [f32], epilogue: &RowEpilogue<'_>) {
+    fn block(
+        &self,
+        isa: Isa,
+        weights: &[f32],
+        b: usize,
+        padded: &[f32],
+        out: &mut [f32],
+        epilogue: &RowEpilogue<'_>,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if isa != Isa::Generic {
             if let Some(avx2) = Avx2::detect() {
                 // SAFETY: `avx2` proves the CPU supports AVX2 and FMA.
-                return unsafe { self.block_avx2(avx2, b, padded, out, epilogue) };
+                return unsafe { self.block_avx2(avx2, weights, b, padded, out, epilogue) };
             }
         }
-        self.block_with(Portable, b, padded, out, epilogue)
+        self.block_with(Portable, weights, b, padded, out, epilogue)
     }
 
     /// # Safety
     /// The CPU must support AVX2 and FMA (`avx2` proves it).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn block_avx2(&self, avx2: Avx2, b: usize, padded: &[f32], out: &mut [f32], e: &RowEpilogue<'_>) {
-        self.block_with(avx2, b, padded, out, e)
+    unsafe fn block_avx2(
+        &self,
+        avx2: Avx2,
+        weights: &[f32],
+        b: usize,
+        padded: &[f32],
+        out: &mut [f32],
+        e: &RowEpilogue<'_>,
+    ) {
+        self.block_with(avx2, weights, b, padded, out, e)
     }
 
-    /// [`Stem::block`] over the lanes `l`.
+    /// [`Direct::block`] over the lanes `l`.
     #[inline(always)]
-    fn block_with<L: Lanes>(&self, l: L, b: usize, padded: &[f32], out: &mut [f32], e: &RowEpilogue<'_>) {
+    fn block_with<L: Lanes>(
+        &self,
+        l: L,
+        weights: &[f32],
+        b: usize,
+        padded: &[f32],
+        out: &mut [f32],
+        e: &RowEpilogue<'_>,
+    ) {
         let p = &self.plane;
         let (sh, sw) = p.stride;
         let taps = self.offsets.len();
         let positions = p.out_h * p.out_w;
         let channels = CHANNELS.min(self.c_out - b * CHANNELS);
-        let weights = &self.weights[b * taps * CHANNELS..][..taps * CHANNELS];
+        let weights = &weights[b * taps * CHANNELS..][..taps * CHANNELS];
         let bias: [f32; CHANNELS] = match e.bias {
             Some(bias) => std::array::from_fn(|c| if c < channels { bias[b * CHANNELS + c] } else { 0.0 }),
             None => [0.0; CHANNELS],
@@ -417,9 +511,95 @@ fn split_pairs(src: &[f32], row: &mut [f32], pad: usize, pitch: usize) {
     }
 }
 
-/// Stores a [`Stem::wide_step`]'s `acc` for its first `channels` channels:
-/// channel `c`'s outputs go to `out[at..at + n]` where `(at, n) = dst(c)`, through
-/// `act` if given.
+/// One vector of [`split_row_avx512`]: phase indices `j0..j0 + 16` of a row
+/// (its last vector may be shorter), the same for every input row of a plane, so
+/// computed once.
+#[derive(Copy, Clone, Debug)]
+struct SplitStep {
+    /// The input column of the window's first lane: `sw * j0 - pad`.
+    start: isize,
+    /// The window's lanes inside the input: the low half masks its first load,
+    /// the high half (at stride 2) its second.
+    inside: u32,
+    /// The phase indices stored: the first `n`.
+    store: u16,
+}
+
+impl SplitStep {
+    /// The steps of phase rows of `pitch` floats split from rows of `in_w`
+    /// columns at column stride `sw` (1 or 2) and left padding `pad`.
+    fn plan(in_w: usize, sw: usize, pad: usize, pitch: usize) -> Vec<SplitStep> {
+        (0..pitch)
+            .step_by(SEGMENT)
+            .map(|j0| {
+                let start = (sw * j0) as isize - pad as isize;
+                // Lanes `a..b` of the 32-lane window fall inside the input.
+                let a = (-start).clamp(0, 32) as u32;
+                let b = (in_w as isize - start).clamp(0, 32) as u32;
+                let inside = if b > a {
+                    ((1u64 << b) - (1u64 << a)) as u32
+                } else {
+                    0
+                };
+                SplitStep {
+                    start,
+                    inside,
+                    store: first_lanes(SEGMENT.min(pitch - j0)),
+                }
+            })
+            .collect()
+    }
+}
+
+/// [`Direct::split_input`] for one input row `src` at column stride `sw` (1 or
+/// 2), into `row` (its `sw` phase rows of `pitch` floats): index `j` of phase `q`
+/// holds input column `sw * j + q - pad`, zero outside the input. Sixteen indices
+/// per phase at a time (`steps`, from [`SplitStep::plan`] for this `src.len()`,
+/// `sw`, `pad` and `pitch`), from one window of `16 sw` input columns loaded with
+/// the columns outside the input masked off, de-interleaved in registers at
+/// stride 2: on 14- and 28-wide planes the per-row bookkeeping of the portable
+/// copy (fills, a copy, a remainder loop) cost more than the copying, and so did
+/// computing these masks per row.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn split_row_avx512(src: &[f32], row: &mut [f32], sw: usize, steps: &[SplitStep], pitch: usize) {
+    use std::arch::x86_64::{_mm512_maskz_loadu_ps, _mm512_permutex2var_ps, _mm512_setr_epi32};
+    assert!(matches!(sw, 1 | 2) && row.len() == sw * pitch && steps.len() == pitch.div_ceil(SEGMENT));
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let (phase0, phase1) = row.split_at_mut(pitch);
+    for (i, step) in steps.iter().enumerate() {
+        let j0 = i * SEGMENT;
+        // The window's address may lie outside `src` (before it, in the left
+        // padding, or past its end): only the lanes `step.inside` enables are
+        // read, all inside `src` by construction, so no other address is touched.
+        let at = src.as_ptr().wrapping_offset(step.start);
+        // SAFETY: AVX-512F per the caller; the loads read only enabled lanes, each
+        // inside `src` (above); the stores write at most `pitch - j0` floats from
+        // `j0` (`step.store`), inside each phase row.
+        unsafe {
+            let lo = _mm512_maskz_loadu_ps(step.inside as u16, at);
+            if sw == 1 {
+                _mm512_mask_storeu_ps(phase0.as_mut_ptr().add(j0), step.store, lo);
+                continue;
+            }
+            let hi = _mm512_maskz_loadu_ps((step.inside >> 16) as u16, at.wrapping_add(SEGMENT));
+            let (e, o) = (
+                _mm512_permutex2var_ps(lo, even, hi),
+                _mm512_permutex2var_ps(lo, odd, hi),
+            );
+            _mm512_mask_storeu_ps(phase0.as_mut_ptr().add(j0), step.store, e);
+            _mm512_mask_storeu_ps(phase1.as_mut_ptr().add(j0), step.store, o);
+        }
+    }
+}
+
+/// Stores a [`Direct::wide_step`]'s `acc` for its first `channels` channels:
+/// channel `c`'s vector `h` goes to `out[at..at + n]` where `(at, n) = dst(c, h)`
+/// (`n <= 16`), through `act` if given.
 ///
 /// # Safety
 /// The CPU must support AVX-512F. Inlined into a caller that has it.
@@ -429,26 +609,22 @@ unsafe fn store_wide<const H: usize, A: Activate>(
     acc: [[__m512; H]; WIDE],
     out: &mut [f32],
     channels: usize,
-    dst: impl Fn(usize) -> (usize, usize),
+    dst: impl Fn(usize, usize) -> (usize, usize),
     act: Option<A>,
 ) {
     for (c, a) in acc.iter().enumerate().take(channels) {
-        let (at, n) = dst(c);
-        let row = &mut out[at..at + n];
         for (h, &v) in a.iter().enumerate() {
-            let from = h * ZMM_LANES;
-            if from < n {
-                let lanes = (n - from).min(ZMM_LANES);
-                // SAFETY: AVX-512F per the caller; the mask enables floats
-                // `from..from + lanes` of `row`, all inside it (`from + lanes <= n`).
-                unsafe {
-                    let v = match act {
-                        Some(act) => act.apply512(v),
-                        None => v,
-                    };
-                    _mm512_mask_storeu_ps(row.as_mut_ptr().add(from), first_lanes(lanes), v)
+            let (at, n) = dst(c, h);
+            let segment = &mut out[at..at + n];
+            // SAFETY: AVX-512F per the caller; the mask enables the first
+            // `n <= 16` floats, all inside `segment`.
+            unsafe {
+                let v = match act {
+                    Some(act) => act.apply512(v),
+                    None => v,
                 };
-            }
+                _mm512_mask_storeu_ps(segment.as_mut_ptr(), first_lanes(n), v)
+            };
         }
     }
 }
@@ -464,7 +640,6 @@ pub(super) fn wide_steps(isa: Isa) -> bool {
 }
 
 /// The mask of a zmm vector's first `n` lanes (`n <= 16`).
-#[cfg(target_arch = "x86_64")]
 fn first_lanes(n: usize) -> u16 {
     ((1u32 << n) - 1) as u16
 }
